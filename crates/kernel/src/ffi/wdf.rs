@@ -1,0 +1,437 @@
+//! KMDF version binding without the WDK's `WdfDriverEntry.lib` stub: `WDF_BIND_INFO`,
+//! `WDF_VERSION`, `WDF_CLASS_BIND_INFO`, the `wdfldr.sys` exports `WdfVersionBind`,
+//! `WdfVersionUnbind`, `WdfVersionBindClass`, `WdfVersionUnbindClass`, and the pieces of the KMDF
+//! DDI the miniport calls through the function table: `WDF_DRIVER_GLOBALS`, `WDF_DRIVER_CONFIG`,
+//! `WDF_OBJECT_ATTRIBUTES`, `PFN_WDFDRIVERCREATE` and the table indices (`wdffuncenum.h`).
+//!
+//! Sources (facts only, own code):
+//! * microsoft/Windows-Driver-Frameworks (snapshot at commit b6191d9):
+//!   `src/framework/shared/inc/private/common/fxldr.h` (`WDF_VERSION`, `WDF_BIND_INFO`,
+//!   `WdfVersionBind`/`WdfVersionUnbind` prototypes), `src/framework/kmdf/src/librarycommon/
+//!   fxlibrarycommon.cpp` (how the framework fills `FuncTable`: for clients newer than 1.13 it
+//!   stores a pointer to its table through `FuncTable`, i.e. `FuncTable` is the address of the
+//!   client's `WDFFUNC*` variable; `FuncCount` must equal a released table size, 458 for 1.31+),
+//!   `src/publicinc/wdf/kmdf/1.33/{wdffuncenum.h, wdfdriver.h, wdfobject.h, wdfglobals.h}`.
+//! * `WDF_MAJOR_VERSION`/`WDF_MINOR_VERSION`/`WDF_BUILD_NUMBER` are `ULONG` (`wdfldr.h`, not in that
+//!   repository; as in ReactOS `sdk/lib/drivers/wdf/.../wdfldr.h` and Wine's `wdfldr` private
+//!   header). `WDF_CLASS_BIND_INFO`/`WDF_CLASS_VERSION` (`wdfldr.h`): 80 bytes on x64; the
+//!   framework's `FxStubBindClasses` checks `Size == 80` and calls the `ClientBindClass` member at
+//!   offset 56 with `WdfVersionBindClass` as first argument.
+//!
+//! The binding protocol (what the WDK stub does, and what the project's stub must do):
+//! 1. `DriverEntry` fills a static `WDF_BIND_INFO { Size = 48, Component = L"KmdfLibrary",
+//!    Version = {1, minor, 0}, FuncCount = WdfFunctionTableNumEntries, FuncTable = &WdfFunctions }`
+//!    and calls `WdfVersionBind(DriverObject, RegistryPath, &BindInfo, &WdfDriverGlobals)`.
+//! 2. On success `WdfFunctions` points at the framework's DDI table; `WdfDriverGlobals` is passed as
+//!    the first argument of every DDI (`WdfFunctions[WdfDriverCreateTableIndex](WdfDriverGlobals,
+//!    ...)`).
+//! 3. Class extensions (NetAdapterCx) bind with `WdfVersionBindClass(&BindInfo, WdfDriverGlobals,
+//!    &ClassBindInfo)` after step 1.
+//! 4. On unload: `WdfVersionUnbindClass` per class, then `WdfVersionUnbind(RegistryPath, &BindInfo,
+//!    WdfDriverGlobals)`.
+//!
+//! All `wdfldr.sys` functions are PASSIVE_LEVEL.
+
+use core::ffi::c_void;
+
+use super::ntos::{BOOLEAN, DRIVER_OBJECT, NTSTATUS, UNICODE_STRING};
+
+// ---------------------------------------------------------------------------------------------
+// Loader structures
+// ---------------------------------------------------------------------------------------------
+
+/// `WDFFUNC`: an untyped DDI entry; cast to the matching `PFN_WDF*` before calling.
+pub type WDFFUNC = Option<unsafe extern "system" fn()>;
+
+/// `WDF_VERSION` (`WDF_CLASS_VERSION` has the same layout).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WDF_VERSION {
+    pub Major: u32,
+    pub Minor: u32,
+    pub Build: u32,
+}
+const _: () = assert!(core::mem::size_of::<WDF_VERSION>() == 12);
+
+/// `WDF_CLASS_VERSION`.
+pub type WDF_CLASS_VERSION = WDF_VERSION;
+
+/// `WDF_BIND_INFO` (x64/ARM64: 48 bytes).
+#[repr(C)]
+#[derive(Debug)]
+pub struct WDF_BIND_INFO {
+    pub Size: u32,
+    /// `PWCHAR`, e.g. `L"KmdfLibrary"`.
+    pub Component: *const u16,
+    pub Version: WDF_VERSION,
+    pub FuncCount: u32,
+    /// Address of the client's `WDFFUNC*` variable (`&WdfFunctions`), which the framework sets.
+    pub FuncTable: *mut *const WDFFUNC,
+    /// `PLIBRARY_MODULE`: loader-owned; zero-initialize.
+    pub Module: *mut c_void,
+}
+const _: () = assert!(core::mem::size_of::<WDF_BIND_INFO>() == 48);
+const _: () = assert!(core::mem::offset_of!(WDF_BIND_INFO, Component) == 8);
+const _: () = assert!(core::mem::offset_of!(WDF_BIND_INFO, Version) == 16);
+const _: () = assert!(core::mem::offset_of!(WDF_BIND_INFO, FuncCount) == 28);
+const _: () = assert!(core::mem::offset_of!(WDF_BIND_INFO, FuncTable) == 32);
+const _: () = assert!(core::mem::offset_of!(WDF_BIND_INFO, Module) == 40);
+
+/// `PFN_WDF_VERSION_BIND_CLASS` (the type of `WdfVersionBindClass`).
+pub type PFN_WDF_VERSION_BIND_CLASS = Option<
+    unsafe extern "system" fn(
+        bind_info: *mut WDF_BIND_INFO,
+        globals: *mut WDF_DRIVER_GLOBALS,
+        class_bind_info: *mut WDF_CLASS_BIND_INFO,
+    ) -> NTSTATUS,
+>;
+/// `PFN_WDF_VERSION_UNBIND_CLASS`.
+pub type PFN_WDF_VERSION_UNBIND_CLASS = Option<
+    unsafe extern "system" fn(
+        bind_info: *mut WDF_BIND_INFO,
+        globals: *mut WDF_DRIVER_GLOBALS,
+        class_bind_info: *mut WDF_CLASS_BIND_INFO,
+    ),
+>;
+/// `PFN_CLIENT_BIND_CLASS`: optional client hook; if set, the stub calls it instead of
+/// `WdfVersionBindClass` and passes `WdfVersionBindClass` as `bind_function`.
+pub type PFN_CLIENT_BIND_CLASS = Option<
+    unsafe extern "system" fn(
+        bind_function: PFN_WDF_VERSION_BIND_CLASS,
+        bind_info: *mut WDF_BIND_INFO,
+        globals: *mut WDF_DRIVER_GLOBALS,
+        class_bind_info: *mut WDF_CLASS_BIND_INFO,
+    ) -> NTSTATUS,
+>;
+/// `PFN_CLIENT_UNBIND_CLASS`.
+pub type PFN_CLIENT_UNBIND_CLASS = Option<
+    unsafe extern "system" fn(
+        unbind_function: PFN_WDF_VERSION_UNBIND_CLASS,
+        bind_info: *mut WDF_BIND_INFO,
+        globals: *mut WDF_DRIVER_GLOBALS,
+        class_bind_info: *mut WDF_CLASS_BIND_INFO,
+    ),
+>;
+
+/// `WDF_CLASS_BIND_INFO` (x64/ARM64: 80 bytes).
+#[repr(C)]
+#[derive(Debug)]
+pub struct WDF_CLASS_BIND_INFO {
+    pub Size: u32,
+    /// `PWCHAR`, e.g. `L"NetAdapterCx"`.
+    pub ClassName: *const u16,
+    pub Version: WDF_CLASS_VERSION,
+    /// Address of the client's class `WDFFUNC*` variable; the class extension sets it.
+    pub FunctionTable: *mut *const WDFFUNC,
+    pub FunctionTableCount: u32,
+    pub ClassBindInfo: *mut c_void,
+    pub ClientBindClass: PFN_CLIENT_BIND_CLASS,
+    pub ClientUnbindClass: PFN_CLIENT_UNBIND_CLASS,
+    pub ClassModule: *mut c_void,
+}
+const _: () = assert!(core::mem::size_of::<WDF_CLASS_BIND_INFO>() == 80);
+const _: () = assert!(core::mem::offset_of!(WDF_CLASS_BIND_INFO, ClassName) == 8);
+const _: () = assert!(core::mem::offset_of!(WDF_CLASS_BIND_INFO, Version) == 16);
+const _: () = assert!(core::mem::offset_of!(WDF_CLASS_BIND_INFO, FunctionTable) == 32);
+const _: () = assert!(core::mem::offset_of!(WDF_CLASS_BIND_INFO, FunctionTableCount) == 40);
+const _: () = assert!(core::mem::offset_of!(WDF_CLASS_BIND_INFO, ClassBindInfo) == 48);
+const _: () = assert!(core::mem::offset_of!(WDF_CLASS_BIND_INFO, ClientBindClass) == 56);
+const _: () = assert!(core::mem::offset_of!(WDF_CLASS_BIND_INFO, ClientUnbindClass) == 64);
+const _: () = assert!(core::mem::offset_of!(WDF_CLASS_BIND_INFO, ClassModule) == 72);
+
+/// KMDF major version.
+pub const KMDF_VERSION_MAJOR: u32 = 1;
+/// KMDF 1.31 (Windows 10 2004): the minimum NetAdapterCx 2.x clients target here.
+pub const KMDF_VERSION_MINOR_1_31: u32 = 31;
+/// KMDF 1.33 (Windows 11 21H2): the headers the indices below were checked against.
+pub const KMDF_VERSION_MINOR_1_33: u32 = 33;
+/// `WdfFunctionTableNumEntries` for KMDF 1.31 and 1.33 (both 458; `FuncCount` must match a
+/// released table size exactly or the framework rejects the bind).
+pub const WdfFunctionTableNumEntries: u32 = 458;
+/// The `Component` string of the KMDF library: `L"KmdfLibrary"` (NUL-terminated UTF-16).
+pub const WDF_KMDF_COMPONENT_NAME: [u16; 12] = utf16_lit(b"KmdfLibrary");
+
+/// ASCII literal to NUL-terminated UTF-16 at compile time.
+const fn utf16_lit<const N: usize>(s: &[u8]) -> [u16; N] {
+    let mut out = [0u16; N];
+    let mut i = 0;
+    while i < s.len() {
+        out[i] = s[i] as u16;
+        i += 1;
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// KMDF DDI pieces used by the miniport
+// ---------------------------------------------------------------------------------------------
+
+/// `WDFOBJECT` and the typed handles: opaque pointers.
+pub type WDFOBJECT = *mut c_void;
+pub type WDFDRIVER = *mut c_void;
+pub type WDFDEVICE = *mut c_void;
+/// `PWDFDEVICE_INIT`: opaque.
+pub type PWDFDEVICE_INIT = *mut c_void;
+
+/// `WDF_DRIVER_GLOBALS_NAME_LEN`.
+pub const WDF_DRIVER_GLOBALS_NAME_LEN: usize = 32;
+
+/// `WDF_DRIVER_GLOBALS` (x64: 56 bytes): what `WdfVersionBind` returns through its last
+/// argument; the first argument of every DDI.
+#[repr(C)]
+#[derive(Debug)]
+pub struct WDF_DRIVER_GLOBALS {
+    pub Driver: WDFDRIVER,
+    pub DriverFlags: u32,
+    pub DriverTag: u32,
+    pub DriverName: [u8; WDF_DRIVER_GLOBALS_NAME_LEN],
+    pub DisplaceDriverUnload: BOOLEAN,
+}
+const _: () = assert!(core::mem::size_of::<WDF_DRIVER_GLOBALS>() == 56);
+const _: () = assert!(core::mem::offset_of!(WDF_DRIVER_GLOBALS, DriverFlags) == 8);
+const _: () = assert!(core::mem::offset_of!(WDF_DRIVER_GLOBALS, DriverTag) == 12);
+const _: () = assert!(core::mem::offset_of!(WDF_DRIVER_GLOBALS, DriverName) == 16);
+const _: () = assert!(core::mem::offset_of!(WDF_DRIVER_GLOBALS, DisplaceDriverUnload) == 48);
+
+/// `EVT_WDF_DRIVER_DEVICE_ADD`. PASSIVE_LEVEL.
+pub type PFN_WDF_DRIVER_DEVICE_ADD =
+    Option<unsafe extern "system" fn(driver: WDFDRIVER, device_init: PWDFDEVICE_INIT) -> NTSTATUS>;
+/// `EVT_WDF_DRIVER_UNLOAD`. PASSIVE_LEVEL.
+pub type PFN_WDF_DRIVER_UNLOAD = Option<unsafe extern "system" fn(driver: WDFDRIVER)>;
+/// `EVT_WDF_OBJECT_CONTEXT_CLEANUP`. IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDF_OBJECT_CONTEXT_CLEANUP = Option<unsafe extern "system" fn(object: WDFOBJECT)>;
+/// `EVT_WDF_OBJECT_CONTEXT_DESTROY`. IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDF_OBJECT_CONTEXT_DESTROY = Option<unsafe extern "system" fn(object: WDFOBJECT)>;
+
+/// `WDF_DRIVER_INIT_FLAGS`.
+pub const WdfDriverInitNonPnpDriver: u32 = 0x0000_0001;
+pub const WdfDriverInitNoDispatchOverride: u32 = 0x0000_0002;
+pub const WdfVerifyOn: u32 = 0x0000_0004;
+pub const WdfVerifierOn: u32 = 0x0000_0008;
+pub const WdfDriverInitCompanion: u32 = 0x0000_0010;
+
+/// `WDF_DRIVER_CONFIG` (x64: 32 bytes). `Size = sizeof` (`WDF_DRIVER_CONFIG_INIT`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WDF_DRIVER_CONFIG {
+    pub Size: u32,
+    pub EvtDriverDeviceAdd: PFN_WDF_DRIVER_DEVICE_ADD,
+    pub EvtDriverUnload: PFN_WDF_DRIVER_UNLOAD,
+    pub DriverInitFlags: u32,
+    pub DriverPoolTag: u32,
+}
+const _: () = assert!(core::mem::size_of::<WDF_DRIVER_CONFIG>() == 32);
+const _: () = assert!(core::mem::offset_of!(WDF_DRIVER_CONFIG, EvtDriverDeviceAdd) == 8);
+const _: () = assert!(core::mem::offset_of!(WDF_DRIVER_CONFIG, EvtDriverUnload) == 16);
+const _: () = assert!(core::mem::offset_of!(WDF_DRIVER_CONFIG, DriverInitFlags) == 24);
+const _: () = assert!(core::mem::offset_of!(WDF_DRIVER_CONFIG, DriverPoolTag) == 28);
+
+impl WDF_DRIVER_CONFIG {
+    /// `WDF_DRIVER_CONFIG_INIT(&config, EvtDriverDeviceAdd)`.
+    #[allow(clippy::cast_possible_truncation)]
+    pub const fn init(device_add: PFN_WDF_DRIVER_DEVICE_ADD) -> Self {
+        Self {
+            Size: core::mem::size_of::<Self>() as u32,
+            EvtDriverDeviceAdd: device_add,
+            EvtDriverUnload: None,
+            DriverInitFlags: 0,
+            DriverPoolTag: 0,
+        }
+    }
+}
+
+/// `WDF_EXECUTION_LEVEL`.
+pub type WDF_EXECUTION_LEVEL = i32;
+pub const WdfExecutionLevelInvalid: WDF_EXECUTION_LEVEL = 0;
+pub const WdfExecutionLevelInheritFromParent: WDF_EXECUTION_LEVEL = 1;
+pub const WdfExecutionLevelPassive: WDF_EXECUTION_LEVEL = 2;
+pub const WdfExecutionLevelDispatch: WDF_EXECUTION_LEVEL = 3;
+/// `WDF_SYNCHRONIZATION_SCOPE`.
+pub type WDF_SYNCHRONIZATION_SCOPE = i32;
+pub const WdfSynchronizationScopeInvalid: WDF_SYNCHRONIZATION_SCOPE = 0;
+pub const WdfSynchronizationScopeInheritFromParent: WDF_SYNCHRONIZATION_SCOPE = 1;
+pub const WdfSynchronizationScopeDevice: WDF_SYNCHRONIZATION_SCOPE = 2;
+pub const WdfSynchronizationScopeQueue: WDF_SYNCHRONIZATION_SCOPE = 3;
+pub const WdfSynchronizationScopeNone: WDF_SYNCHRONIZATION_SCOPE = 4;
+
+/// `WDF_OBJECT_CONTEXT_TYPE_INFO` (x64: 40 bytes).
+#[repr(C)]
+#[derive(Debug)]
+pub struct WDF_OBJECT_CONTEXT_TYPE_INFO {
+    pub Size: u32,
+    /// `PCHAR ContextName`.
+    pub ContextName: *const u8,
+    pub ContextSize: usize,
+    pub UniqueType: *const WDF_OBJECT_CONTEXT_TYPE_INFO,
+    /// `PFN_GET_UNIQUE_CONTEXT_TYPE`.
+    pub EvtDriverGetUniqueContextType: *const c_void,
+}
+const _: () = assert!(core::mem::size_of::<WDF_OBJECT_CONTEXT_TYPE_INFO>() == 40);
+
+/// `WDF_OBJECT_ATTRIBUTES` (x64: 56 bytes). Initialize with [`WDF_OBJECT_ATTRIBUTES::init`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WDF_OBJECT_ATTRIBUTES {
+    pub Size: u32,
+    pub EvtCleanupCallback: PFN_WDF_OBJECT_CONTEXT_CLEANUP,
+    pub EvtDestroyCallback: PFN_WDF_OBJECT_CONTEXT_DESTROY,
+    pub ExecutionLevel: WDF_EXECUTION_LEVEL,
+    pub SynchronizationScope: WDF_SYNCHRONIZATION_SCOPE,
+    pub ParentObject: WDFOBJECT,
+    pub ContextSizeOverride: usize,
+    pub ContextTypeInfo: *const WDF_OBJECT_CONTEXT_TYPE_INFO,
+}
+const _: () = assert!(core::mem::size_of::<WDF_OBJECT_ATTRIBUTES>() == 56);
+const _: () = assert!(core::mem::offset_of!(WDF_OBJECT_ATTRIBUTES, EvtCleanupCallback) == 8);
+const _: () = assert!(core::mem::offset_of!(WDF_OBJECT_ATTRIBUTES, EvtDestroyCallback) == 16);
+const _: () = assert!(core::mem::offset_of!(WDF_OBJECT_ATTRIBUTES, ExecutionLevel) == 24);
+const _: () = assert!(core::mem::offset_of!(WDF_OBJECT_ATTRIBUTES, SynchronizationScope) == 28);
+const _: () = assert!(core::mem::offset_of!(WDF_OBJECT_ATTRIBUTES, ParentObject) == 32);
+const _: () = assert!(core::mem::offset_of!(WDF_OBJECT_ATTRIBUTES, ContextSizeOverride) == 40);
+const _: () = assert!(core::mem::offset_of!(WDF_OBJECT_ATTRIBUTES, ContextTypeInfo) == 48);
+
+impl WDF_OBJECT_ATTRIBUTES {
+    /// `WDF_OBJECT_ATTRIBUTES_INIT(&attributes)`.
+    #[allow(clippy::cast_possible_truncation)]
+    pub const fn init() -> Self {
+        Self {
+            Size: core::mem::size_of::<Self>() as u32,
+            EvtCleanupCallback: None,
+            EvtDestroyCallback: None,
+            ExecutionLevel: WdfExecutionLevelInheritFromParent,
+            SynchronizationScope: WdfSynchronizationScopeInheritFromParent,
+            ParentObject: core::ptr::null_mut(),
+            ContextSizeOverride: 0,
+            ContextTypeInfo: core::ptr::null(),
+        }
+    }
+}
+
+/// `WDF_NO_OBJECT_ATTRIBUTES`.
+pub const WDF_NO_OBJECT_ATTRIBUTES: *mut WDF_OBJECT_ATTRIBUTES = core::ptr::null_mut();
+/// `WDF_NO_HANDLE`.
+pub const WDF_NO_HANDLE: *mut c_void = core::ptr::null_mut();
+
+/// `PFN_WDFDRIVERCREATE` (table slot `WdfDriverCreateTableIndex`). PASSIVE_LEVEL, from
+/// `DriverEntry`.
+pub type PFN_WDFDRIVERCREATE = unsafe extern "system" fn(
+    driver_globals: *mut WDF_DRIVER_GLOBALS,
+    driver_object: *mut DRIVER_OBJECT,
+    registry_path: *const UNICODE_STRING,
+    driver_attributes: *mut WDF_OBJECT_ATTRIBUTES,
+    driver_config: *mut WDF_DRIVER_CONFIG,
+    driver: *mut WDFDRIVER,
+) -> NTSTATUS;
+/// `PFN_WDFOBJECTDELETE` (table slot `WdfObjectDeleteTableIndex`). IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDFOBJECTDELETE =
+    unsafe extern "system" fn(driver_globals: *mut WDF_DRIVER_GLOBALS, object: WDFOBJECT);
+/// `PFN_WDFDRIVERWDMGETDRIVEROBJECT`. IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDFDRIVERWDMGETDRIVEROBJECT = unsafe extern "system" fn(
+    driver_globals: *mut WDF_DRIVER_GLOBALS,
+    driver: WDFDRIVER,
+) -> *mut DRIVER_OBJECT;
+
+// `WDFFUNCENUM` table indices (wdffuncenum.h, KMDF 1.33; identical in 1.31).
+pub const WdfControlDeviceInitAllocateTableIndex: usize = 25;
+pub const WdfControlFinishInitializingTableIndex: usize = 27;
+pub const WdfDeviceWdmGetDeviceObjectTableIndex: usize = 31;
+pub const WdfDeviceInitFreeTableIndex: usize = 54;
+pub const WdfDeviceInitSetPnpPowerEventCallbacksTableIndex: usize = 55;
+pub const WdfDeviceInitSetIoTypeTableIndex: usize = 61;
+pub const WdfDeviceInitSetExclusiveTableIndex: usize = 62;
+pub const WdfDeviceInitSetDeviceTypeTableIndex: usize = 66;
+pub const WdfDeviceInitAssignNameTableIndex: usize = 67;
+pub const WdfDeviceInitAssignSDDLStringTableIndex: usize = 68;
+pub const WdfDeviceInitSetCharacteristicsTableIndex: usize = 70;
+pub const WdfDeviceCreateTableIndex: usize = 75;
+pub const WdfDeviceCreateSymbolicLinkTableIndex: usize = 80;
+pub const WdfDriverCreateTableIndex: usize = 116;
+pub const WdfDriverGetRegistryPathTableIndex: usize = 117;
+pub const WdfDriverWdmGetDriverObjectTableIndex: usize = 118;
+pub const WdfDriverOpenParametersRegistryKeyTableIndex: usize = 119;
+pub const WdfIoQueueCreateTableIndex: usize = 152;
+pub const WdfObjectGetTypedContextWorkerTableIndex: usize = 202;
+pub const WdfObjectAllocateContextTableIndex: usize = 203;
+pub const WdfObjectReferenceActualTableIndex: usize = 205;
+pub const WdfObjectDereferenceActualTableIndex: usize = 206;
+pub const WdfObjectDeleteTableIndex: usize = 208;
+pub const WdfRequestCompleteTableIndex: usize = 263;
+pub const WdfRequestCompleteWithInformationTableIndex: usize = 265;
+pub const WdfRequestGetParametersTableIndex: usize = 266;
+pub const WdfRequestRetrieveInputBufferTableIndex: usize = 269;
+pub const WdfRequestRetrieveOutputBufferTableIndex: usize = 270;
+pub const WdfRequestSetInformationTableIndex: usize = 275;
+pub const WdfRequestGetIoQueueTableIndex: usize = 282;
+pub const WdfSpinLockCreateTableIndex: usize = 315;
+pub const WdfSpinLockAcquireTableIndex: usize = 316;
+pub const WdfSpinLockReleaseTableIndex: usize = 317;
+pub const WdfTimerCreateTableIndex: usize = 318;
+pub const WdfTimerStartTableIndex: usize = 319;
+pub const WdfWorkItemCreateTableIndex: usize = 379;
+pub const WdfWorkItemEnqueueTableIndex: usize = 380;
+
+// ---------------------------------------------------------------------------------------------
+// wdfldr.sys imports
+// ---------------------------------------------------------------------------------------------
+
+#[cfg_attr(target_os = "windows", link(name = "wdfldr.sys", kind = "raw-dylib", modifiers = "+verbatim"))]
+extern "system" {
+    /// `WdfVersionBind`. PASSIVE_LEVEL (from `DriverEntry`). Loads/references the framework, sets
+    /// `*bind_info.FuncTable` and returns the driver globals through `component_globals`.
+    pub fn WdfVersionBind(
+        driver_object: *mut DRIVER_OBJECT,
+        registry_path: *mut UNICODE_STRING,
+        bind_info: *mut WDF_BIND_INFO,
+        component_globals: *mut *mut WDF_DRIVER_GLOBALS,
+    ) -> NTSTATUS;
+    /// `WdfVersionUnbind`. PASSIVE_LEVEL (from unload, after the WDFDRIVER's cleanup).
+    pub fn WdfVersionUnbind(
+        registry_path: *mut UNICODE_STRING,
+        bind_info: *mut WDF_BIND_INFO,
+        component_globals: *mut WDF_DRIVER_GLOBALS,
+    ) -> NTSTATUS;
+    /// `WdfVersionBindClass`. PASSIVE_LEVEL. Binds a class extension (e.g. NetAdapterCx) for a
+    /// client already bound with `WdfVersionBind`.
+    pub fn WdfVersionBindClass(
+        bind_info: *mut WDF_BIND_INFO,
+        globals: *mut WDF_DRIVER_GLOBALS,
+        class_bind_info: *mut WDF_CLASS_BIND_INFO,
+    ) -> NTSTATUS;
+    /// `WdfVersionUnbindClass`. PASSIVE_LEVEL.
+    pub fn WdfVersionUnbindClass(
+        bind_info: *mut WDF_BIND_INFO,
+        globals: *mut WDF_DRIVER_GLOBALS,
+        class_bind_info: *mut WDF_CLASS_BIND_INFO,
+    );
+}
+
+/// Calls `WdfDriverCreate` through the bound function table (what the `FORCEINLINE WdfDriverCreate`
+/// of `wdfdriver.h` does). PASSIVE_LEVEL.
+///
+/// # Safety
+/// `functions` must be the table the framework published through `WDF_BIND_INFO.FuncTable` (with at
+/// least `WdfFunctionTableNumEntries` entries), `globals` the globals from the same bind, and the
+/// remaining arguments valid as `WdfDriverCreate` requires.
+pub unsafe fn WdfDriverCreate(
+    functions: *const WDFFUNC,
+    globals: *mut WDF_DRIVER_GLOBALS,
+    driver_object: *mut DRIVER_OBJECT,
+    registry_path: *const UNICODE_STRING,
+    driver_attributes: *mut WDF_OBJECT_ATTRIBUTES,
+    driver_config: *mut WDF_DRIVER_CONFIG,
+    driver: *mut WDFDRIVER,
+) -> NTSTATUS {
+    let slot = functions.wrapping_add(WdfDriverCreateTableIndex);
+    // SAFETY: the caller guarantees `functions` holds at least WdfFunctionTableNumEntries entries,
+    // so `slot` is in bounds and readable.
+    let entry = unsafe { *slot };
+    let Some(entry) = entry else {
+        return super::ntos::STATUS_NOT_IMPLEMENTED;
+    };
+    // SAFETY: slot WdfDriverCreateTableIndex of a KMDF 1.x table holds WdfDriverCreate, whose
+    // signature is PFN_WDFDRIVERCREATE; both are `extern "system"` function pointers.
+    let create: PFN_WDFDRIVERCREATE =
+        unsafe { core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDRIVERCREATE>(entry) };
+    // SAFETY: forwarded contract.
+    unsafe { create(globals, driver_object, registry_path, driver_attributes, driver_config, driver) }
+}

@@ -1,0 +1,651 @@
+//! rdco's own IOCTLs for the lightweight filter's control device (`\\.\rdcofilter`, see [`crate::names`]).
+//!
+//! # Conventions
+//!
+//! * Codes are `CTL_CODE(FILE_DEVICE_UNKNOWN, 0x800 + n, METHOD_BUFFERED, FILE_ANY_ACCESS)`, n = 1..=8 —
+//!   function numbers from 0x800 up are the range Microsoft leaves to vendors.
+//! * Every request and response is fixed-size and starts with `Size: u32`, the size of the structure as its
+//!   sender built it. That is the version: a later version only appends fields and grows `Size`. A receiver
+//!   rejects `Size` below the size it knows (`BadValue { field: "Size" }`), requires the buffer to hold
+//!   `Size` bytes, reads the fields it knows and ignores the rest. Senders write `Size = SIZE`.
+//! * Integers are little-endian; addresses use the Windows `SOCKADDR_IN`/`SOCKADDR_IN6` layouts in a 28-byte
+//!   slot ([`crate::sockaddr`]); reserved bytes are written as zero and ignored on parse.
+//! * Peer ids are OpenVPN's 24-bit peer ids ([`PEER_ID_MAX`]); [`ALL_PEERS`] means "the whole module" where
+//!   a request allows it.
+//! * Control-channel packets travel through `ReadFile`/`WriteFile` on the same handle, each prefixed with
+//!   the peer's `SOCKADDR_IN`/`SOCKADDR_IN6` exactly like ovpn-dco-win's multipeer mode
+//!   ([`crate::sockaddr::split_prefixed`], [`crate::sockaddr::write_prefixed`]).
+//!
+//! | n | IOCTL | input | output |
+//! |---|---|---|---|
+//! | 1 | [`IOCTL_RDCO_FILTER_SET_POLICY`] | [`RdcoSetPolicy`] (328) | — |
+//! | 2 | [`IOCTL_RDCO_FILTER_ADD_PEER`] | [`RdcoAddPeer`] (64) | — |
+//! | 3 | [`IOCTL_RDCO_FILTER_DEL_PEER`] | [`RdcoPeerRef`] (8) | — |
+//! | 4 | [`IOCTL_RDCO_FILTER_NEW_KEY`] | [`RdcoNewKey`] (108: `Size` + `OVPN_CRYPTO_DATA_V2`) | — |
+//! | 5 | [`IOCTL_RDCO_FILTER_SWAP_KEYS`] | [`RdcoPeerRef`] (8) | — |
+//! | 6 | [`IOCTL_RDCO_FILTER_SET_KEEPALIVE`] | [`RdcoKeepalive`] (20) | — |
+//! | 7 | [`IOCTL_RDCO_FILTER_GET_STATS`] | [`RdcoPeerRef`] (8; [`ALL_PEERS`] = module) | [`RdcoStats`] (184) |
+//! | 8 | [`IOCTL_RDCO_FILTER_READ_EVENT`] | — | [`RdcoEvent`] (44), pends until an event |
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::ioctl::buffered;
+use crate::ovpn::OvpnCryptoDataV2;
+use crate::sockaddr::{self, AF_INET, AF_INET6, SOCKADDR_INET_SIZE};
+use crate::wire::{
+    bytes, check_in, impl_wire, prep_out, put, put_u16, put_u32, put_u64, put_u8, u16_at, u32_at, u64_at,
+    u8_at,
+};
+use crate::UapiError;
+
+/// The first function number of the vendor range; rdco's filter IOCTLs are `0x800 + n`.
+pub const FUNCTION_BASE: u32 = 0x800;
+
+/// Set the tunnel policy: the inner destination prefixes that are diverted into the tunnel.
+pub const IOCTL_RDCO_FILTER_SET_POLICY: u32 = buffered(FUNCTION_BASE + 1);
+/// Add a peer (its UDP endpoint).
+pub const IOCTL_RDCO_FILTER_ADD_PEER: u32 = buffered(FUNCTION_BASE + 2);
+/// Remove a peer.
+pub const IOCTL_RDCO_FILTER_DEL_PEER: u32 = buffered(FUNCTION_BASE + 3);
+/// Install a key pair in a peer's key slot (the ovpn-dco-win `OVPN_CRYPTO_DATA_V2` layout after `Size`).
+pub const IOCTL_RDCO_FILTER_NEW_KEY: u32 = buffered(FUNCTION_BASE + 4);
+/// Swap a peer's primary and secondary keys.
+pub const IOCTL_RDCO_FILTER_SWAP_KEYS: u32 = buffered(FUNCTION_BASE + 5);
+/// Set a peer's keepalive interval and timeout and its MSS clamp.
+pub const IOCTL_RDCO_FILTER_SET_KEEPALIVE: u32 = buffered(FUNCTION_BASE + 6);
+/// Read the statistics of a peer or of the whole module.
+pub const IOCTL_RDCO_FILTER_GET_STATS: u32 = buffered(FUNCTION_BASE + 7);
+/// Wait for the next event (keepalive timeout, rekey needed, float).
+pub const IOCTL_RDCO_FILTER_READ_EVENT: u32 = buffered(FUNCTION_BASE + 8);
+
+/// The largest OpenVPN peer id (24 bits).
+pub const PEER_ID_MAX: u32 = 0x00FF_FFFF;
+/// The peer id that stands for the whole module (statistics).
+pub const ALL_PEERS: u32 = u32::MAX;
+/// How many prefixes one policy holds.
+pub const MAX_POLICY_PREFIXES: usize = 16;
+
+/// Every rdco filter IOCTL, for dispatch by code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum RdcoFilterIoctl {
+    /// [`IOCTL_RDCO_FILTER_SET_POLICY`]
+    SetPolicy = IOCTL_RDCO_FILTER_SET_POLICY,
+    /// [`IOCTL_RDCO_FILTER_ADD_PEER`]
+    AddPeer = IOCTL_RDCO_FILTER_ADD_PEER,
+    /// [`IOCTL_RDCO_FILTER_DEL_PEER`]
+    DelPeer = IOCTL_RDCO_FILTER_DEL_PEER,
+    /// [`IOCTL_RDCO_FILTER_NEW_KEY`]
+    NewKey = IOCTL_RDCO_FILTER_NEW_KEY,
+    /// [`IOCTL_RDCO_FILTER_SWAP_KEYS`]
+    SwapKeys = IOCTL_RDCO_FILTER_SWAP_KEYS,
+    /// [`IOCTL_RDCO_FILTER_SET_KEEPALIVE`]
+    SetKeepalive = IOCTL_RDCO_FILTER_SET_KEEPALIVE,
+    /// [`IOCTL_RDCO_FILTER_GET_STATS`]
+    GetStats = IOCTL_RDCO_FILTER_GET_STATS,
+    /// [`IOCTL_RDCO_FILTER_READ_EVENT`]
+    ReadEvent = IOCTL_RDCO_FILTER_READ_EVENT,
+}
+
+impl RdcoFilterIoctl {
+    /// All of them, in function-number order.
+    pub const ALL: [Self; 8] = [
+        Self::SetPolicy,
+        Self::AddPeer,
+        Self::DelPeer,
+        Self::NewKey,
+        Self::SwapKeys,
+        Self::SetKeepalive,
+        Self::GetStats,
+        Self::ReadEvent,
+    ];
+
+    /// The IOCTL with this code, if it is one of the filter's.
+    pub fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|i| i.code() == code)
+    }
+
+    /// The IOCTL code.
+    pub const fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// A stable name for logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SetPolicy => "IOCTL_RDCO_FILTER_SET_POLICY",
+            Self::AddPeer => "IOCTL_RDCO_FILTER_ADD_PEER",
+            Self::DelPeer => "IOCTL_RDCO_FILTER_DEL_PEER",
+            Self::NewKey => "IOCTL_RDCO_FILTER_NEW_KEY",
+            Self::SwapKeys => "IOCTL_RDCO_FILTER_SWAP_KEYS",
+            Self::SetKeepalive => "IOCTL_RDCO_FILTER_SET_KEEPALIVE",
+            Self::GetStats => "IOCTL_RDCO_FILTER_GET_STATS",
+            Self::ReadEvent => "IOCTL_RDCO_FILTER_READ_EVENT",
+        }
+    }
+
+    /// The minimum input length (0: none).
+    pub const fn input_len(self) -> usize {
+        match self {
+            Self::SetPolicy => RdcoSetPolicy::SIZE,
+            Self::AddPeer => RdcoAddPeer::SIZE,
+            Self::DelPeer | Self::SwapKeys | Self::GetStats => RdcoPeerRef::SIZE,
+            Self::NewKey => RdcoNewKey::SIZE,
+            Self::SetKeepalive => RdcoKeepalive::SIZE,
+            Self::ReadEvent => 0,
+        }
+    }
+
+    /// The output length (0: none).
+    pub const fn output_len(self) -> usize {
+        match self {
+            Self::GetStats => RdcoStats::SIZE,
+            Self::ReadEvent => RdcoEvent::SIZE,
+            _ => 0,
+        }
+    }
+}
+
+/// Offset of the leading `Size` field in every structure.
+pub const SIZE_FIELD: usize = 0;
+
+fn check_header(buf: &[u8], size: usize) -> Result<(), UapiError> {
+    check_in(buf, size)?;
+    let declared = u32_at(buf, SIZE_FIELD);
+    let declared_len = usize::try_from(declared).unwrap_or(usize::MAX);
+    if declared_len < size {
+        return Err(UapiError::bad("Size", declared));
+    }
+    check_in(buf, declared_len)
+}
+
+fn header_out(out: &mut [u8], size: usize) -> Result<(), UapiError> {
+    prep_out(out, size)?;
+    put_u32(out, SIZE_FIELD, u32::try_from(size).unwrap_or(u32::MAX));
+    Ok(())
+}
+
+fn peer_id(v: u32) -> Result<u32, UapiError> {
+    if v > PEER_ID_MAX {
+        Err(UapiError::bad("PeerId", v))
+    } else {
+        Ok(v)
+    }
+}
+
+/// One policy prefix (20 bytes): `Family` u16 at 0 (`AF_INET`/`AF_INET6`), `PrefixLen` u8 at 2, reserved u8
+/// at 3, `Addr[16]` at 4 (an IPv4 address in its first 4 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdcoPrefix {
+    /// The network address.
+    pub addr: IpAddr,
+    /// The prefix length (0..=32 or 0..=128).
+    pub prefix_len: u8,
+}
+
+impl Default for RdcoPrefix {
+    fn default() -> Self {
+        Self { addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED), prefix_len: 0 }
+    }
+}
+
+/// Byte offsets inside an [`RdcoPrefix`].
+pub mod prefix {
+    /// `Family`
+    pub const FAMILY: usize = 0;
+    /// `PrefixLen`
+    pub const PREFIX_LEN: usize = 2;
+    /// `Addr[16]`
+    pub const ADDR: usize = 4;
+}
+
+impl RdcoPrefix {
+    /// Encoded size.
+    pub const SIZE: usize = 20;
+
+    /// Parses one prefix.
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_in(buf, Self::SIZE)?;
+        let family = u16_at(buf, prefix::FAMILY);
+        let prefix_len = u8_at(buf, prefix::PREFIX_LEN);
+        let (addr, max) = match family {
+            AF_INET => (IpAddr::V4(Ipv4Addr::from(bytes::<4>(buf, prefix::ADDR))), 32),
+            AF_INET6 => (IpAddr::V6(Ipv6Addr::from(bytes::<16>(buf, prefix::ADDR))), 128),
+            other => return Err(UapiError::bad("Prefix.Family", other)),
+        };
+        if prefix_len > max {
+            return Err(UapiError::bad("Prefix.PrefixLen", prefix_len));
+        }
+        Ok(Self { addr, prefix_len })
+    }
+
+    /// Writes one prefix.
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        prep_out(out, Self::SIZE)?;
+        match self.addr {
+            IpAddr::V4(a) => {
+                put_u16(out, prefix::FAMILY, AF_INET);
+                put(out, prefix::ADDR, &a.octets());
+            }
+            IpAddr::V6(a) => {
+                put_u16(out, prefix::FAMILY, AF_INET6);
+                put(out, prefix::ADDR, &a.octets());
+            }
+        }
+        put_u8(out, prefix::PREFIX_LEN, self.prefix_len);
+        Ok(Self::SIZE)
+    }
+}
+
+/// `RDCO_SET_POLICY` (328 bytes): `Size` u32 at 0, `Count` u32 at 4, `Prefixes[16]` ([`RdcoPrefix`], 20 bytes
+/// each) at 8. Replaces the whole policy; `Count` 0 diverts nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RdcoSetPolicy {
+    count: u8,
+    prefixes: [RdcoPrefix; MAX_POLICY_PREFIXES],
+}
+
+/// Byte offsets of [`RdcoSetPolicy`].
+pub mod set_policy {
+    /// `Size`
+    pub const SIZE: usize = 0;
+    /// `Count`
+    pub const COUNT: usize = 4;
+    /// `Prefixes[16]`
+    pub const PREFIXES: usize = 8;
+}
+
+impl RdcoSetPolicy {
+    /// Encoded size of this version.
+    pub const SIZE: usize = 8 + MAX_POLICY_PREFIXES * RdcoPrefix::SIZE;
+
+    /// A policy of these prefixes (at most [`MAX_POLICY_PREFIXES`]).
+    pub fn new(prefixes: &[RdcoPrefix]) -> Result<Self, UapiError> {
+        let mut p = Self::default();
+        if prefixes.len() > MAX_POLICY_PREFIXES {
+            return Err(UapiError::bad("Count", u64::try_from(prefixes.len()).unwrap_or(u64::MAX)));
+        }
+        for (dst, src) in p.prefixes.iter_mut().zip(prefixes) {
+            *dst = *src;
+        }
+        p.count = u8::try_from(prefixes.len()).unwrap_or(0);
+        Ok(p)
+    }
+
+    /// The prefixes.
+    pub fn prefixes(&self) -> &[RdcoPrefix] {
+        self.prefixes.get(..usize::from(self.count)).unwrap_or(&[])
+    }
+
+    /// Parses the structure; see [`crate::Wire::parse`]. Only the first `Count` prefixes are checked.
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_header(buf, Self::SIZE)?;
+        let count = u32_at(buf, set_policy::COUNT);
+        let n = match u8::try_from(count) {
+            Ok(n) if usize::from(n) <= MAX_POLICY_PREFIXES => n,
+            _ => return Err(UapiError::bad("Count", count)),
+        };
+        let mut p = Self { count: n, ..Self::default() };
+        for (i, slot) in p.prefixes.iter_mut().take(usize::from(n)).enumerate() {
+            let off = set_policy::PREFIXES + i * RdcoPrefix::SIZE;
+            *slot = RdcoPrefix::parse(buf.get(off..).unwrap_or(&[]))?;
+        }
+        Ok(p)
+    }
+
+    /// Writes the structure; see [`crate::Wire::write_to`].
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        put_u32(out, set_policy::COUNT, u32::from(self.count));
+        for (i, p) in self.prefixes().iter().enumerate() {
+            let off = set_policy::PREFIXES + i * RdcoPrefix::SIZE;
+            if let Some(dst) = out.get_mut(off..) {
+                p.write_to(dst)?;
+            }
+        }
+        Ok(Self::SIZE)
+    }
+}
+
+/// `RDCO_ADD_PEER` (64 bytes): `Size` at 0, `PeerId` at 4, `Local` (28-byte sockaddr slot) at 8, `Remote` at
+/// 36. The transport is UDP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdcoAddPeer {
+    /// OpenVPN peer id (0..=0xFFFFFF).
+    pub peer_id: u32,
+    /// Local address for the WSK socket (port 0 / unspecified address let the stack choose).
+    pub local: SocketAddr,
+    /// The peer's endpoint; traffic to it is never diverted.
+    pub remote: SocketAddr,
+}
+
+/// Byte offsets of [`RdcoAddPeer`].
+pub mod add_peer {
+    /// `Size`
+    pub const SIZE: usize = 0;
+    /// `PeerId`
+    pub const PEER_ID: usize = 4;
+    /// `Local`
+    pub const LOCAL: usize = 8;
+    /// `Remote`
+    pub const REMOTE: usize = 36;
+}
+
+impl RdcoAddPeer {
+    /// Encoded size of this version.
+    pub const SIZE: usize = 64;
+
+    /// Parses the structure; see [`crate::Wire::parse`].
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_header(buf, Self::SIZE)?;
+        let slot = |off: usize| buf.get(off..off + SOCKADDR_INET_SIZE).unwrap_or(&[]);
+        Ok(Self {
+            peer_id: peer_id(u32_at(buf, add_peer::PEER_ID))?,
+            local: sockaddr::parse(slot(add_peer::LOCAL), "Local")?,
+            remote: sockaddr::parse(slot(add_peer::REMOTE), "Remote")?,
+        })
+    }
+
+    /// Writes the structure; see [`crate::Wire::write_to`].
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        put_u32(out, add_peer::PEER_ID, self.peer_id);
+        if let Some(dst) = out.get_mut(add_peer::LOCAL..add_peer::REMOTE) {
+            sockaddr::write(&self.local, dst)?;
+        }
+        if let Some(dst) = out.get_mut(add_peer::REMOTE..Self::SIZE) {
+            sockaddr::write(&self.remote, dst)?;
+        }
+        Ok(Self::SIZE)
+    }
+}
+
+/// `RDCO_PEER_REF` (8 bytes): `Size` at 0, `PeerId` at 4. [`ALL_PEERS`] is accepted by `parse`; the driver
+/// decides per IOCTL whether it means anything (statistics: the module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdcoPeerRef {
+    /// The peer id, or [`ALL_PEERS`].
+    pub peer_id: u32,
+}
+
+/// Byte offsets of [`RdcoPeerRef`].
+pub mod peer_ref {
+    /// `Size`
+    pub const SIZE: usize = 0;
+    /// `PeerId`
+    pub const PEER_ID: usize = 4;
+}
+
+impl RdcoPeerRef {
+    /// Encoded size of this version.
+    pub const SIZE: usize = 8;
+
+    /// Parses the structure; see [`crate::Wire::parse`].
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_header(buf, Self::SIZE)?;
+        let id = u32_at(buf, peer_ref::PEER_ID);
+        Ok(Self { peer_id: if id == ALL_PEERS { id } else { peer_id(id)? } })
+    }
+
+    /// Writes the structure; see [`crate::Wire::write_to`].
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        put_u32(out, peer_ref::PEER_ID, self.peer_id);
+        Ok(Self::SIZE)
+    }
+}
+
+/// `RDCO_NEW_KEY` (108 bytes): `Size` at 0, then `OVPN_CRYPTO_DATA_V2` at 4 (so `Encrypt` at 4, `Decrypt` at
+/// 45, `KeySlot` at 88, `CipherAlg` at 92, `KeyId` at 96, `PeerId` at 100, `CryptoOptions` at 104). The
+/// `PeerId` inside names the peer; it is checked like every peer id of this API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdcoNewKey {
+    /// The key pair, in ovpn-dco-win's layout and with its checks.
+    pub key: OvpnCryptoDataV2,
+}
+
+/// Byte offsets of [`RdcoNewKey`].
+pub mod new_key {
+    /// `Size`
+    pub const SIZE: usize = 0;
+    /// `Key` (`OVPN_CRYPTO_DATA_V2`, 104 bytes)
+    pub const KEY: usize = 4;
+}
+
+impl RdcoNewKey {
+    /// Encoded size of this version.
+    pub const SIZE: usize = 4 + OvpnCryptoDataV2::SIZE;
+
+    /// Parses the structure; see [`crate::Wire::parse`].
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_header(buf, Self::SIZE)?;
+        let key = OvpnCryptoDataV2::parse(buf.get(new_key::KEY..).unwrap_or(&[]))?;
+        // A negative id fails like any id past 24 bits, reported as its bit pattern.
+        peer_id(u32::from_le_bytes(key.v1.peer_id.to_le_bytes()))?;
+        Ok(Self { key })
+    }
+
+    /// Writes the structure; see [`crate::Wire::write_to`].
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        if let Some(dst) = out.get_mut(new_key::KEY..) {
+            self.key.write_to(dst)?;
+        }
+        Ok(Self::SIZE)
+    }
+}
+
+/// `RDCO_KEEPALIVE` (20 bytes): `Size` at 0, `PeerId` at 4, `KeepaliveInterval` at 8, `KeepaliveTimeout` at
+/// 12 (seconds; 0 disables), `Mss` at 16 (0: no clamping; at most 65535).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdcoKeepalive {
+    /// The peer.
+    pub peer_id: u32,
+    /// Seconds between keepalive pings when idle (0: none).
+    pub keepalive_interval: u32,
+    /// Seconds without traffic from the peer before the timeout event (0: never).
+    pub keepalive_timeout: u32,
+    /// MSS to clamp diverted TCP SYNs to (0: none).
+    pub mss: u16,
+}
+
+/// Byte offsets of [`RdcoKeepalive`].
+#[allow(missing_docs)]
+pub mod keepalive {
+    pub const SIZE: usize = 0;
+    pub const PEER_ID: usize = 4;
+    pub const KEEPALIVE_INTERVAL: usize = 8;
+    pub const KEEPALIVE_TIMEOUT: usize = 12;
+    pub const MSS: usize = 16;
+}
+
+impl RdcoKeepalive {
+    /// Encoded size of this version.
+    pub const SIZE: usize = 20;
+
+    /// Parses the structure; see [`crate::Wire::parse`].
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_header(buf, Self::SIZE)?;
+        let mss = u32_at(buf, keepalive::MSS);
+        Ok(Self {
+            peer_id: peer_id(u32_at(buf, keepalive::PEER_ID))?,
+            keepalive_interval: u32_at(buf, keepalive::KEEPALIVE_INTERVAL),
+            keepalive_timeout: u32_at(buf, keepalive::KEEPALIVE_TIMEOUT),
+            mss: u16::try_from(mss).map_err(|_| UapiError::bad("Mss", mss))?,
+        })
+    }
+
+    /// Writes the structure; see [`crate::Wire::write_to`].
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        put_u32(out, keepalive::PEER_ID, self.peer_id);
+        put_u32(out, keepalive::KEEPALIVE_INTERVAL, self.keepalive_interval);
+        put_u32(out, keepalive::KEEPALIVE_TIMEOUT, self.keepalive_timeout);
+        put_u32(out, keepalive::MSS, u32::from(self.mss));
+        Ok(Self::SIZE)
+    }
+}
+
+macro_rules! counters {
+    ($($(#[$m:meta])* $field:ident, $konst:ident = $off:literal;)*) => {
+        /// `RDCO_STATS` (184 bytes): `Size` at 0, `PeerId` at 4 ([`ALL_PEERS`] for the module), then 22 `u64`
+        /// counters from offset 8, in the order below.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct RdcoStats {
+            /// The peer, or [`ALL_PEERS`] for the module.
+            pub peer_id: u32,
+            $($(#[$m])* pub $field: u64,)*
+        }
+
+        /// Byte offsets of [`RdcoStats`].
+        #[allow(missing_docs)]
+        pub mod stats {
+            pub const SIZE: usize = 0;
+            pub const PEER_ID: usize = 4;
+            $(pub const $konst: usize = $off;)*
+        }
+
+        impl RdcoStats {
+            /// Encoded size of this version.
+            pub const SIZE: usize = 184;
+
+            /// Parses the structure; see [`crate::Wire::parse`].
+            pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+                check_header(buf, Self::SIZE)?;
+                Ok(Self { peer_id: u32_at(buf, stats::PEER_ID), $($field: u64_at(buf, stats::$konst),)* })
+            }
+
+            /// Writes the structure; see [`crate::Wire::write_to`].
+            pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+                header_out(out, Self::SIZE)?;
+                put_u32(out, stats::PEER_ID, self.peer_id);
+                $(put_u64(out, stats::$konst, self.$field);)*
+                Ok(Self::SIZE)
+            }
+        }
+    };
+}
+
+counters! {
+    /// Data packets sealed and sent to the peer.
+    tx_packets, TX_PACKETS = 8;
+    /// Plaintext bytes of those packets.
+    tx_bytes, TX_BYTES = 16;
+    /// Data packets received from the peer and opened.
+    rx_packets, RX_PACKETS = 24;
+    /// Plaintext bytes of those packets.
+    rx_bytes, RX_BYTES = 32;
+    /// Send NBLs diverted into the tunnel.
+    diverted, DIVERTED = 40;
+    /// Send NBLs passed down unchanged.
+    bypassed, BYPASSED = 48;
+    /// Control packets handed to user mode.
+    control_in, CONTROL_IN = 56;
+    /// Control packets sent for user mode.
+    control_out, CONTROL_OUT = 64;
+    /// Dropped: no key for the packet.
+    drop_no_key, DROP_NO_KEY = 72;
+    /// Dropped: replayed or too old packet id.
+    drop_replay, DROP_REPLAY = 80;
+    /// Dropped: authentication tag mismatch.
+    drop_auth, DROP_AUTH = 88;
+    /// Dropped: malformed packet.
+    drop_malformed, DROP_MALFORMED = 96;
+    /// Dropped: worker queue full.
+    drop_queue_full, DROP_QUEUE_FULL = 104;
+    /// Dropped: deep-copy memory ceiling reached.
+    drop_copy_ceiling, DROP_COPY_CEILING = 112;
+    /// Dropped: any other reason.
+    drop_other, DROP_OTHER = 120;
+    /// Plaintext copies (0 on the fast paths).
+    plaintext_copies, PLAINTEXT_COPIES = 128;
+    /// Deep copies made by the hold policy or for RESOURCES receives.
+    deep_copies, DEEP_COPIES = 136;
+    /// Receive clones indicated.
+    clones, CLONES = 144;
+    /// NBLs held by the worker.
+    holds, HOLDS = 152;
+    /// Sum of hold durations, microseconds.
+    hold_time_us, HOLD_TIME_US = 160;
+    /// Keepalive pings sent.
+    keepalives_sent, KEEPALIVES_SENT = 168;
+    /// Keepalive pings received.
+    keepalives_received, KEEPALIVES_RECEIVED = 176;
+}
+
+/// What an [`RdcoEvent`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum RdcoEventKind {
+    /// Nothing heard from the peer within its keepalive timeout.
+    KeepaliveTimeout = 1,
+    /// The send packet id nears exhaustion (or a key's usage limit): renegotiate.
+    RekeyNeeded = 2,
+    /// The peer's authenticated packets now come from a new address (in `Address`).
+    Float = 3,
+}
+
+impl RdcoEventKind {
+    /// The kind with this number.
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::KeepaliveTimeout),
+            2 => Some(Self::RekeyNeeded),
+            3 => Some(Self::Float),
+            _ => None,
+        }
+    }
+}
+
+/// `RDCO_EVENT` (44 bytes): `Size` at 0, `Kind` at 4, `PeerId` at 8, reserved u32 at 12, `Address` (28-byte
+/// sockaddr slot, all zero unless `Kind` is float) at 16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdcoEvent {
+    /// What happened.
+    pub kind: RdcoEventKind,
+    /// To which peer.
+    pub peer_id: u32,
+    /// The new address for [`RdcoEventKind::Float`].
+    pub address: Option<SocketAddr>,
+}
+
+/// Byte offsets of [`RdcoEvent`].
+#[allow(missing_docs)]
+pub mod event {
+    pub const SIZE: usize = 0;
+    pub const KIND: usize = 4;
+    pub const PEER_ID: usize = 8;
+    pub const ADDRESS: usize = 16;
+}
+
+impl RdcoEvent {
+    /// Encoded size of this version.
+    pub const SIZE: usize = 44;
+
+    /// Parses the structure; see [`crate::Wire::parse`].
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_header(buf, Self::SIZE)?;
+        let kind = u32_at(buf, event::KIND);
+        Ok(Self {
+            kind: RdcoEventKind::from_u32(kind).ok_or(UapiError::bad("Kind", kind))?,
+            peer_id: peer_id(u32_at(buf, event::PEER_ID))?,
+            address: sockaddr::parse_optional(
+                buf.get(event::ADDRESS..event::ADDRESS + SOCKADDR_INET_SIZE).unwrap_or(&[]),
+                "Address",
+            )?,
+        })
+    }
+
+    /// Writes the structure; see [`crate::Wire::write_to`].
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        put_u32(out, event::KIND, self.kind as u32);
+        put_u32(out, event::PEER_ID, self.peer_id);
+        if let (Some(a), Some(dst)) = (&self.address, out.get_mut(event::ADDRESS..Self::SIZE)) {
+            sockaddr::write(a, dst)?;
+        }
+        Ok(Self::SIZE)
+    }
+}
+
+impl_wire!(RdcoSetPolicy, RdcoAddPeer, RdcoPeerRef, RdcoNewKey, RdcoKeepalive, RdcoStats, RdcoEvent);

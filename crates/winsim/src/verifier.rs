@@ -1,0 +1,109 @@
+//! The verifier: every rule the simulated kernel enforces, by name, and the record of violations.
+//!
+//! Real Driver Verifier stops the machine with a bug check on a violation. The simulation records the
+//! violation (rule, detail), refuses the offending operation where carrying it out would corrupt the
+//! simulation (a double free is not performed), and lets the test finish so it can assert on exactly which
+//! rules fired. A test that expects no violations fails on the first one recorded.
+use std::fmt;
+use std::sync::Mutex;
+
+macro_rules! rules {
+    ($($variant:ident => $name:literal, $why:literal;)*) => {
+        /// A verifier rule. Each has a stable name (used in reports and by negative tests) and the
+        /// Windows behaviour it models.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Rule { $($variant),* }
+
+        impl Rule {
+            /// Every rule, in declaration order.
+            pub const ALL: &'static [Rule] = &[$(Rule::$variant),*];
+
+            /// The rule's stable name.
+            pub fn name(self) -> &'static str {
+                match self { $(Rule::$variant => $name),* }
+            }
+
+            /// What the rule models, with its source.
+            pub fn description(self) -> &'static str {
+                match self { $(Rule::$variant => $why),* }
+            }
+
+            /// Looks a rule up by its name.
+            pub fn from_name(name: &str) -> Option<Rule> {
+                Rule::ALL.iter().copied().find(|r| r.name() == name)
+            }
+        }
+    };
+}
+
+rules! {
+    PoolTagRequired => "pool.tag_required",
+        "ExAllocatePool2 requires a nonzero tag of printable ASCII (ExAllocatePool2 docs); Driver Verifier flags untagged pool";
+    PoolFreeUnknown => "pool.free_unknown",
+        "Freeing memory that is not a live pool block, e.g. a double free (bug check 0xC2 BAD_POOL_CALLER param 0x07)";
+    PoolFreeWrongTag => "pool.free_wrong_tag",
+        "ExFreePoolWithTag with a tag other than the allocation's (bug check 0xC2 BAD_POOL_CALLER param 0x0A)";
+    PoolLeakAtUnload => "pool.leak_at_unload",
+        "A driver unloads without freeing its pool allocations (bug check 0xC4 param 0x62)";
+    SpinLockNotHeld => "spinlock.release_not_held",
+        "Releasing a spin lock that is not held (bug check 0xC4 param 0x31 family: spin lock misuse)";
+    SpinLockRecursive => "spinlock.recursive",
+        "Acquiring a spin lock the same thread already holds: a deadlock on real hardware (Driver Verifier deadlock detection, bug check 0xC4 param 0x1001)";
+    SpinLockDpcLevel => "spinlock.at_dpc_level_irql",
+        "KeAcquireSpinLockAtDpcLevel/KeReleaseSpinLockFromDpcLevel called below DISPATCH_LEVEL (bug check 0xC4 param 0x3B family)";
+    SpinLockHeldOnReturn => "spinlock.held_on_return",
+        "A callback returns to the OS still holding a spin lock it acquired";
+    IrqlNotRestored => "irql.not_restored",
+        "A callback returns at an IRQL other than the one it was called at (bug check 0xC4 param 0x0D family / IRQL_UNEXPECTED_VALUE 0xC8)";
+    IrqlTooHigh => "irql.too_high",
+        "A routine called above its maximum IRQL (the routine's documented IRQL requirement)";
+    IrqlFlagMismatch => "irql.flag_mismatch",
+        "A DISPATCH_LEVEL flag passed to NDIS that does not match the real IRQL (NDIS_SEND_FLAGS_DISPATCH_LEVEL / NDIS_RETURN_FLAGS_DISPATCH_LEVEL docs)";
+    BugCheck => "kernel.bugcheck",
+        "The driver called KeBugCheckEx (a Rust panic in a driver ends here)";
+    NdisStillRegistered => "ndis.still_registered_at_unload",
+        "A filter driver unloads without NdisFDeregisterFilterDriver (NDIS keeps calling into unloaded code)";
+    NdisBadHandle => "ndis.bad_handle",
+        "An NDIS call with a handle NDIS never gave out or already took back";
+    NdisFilterState => "ndis.filter_state",
+        "A filter call or return that the module's state does not allow (Filter Module States and Operations)";
+    WdfStillBound => "wdf.binding",
+        "KMDF binding misuse: unload without WdfVersionUnbind, unbind without bind, DDIs with foreign globals";
+    NotSimulated => "sim.not_simulated",
+        "The driver called a kernel function the simulation does not implement (a gap in the simulation, never a pass)";
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One recorded violation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub rule: Rule,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.rule, self.detail)
+    }
+}
+
+static VIOLATIONS: Mutex<Vec<Violation>> = Mutex::new(Vec::new());
+
+/// Records a violation of `rule`.
+pub fn violation(rule: Rule, detail: impl Into<String>) {
+    let v = Violation { rule, detail: detail.into() };
+    if std::env::var_os("WINSIM_VERBOSE").is_some() {
+        eprintln!("winsim verifier: {v}");
+    }
+    crate::lock(&VIOLATIONS).push(v);
+}
+
+/// Takes every violation recorded so far.
+pub fn take() -> Vec<Violation> {
+    std::mem::take(&mut *crate::lock(&VIOLATIONS))
+}

@@ -1,0 +1,137 @@
+//! Every NDIS filter callback, in one table ([`characteristics`]), and the per-module state they share.
+//!
+//! Each callback states its IRQL as the NDIS documentation gives it. No callback here takes a lock: the
+//! module state is only written by the attach/pause/restart/detach callbacks, which NDIS serialises per
+//! module (NDIS filter state machine: a module is attached, restarted, paused and detached one transition
+//! at a time).
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use kernel::ffi::ndis::{
+    NdisMedium802_3, NDIS_HANDLE, NDIS_OBJECT_HEADER, NDIS_OBJECT_TYPE_FILTER_ATTRIBUTES,
+    NDIS_OBJECT_TYPE_FILTER_DRIVER_CHARACTERISTICS, NDIS_STATUS, NDIS_STATUS_INVALID_PARAMETER,
+    NDIS_STATUS_RESOURCES, NDIS_STATUS_SUCCESS,
+};
+use kernel::ffi::ndis_filter::{
+    NdisFSetAttributes, NDIS_FILTER_ATTACH_PARAMETERS, NDIS_FILTER_ATTRIBUTES,
+    NDIS_FILTER_ATTRIBUTES_REVISION_1, NDIS_FILTER_CHARACTERISTICS_REVISION_2,
+    NDIS_FILTER_DRIVER_CHARACTERISTICS, NDIS_FILTER_PAUSE_PARAMETERS, NDIS_FILTER_RESTART_PARAMETERS,
+    NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2,
+};
+use kernel::pool::PoolBox;
+use kernel::unicode_string;
+
+/// Pool tag of module contexts: 'rdFm'.
+const MODULE_TAG: u32 = u32::from_le_bytes(*b"rdFm");
+
+/// The NDIS version the filter registers at: 6.30 (Windows 8), revision 2 characteristics.
+const NDIS_MAJOR: u8 = 6;
+const NDIS_MINOR: u8 = 30;
+
+/// A filter module's lifecycle, as the NDIS filter state machine defines it.
+#[repr(u32)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Paused = 1,
+    Running = 2,
+}
+
+/// Per-module context: NDIS's handle for the module and its state.
+struct Module {
+    filter_handle: NDIS_HANDLE,
+    state: AtomicU32,
+}
+
+/// The registration table: names from `uapi::names` (the INF carries the same), the mandatory
+/// attach/detach/restart/pause handlers, and no data-path handlers yet (NDIS bypasses the filter for
+/// sends and receives whose handlers are absent).
+pub fn characteristics() -> NDIS_FILTER_DRIVER_CHARACTERISTICS {
+    // SAFETY: the structure is plain C data; all-zero means "no handler" for every optional entry.
+    let mut c: NDIS_FILTER_DRIVER_CHARACTERISTICS = unsafe { core::mem::zeroed() };
+    c.Header = NDIS_OBJECT_HEADER::new(
+        NDIS_OBJECT_TYPE_FILTER_DRIVER_CHARACTERISTICS,
+        NDIS_FILTER_CHARACTERISTICS_REVISION_2,
+        NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2,
+    );
+    c.MajorNdisVersion = NDIS_MAJOR;
+    c.MinorNdisVersion = NDIS_MINOR;
+    c.MajorDriverVersion = 0;
+    c.MinorDriverVersion = 1;
+    c.FriendlyName = unicode_string!(uapi::names::FILTER_FRIENDLY_NAME);
+    c.UniqueName = unicode_string!(uapi::names::FILTER_UNIQUE_NAME);
+    c.ServiceName = unicode_string!(uapi::names::FILTER_SERVICE_NAME);
+    c.AttachHandler = Some(filter_attach);
+    c.DetachHandler = Some(filter_detach);
+    c.RestartHandler = Some(filter_restart);
+    c.PauseHandler = Some(filter_pause);
+    c
+}
+
+/// `FilterAttach`. PASSIVE_LEVEL. Allocates the module context and hands it to NDIS; the module starts
+/// Paused.
+unsafe extern "system" fn filter_attach(
+    ndis_filter_handle: NDIS_HANDLE,
+    _driver_context: NDIS_HANDLE,
+    parameters: *mut NDIS_FILTER_ATTACH_PARAMETERS,
+) -> NDIS_STATUS {
+    // SAFETY: NDIS passes valid attach parameters for the duration of the call.
+    let Some(parameters) = (unsafe { parameters.as_ref() }) else {
+        return NDIS_STATUS_INVALID_PARAMETER;
+    };
+    if parameters.MiniportMediaType != NdisMedium802_3 {
+        // The INF binds us to Ethernet only; anything else is declined, not half-supported.
+        return NDIS_STATUS_INVALID_PARAMETER;
+    }
+    let module = Module { filter_handle: ndis_filter_handle, state: AtomicU32::new(State::Paused as u32) };
+    let Ok(module) = PoolBox::new(module, MODULE_TAG) else {
+        return NDIS_STATUS_RESOURCES;
+    };
+    let context = module.into_raw();
+    let mut attributes = NDIS_FILTER_ATTRIBUTES {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_FILTER_ATTRIBUTES,
+            NDIS_FILTER_ATTRIBUTES_REVISION_1,
+            core::mem::size_of::<NDIS_FILTER_ATTRIBUTES>(),
+        ),
+        Flags: 0,
+    };
+    // SAFETY: called from FilterAttach at PASSIVE_LEVEL with NDIS's handle; the attributes live for the
+    // call.
+    let status =
+        unsafe { NdisFSetAttributes(ndis_filter_handle, context.cast::<c_void>(), &raw mut attributes) };
+    if status != NDIS_STATUS_SUCCESS {
+        // SAFETY: `context` came from into_raw above and NDIS did not take it.
+        drop(unsafe { PoolBox::from_raw(context, MODULE_TAG) });
+    }
+    status
+}
+
+/// `FilterDetach`. PASSIVE_LEVEL; the module is Paused. Frees the module context.
+unsafe extern "system" fn filter_detach(context: NDIS_HANDLE) {
+    // SAFETY: NDIS passes back the context from FilterAttach exactly once, here.
+    drop(unsafe { PoolBox::from_raw(context.cast::<Module>(), MODULE_TAG) });
+}
+
+/// `FilterRestart`. PASSIVE_LEVEL; the module is Paused and becomes Running.
+unsafe extern "system" fn filter_restart(
+    context: NDIS_HANDLE,
+    _parameters: *mut NDIS_FILTER_RESTART_PARAMETERS,
+) -> NDIS_STATUS {
+    // SAFETY: NDIS passes the live module context from FilterAttach.
+    let module = unsafe { &*context.cast::<Module>() };
+    module.state.store(State::Running as u32, Ordering::Release);
+    NDIS_STATUS_SUCCESS
+}
+
+/// `FilterPause`. PASSIVE_LEVEL; the module is Running. Nothing is held (no data-path handlers), so the
+/// pause completes synchronously.
+unsafe extern "system" fn filter_pause(
+    context: NDIS_HANDLE,
+    _parameters: *mut NDIS_FILTER_PAUSE_PARAMETERS,
+) -> NDIS_STATUS {
+    // SAFETY: NDIS passes the live module context from FilterAttach.
+    let module = unsafe { &*context.cast::<Module>() };
+    debug_assert!(!module.filter_handle.is_null());
+    module.state.store(State::Paused as u32, Ordering::Release);
+    NDIS_STATUS_SUCCESS
+}

@@ -1,0 +1,62 @@
+//! rdco's NetAdapterCx tunnel miniport (see `docs/miniport.md` and `shared/design.md`).
+//!
+//! At this stage the driver binds KMDF through the project's own version-binding stub
+//! ([`kernel::kmdf`]), creates its WDFDRIVER, and unloads cleanly. It does not yet create adapters:
+//! `EvtDriverDeviceAdd` declines every device with `STATUS_NOT_IMPLEMENTED` until the NetAdapterCx binding
+//! and the data path land.
+#![no_std]
+
+use kernel::ffi::ntos::{DRIVER_OBJECT, NTSTATUS, STATUS_NOT_IMPLEMENTED, STATUS_SUCCESS, UNICODE_STRING};
+use kernel::ffi::wdf::{PWDFDEVICE_INIT, WDFDRIVER, WDF_DRIVER_CONFIG};
+use kernel::kmdf;
+
+/// Pool tag KMDF uses for this driver's framework allocations: 'rdMp'.
+const DRIVER_POOL_TAG: u32 = u32::from_le_bytes(*b"rdMp");
+
+/// `DriverEntry`: binds KMDF, creates the WDFDRIVER. PASSIVE_LEVEL, called once.
+///
+/// # Safety
+/// Called by the I/O manager (or the simulated kernel) with a valid driver object and registry path.
+pub unsafe extern "system" fn driver_entry(
+    driver: *mut DRIVER_OBJECT,
+    registry_path: *mut UNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: DriverEntry's own arguments, once per load.
+    if let Err(status) = unsafe { kmdf::bind(driver, registry_path) } {
+        return status;
+    }
+    let mut config = WDF_DRIVER_CONFIG::init(Some(evt_device_add));
+    config.DriverPoolTag = DRIVER_POOL_TAG;
+    // SAFETY: bound above; DriverEntry's arguments.
+    match unsafe { kmdf::driver_create(driver, registry_path, &mut config) } {
+        Ok(_) => {
+            // SAFETY: bound, and the WDFDRIVER exists.
+            unsafe { kmdf::displace_unload(driver) };
+            STATUS_SUCCESS
+        }
+        Err(status) => {
+            // SAFETY: the bind succeeded and nothing else holds the framework.
+            unsafe { kmdf::unbind() };
+            status
+        }
+    }
+}
+
+/// `EvtDriverDeviceAdd`. PASSIVE_LEVEL. Declines the device: adapter creation is not implemented yet.
+unsafe extern "system" fn evt_device_add(_driver: WDFDRIVER, _device_init: PWDFDEVICE_INIT) -> NTSTATUS {
+    STATUS_NOT_IMPLEMENTED
+}
+
+/// The image's entry point on Windows; the host calls [`driver_entry`] directly.
+///
+/// # Safety
+/// As for [`driver_entry`].
+#[cfg(target_os = "windows")]
+#[no_mangle]
+pub unsafe extern "system" fn DriverEntry(
+    driver: *mut DRIVER_OBJECT,
+    registry_path: *mut UNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the I/O manager unchanged.
+    unsafe { driver_entry(driver, registry_path) }
+}

@@ -1,0 +1,134 @@
+//! `ndistest`: runs the HLK-style suites (see `docs/testing.md`). Usually started as `cargo xtask ndistest`.
+//!
+//! Each test runs in its own child process (`ndistest --child SUITE::NAME`), which boots one simulated
+//! machine: a simulated bug check ends that process, as it ends a real machine, and the parent records
+//! it as the test's result.
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use clap::Parser;
+use ndistest::report::{self, Status, TestResult};
+use ndistest::Test;
+
+#[derive(Parser)]
+#[command(name = "ndistest", about = "HLK-style driver tests in the simulated Windows kernel")]
+struct Args {
+    /// List the tests and exit.
+    #[arg(long)]
+    list: bool,
+    /// Run only this suite.
+    #[arg(long)]
+    suite: Option<String>,
+    /// Where to write junit.xml, report.md and results.json.
+    #[arg(long, default_value = "target/ndistest")]
+    out: PathBuf,
+    /// Internal: run one test (SUITE::NAME) in this process and print its result as JSON.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+}
+
+const RESULT_PREFIX: &str = "NDISTEST-RESULT ";
+
+fn find(tests: &[Test], id: &str) -> Option<Test> {
+    tests.iter().find(|t| format!("{}::{}", t.suite, t.name) == id).copied()
+}
+
+fn run_child(test: &Test) -> ExitCode {
+    let result = ndistest::run_in_process(test);
+    match serde_json::to_string(&result) {
+        Ok(json) => {
+            println!("{RESULT_PREFIX}{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ndistest: cannot encode the result: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `test` in a child process and reads its result; a stopped machine becomes the verifier record.
+fn run_isolated(test: &Test) -> TestResult {
+    let started = Instant::now();
+    let id = format!("{}::{}", test.suite, test.name);
+    let output = std::env::current_exe().and_then(|exe| Command::new(exe).arg("--child").arg(&id).output());
+    let elapsed = || started.elapsed().as_millis();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => {
+            return ndistest::result(test, Err(format!("cannot start the test process: {e}")), &[], elapsed())
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if let Some(json) = stdout.lines().find_map(|l| l.strip_prefix(RESULT_PREFIX)) {
+        if let Ok(result) = serde_json::from_str::<TestResult>(json) {
+            return result;
+        }
+    }
+    if output.status.code() == Some(winsim::debug::MACHINE_STOPPED_EXIT) {
+        let violations = ndistest::parse_stop(&stderr);
+        return ndistest::result(test, Ok(Vec::new()), &violations, elapsed());
+    }
+    let tail: String = stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+    ndistest::result(test, Err(format!("test process ended with {}: {tail}", output.status)), &[], elapsed())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let tests = ndistest::suites::all();
+    if let Some(id) = &args.child {
+        return match find(&tests, id) {
+            Some(test) => run_child(&test),
+            None => {
+                eprintln!("ndistest: no test named {id:?}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if let Some(suite) = &args.suite {
+        if !ndistest::suites::names().contains(&suite.as_str()) {
+            eprintln!(
+                "ndistest: no suite named {suite:?} (suites: {})",
+                ndistest::suites::names().join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let selected: Vec<&Test> =
+        tests.iter().filter(|t| args.suite.as_deref().is_none_or(|s| s == t.suite)).collect();
+    if args.list {
+        for t in &selected {
+            let expect = t.expect.map_or(String::new(), |r| format!("  (expects verifier rule {r})"));
+            println!("{}::{}{expect}", t.suite, t.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let mut results = Vec::new();
+    println!("{:<10} {:<36} {:<6} detail", "suite", "test", "status");
+    for test in selected {
+        let result = run_isolated(test);
+        let (status, detail) = match result.status {
+            Status::Pass => {
+                ("pass", test.expect.map_or(String::new(), |r| format!("tripped {r} as expected")))
+            }
+            Status::Fail => ("FAIL", result.message.clone()),
+        };
+        println!("{:<10} {:<36} {:<6} {detail}", result.suite, result.name, status);
+        results.push(result);
+    }
+    if let Err(e) = report::write_all(&args.out, &results) {
+        eprintln!("ndistest: cannot write reports to {}: {e}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    let passed = results.iter().filter(|r| r.status == Status::Pass).count();
+    let failed = results.len() - passed;
+    println!("\nreports: {}/{{junit.xml,report.md,results.json}}", args.out.display());
+    println!("ndistest: {passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

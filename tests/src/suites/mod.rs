@@ -1,0 +1,20 @@
+//! The suites. Each test names its suite; `--suite NAME` runs one.
+mod load;
+mod verifier;
+
+use crate::Test;
+
+/// Every test, in run order.
+pub fn all() -> Vec<Test> {
+    let mut tests = Vec::new();
+    tests.extend(load::tests());
+    tests.extend(verifier::tests());
+    tests
+}
+
+/// The suite names, in run order.
+pub fn names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = all().iter().map(|t| t.suite).collect();
+    names.dedup();
+    names
+}
