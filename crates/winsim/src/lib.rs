@@ -171,9 +171,10 @@ impl Machine {
         let object_ptr: *mut DRIVER_OBJECT = &raw mut *driver.object;
         match driver.object.DriverUnload {
             // SAFETY: the driver object is the one the driver initialised and is still alive.
-            Some(unload) => {
-                context::call_driver(id, PASSIVE_LEVEL, "DriverUnload", || unsafe { unload(object_ptr) })
-            }
+            Some(unload) => context::call_driver(id, PASSIVE_LEVEL, "DriverUnload", || {
+                // SAFETY: the driver object is the one the driver initialised and is still alive.
+                unsafe { unload(object_ptr) }
+            }),
             None => {
                 return Err(format!("{} has no DriverUnload routine and cannot be unloaded", driver.service))
             }
