@@ -102,23 +102,79 @@ fn test(no_cross: bool) -> Result<()> {
     step("clippy (host, all targets)");
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "clippy::all"]))?;
     step("host tests");
-    run(cargo().args(["test", "--workspace", "--locked"]))?;
+    let mut tally = run_counting(cargo().args(["test", "--workspace", "--locked"]))?;
     step("ndistest (all suites)");
-    ndistest(&[])?;
+    let suites = run_counting(&mut ndistest_command(&[]))?;
+    tally.0 += suites.0;
+    tally.1 += suites.1;
     if no_cross {
         println!("\n(cross build skipped: --no-cross)");
+        println!("xtask: {} passed, {} failed", tally.0, tally.1);
         return Ok(());
     }
     step("cross build: filter.sys and miniport.sys for x64 and ARM64, image checks");
     let images = cross::package(&root)?;
     step("image check self-test: a forbidden import must fail the check");
     cross::forbidden_import_selftest(&root)?;
+    // Each checked image and the self-test count as one passed check.
+    tally.0 += images.len() + 1;
     println!("\nxtask test: all steps passed ({} images checked)", images.len());
+    println!("xtask: {} passed, {} failed", tally.0, tally.1);
     Ok(())
 }
 
+fn ndistest_command(args: &[String]) -> Command {
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "--locked", "--package", "ndistest", "--bin", "ndistest", "--"]).args(args);
+    cmd
+}
+
 fn ndistest(args: &[String]) -> Result<()> {
-    run(cargo()
-        .args(["run", "--quiet", "--locked", "--package", "ndistest", "--bin", "ndistest", "--"])
-        .args(args))
+    run(&mut ndistest_command(args))
+}
+
+/// Runs a test command, echoing its output, and adds up the counts of its summary lines (cargo test's
+/// `test result: ok. N passed; M failed; ...` and ndistest's `ndistest: N passed, M failed`).
+fn run_counting(cmd: &mut Command) -> Result<(usize, usize)> {
+    use std::io::{BufRead, BufReader};
+    let mut child =
+        cmd.stdout(std::process::Stdio::piped()).spawn().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let mut tally = (0, 0);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
+            println!("{line}");
+            if let Some((passed, failed)) = summary_counts(&line) {
+                tally.0 += passed;
+                tally.1 += failed;
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(tally)
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+/// The passed and failed counts of a summary line, if it is one.
+fn summary_counts(line: &str) -> Option<(usize, usize)> {
+    let rest = line.strip_prefix("test result: ").or_else(|| line.strip_prefix("ndistest: "))?;
+    let number_before = |word: &str| -> Option<usize> {
+        let at = rest.find(word)?;
+        rest[..at].trim_end().rsplit([' ', '.']).next()?.parse().ok()
+    };
+    Some((number_before(" passed")?, number_before(" failed")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary_counts;
+
+    #[test]
+    fn reads_both_summary_forms() {
+        assert_eq!(summary_counts("test result: ok. 12 passed; 3 failed; 0 ignored"), Some((12, 3)));
+        assert_eq!(summary_counts("ndistest: 12 passed, 0 failed"), Some((12, 0)));
+        assert_eq!(summary_counts("running 3 tests"), None);
+    }
 }
