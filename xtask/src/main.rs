@@ -102,7 +102,15 @@ fn test(no_cross: bool) -> Result<()> {
     step("clippy (host, all targets)");
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "clippy::all"]))?;
     step("host tests");
-    let mut tally = run_counting(cargo().args(["test", "--workspace", "--locked"]))?;
+    let headers = toolchain::ensure_layout_headers(&root.join("target").join("layout-headers"))?;
+    let mut tally = run_counting(
+        cargo()
+            .args(["test", "--workspace", "--locked"])
+            .env("RDCO_REQUIRE_WINE_HEADERS", "1")
+            .env("RDCO_WINE_INCLUDE", &headers.wine)
+            .env("RDCO_MINGW_INCLUDE", &headers.mingw)
+            .env("RDCO_CLANG", "clang-16"),
+    )?;
     step("ndistest (all suites)");
     let suites = run_counting(&mut ndistest_command(&[]))?;
     tally.0 += suites.0;

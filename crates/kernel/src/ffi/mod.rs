@@ -12,8 +12,7 @@
 //! symbols. Header macros and force-inlines become `#[inline]` Rust functions, documented as such.
 //! Every function is `unsafe` and states its IRQL contract as the header's SAL annotations do.
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
-#![allow(clippy::upper_case_acronyms, clippy::doc_markdown, clippy::missing_safety_doc)]
-#![allow(missing_docs)]
+#![allow(clippy::upper_case_acronyms, clippy::doc_markdown)]
 
 /// Implements `Debug` for unions by printing the type name only (which member is active is known
 /// to the code that owns the value, not to the formatter).
@@ -30,7 +29,9 @@ macro_rules! union_debug {
 pub mod mdl;
 pub mod nbl;
 pub mod ndis;
+pub mod ndis_device;
 pub mod ndis_filter;
 pub mod ntos;
 pub mod oid;
 pub mod wdf;
+pub mod wsk;

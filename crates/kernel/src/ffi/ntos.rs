@@ -601,6 +601,13 @@ pub const POOL_FLAG_NON_PAGED: POOL_FLAGS = 0x0000_0040;
 pub const POOL_FLAG_NON_PAGED_EXECUTE: POOL_FLAGS = 0x0000_0080;
 pub const POOL_FLAG_PAGED: POOL_FLAGS = 0x0000_0100;
 
+/// `POOL_TYPE` (for `ExAllocatePoolWithTag`).
+pub type POOL_TYPE = i32;
+pub const NonPagedPool: POOL_TYPE = 0;
+pub const PagedPool: POOL_TYPE = 1;
+/// `NonPagedPoolNx` (Windows 8+): non-paged, no-execute.
+pub const NonPagedPoolNx: POOL_TYPE = 512;
+
 // ---------------------------------------------------------------------------------------------
 // Debug print and bug check
 // ---------------------------------------------------------------------------------------------
@@ -634,9 +641,11 @@ pub const XSTATE_MASK_AVX: u64 = XSTATE_MASK_GSSE;
 /// AVX-512 (`KMASK`, `ZMM_H`, `ZMM` components).
 pub const XSTATE_MASK_AVX512: u64 = (1 << 5) | (1 << 6) | (1 << 7);
 
-/// `XSTATE_SAVE` (opaque, 16-byte aligned). x64: `Prev`, `Thread`, `Level`, `XSTATE_CONTEXT` — 64
-/// bytes. ARM64: `ULONG Dummy` — 16 bytes after alignment. Must live on the stack (or in
-/// non-paged memory) of the thread that saves, between save and restore.
+/// `XSTATE_SAVE`, as an opaque out-buffer. x64: `Prev`, `Thread`, `Level`, `XSTATE_CONTEXT` = 56
+/// bytes, 8-aligned in mingw-w64's `wdm.h` (64/16 if the WDK declares it `DECLSPEC_ALIGN(16)`); we
+/// reserve 64 bytes at 16-byte alignment, which covers both (the wine_layout test checks mingw's
+/// size and alignment do not exceed ours). ARM64: `ULONG Dummy`; 16 bytes reserved. Must stay in
+/// place (stack or non-paged memory of the saving thread) between save and restore.
 #[repr(C, align(16))]
 #[derive(Debug)]
 pub struct XSTATE_SAVE {
@@ -673,6 +682,9 @@ extern "system" {
     /// for paged. Zero-initializes unless `POOL_FLAG_UNINITIALIZED`. Returns null on failure (unless
     /// `POOL_FLAG_RAISE_ON_FAILURE`). `tag` must be non-zero.
     pub fn ExAllocatePool2(flags: POOL_FLAGS, number_of_bytes: usize, tag: u32) -> *mut c_void;
+    /// `ExAllocatePoolWithTag` (deprecated in favour of `ExAllocatePool2`, which needs Windows 10
+    /// 2004; kept for older targets). Does not zero. IRQL <= DISPATCH_LEVEL for non-paged types.
+    pub fn ExAllocatePoolWithTag(pool_type: POOL_TYPE, number_of_bytes: usize, tag: u32) -> *mut c_void;
     /// `ExFreePoolWithTag`. IRQL <= DISPATCH_LEVEL (<= APC_LEVEL for paged pool). `tag` must match the
     /// allocation's.
     pub fn ExFreePoolWithTag(p: *mut c_void, tag: u32);
