@@ -1,5 +1,224 @@
 //! `rdco`: the user-mode tool.
-fn main() {
-    eprintln!("rdco: no subcommands yet");
-    std::process::exit(2);
+//!
+//! For now: `rdco packet seal` and `rdco packet open`, the data-channel engine on hex lines.
+//!
+//! ```text
+//! rdco packet seal --key data64.key --direction 0 --cipher aes-256-gcm --key-id 0 --peer-id 1 [--packet-id N] [--epoch]
+//!     reads one plaintext per line (hex; an empty line or "-" is an empty plaintext) and prints one
+//!     packet (hex) per line.
+//! rdco packet open --key data64.key --direction 1 --cipher aes-256-gcm --key-id 0 --peer-id 1 [--epoch]
+//!     reads one packet per line through one receive state (replays are caught) and prints
+//!     `ok <packet-id> <plaintext-hex>` or `drop <reason>` per line.
+//! ```
+//! Bad input (bad hex, a short key file, an unknown cipher) exits non-zero with a one-line error.
+
+use clap::{Args, Parser, Subcommand};
+use datapath::crypto::{Cipher, RustCryptoAead};
+use datapath::keyfile::KeyFile;
+use datapath::keys::{KeyFormat, KeySlot};
+use datapath::replay::ReplayConfig;
+use datapath::time::Instant;
+use datapath::wire;
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "rdco", version, about = "rdco user-mode tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Data-channel packets: seal and open with a data64.key.
+    #[command(subcommand)]
+    Packet(PacketCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum PacketCommand {
+    /// Seal plaintext hex lines from stdin into packet hex lines.
+    Seal(SealArgs),
+    /// Open packet hex lines from stdin through one receive state.
+    Open(KeyArgs),
+}
+
+#[derive(Args, Debug)]
+struct KeyArgs {
+    /// Key file (`data64.key`: base64 of key A, key B, nonce tail).
+    #[arg(long, value_name = "FILE")]
+    key: std::path::PathBuf,
+    /// Key direction: 0 encrypts with key A and decrypts with B, 1 the reverse.
+    #[arg(long, value_name = "0|1")]
+    direction: u8,
+    /// aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-poly1305 or none.
+    #[arg(long)]
+    cipher: String,
+    /// Key-id, 0..=7.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    key_id: u8,
+    /// Peer-id, 0..=0xFFFFFF.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    peer_id: u32,
+    /// Epoch data keys (`NEW_KEY_V2`: 64-bit packet ids, tag at the end) instead of classic keys.
+    #[arg(long)]
+    epoch: bool,
+}
+
+#[derive(Args, Debug)]
+struct SealArgs {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Packet id of the first packet (classic keys).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    packet_id: u32,
+}
+
+/// A one-line error.
+struct Fail(String);
+
+impl<E: std::fmt::Display> From<E> for Fail {
+    fn from(e: E) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+fn parse_hex(line: &str, lineno: usize) -> Result<Vec<u8>, Fail> {
+    let s = line.trim();
+    if s.is_empty() || s == "-" {
+        return Ok(Vec::new());
+    }
+    if !s.len().is_multiple_of(2) {
+        return Err(Fail(format!("line {lineno}: bad hex: odd number of digits")));
+    }
+    let digit = |c: u8| -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    };
+    s.as_bytes()
+        .chunks(2)
+        .enumerate()
+        .map(|(i, p)| match (digit(p[0]), digit(p[1])) {
+            (Some(h), Some(l)) => Ok(h << 4 | l),
+            _ => Err(Fail(format!("line {lineno}: bad hex at column {}", 2 * i + 1))),
+        })
+        .collect()
+}
+
+fn to_hex(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
+}
+
+fn key_slot(args: &KeyArgs, first_packet_id: u32) -> Result<KeySlot<RustCryptoAead>, Fail> {
+    let cipher = Cipher::from_name(&args.cipher).ok_or_else(|| {
+        Fail(format!(
+            "unknown cipher '{}' (expected aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-poly1305 or none)",
+            args.cipher
+        ))
+    })?;
+    if args.direction > 1 {
+        return Err(Fail(format!("--direction must be 0 or 1, not {}", args.direction)));
+    }
+    if args.key_id > wire::KEY_ID_MASK {
+        return Err(Fail(format!("--key-id must be 0..=7, not {}", args.key_id)));
+    }
+    if args.peer_id > wire::PEER_ID_MASK {
+        return Err(Fail(format!("--peer-id must be at most 0xFFFFFF, not {}", args.peer_id)));
+    }
+    let text = std::fs::read(&args.key).map_err(|e| Fail(format!("key file {}: {e}", args.key.display())))?;
+    let kf = KeyFile::parse(&text).map_err(|e| Fail(format!("key file {}: {e}", args.key.display())))?;
+    let format = if args.epoch { KeyFormat::Epoch } else { KeyFormat::Classic };
+    if args.epoch && first_packet_id != 1 {
+        return Err(Fail("--packet-id applies to classic keys only".into()));
+    }
+    if first_packet_id == 0 {
+        return Err(Fail("--packet-id must be at least 1".into()));
+    }
+    let cfg = kf.key_config(cipher, format, args.key_id, args.direction)?;
+    Ok(KeySlot::with_tx_packet_id(&cfg, ReplayConfig::default(), first_packet_id)?)
+}
+
+fn seal(args: &SealArgs) -> Result<(), Fail> {
+    let mut slot = key_slot(&args.key, args.packet_id)?;
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    let mut buf = Vec::new();
+    for (i, line) in stdin.lock().lines().enumerate() {
+        let plain = parse_hex(&line?, i + 1)?;
+        buf.resize(plain.len() + wire::MAX_OVERHEAD, 0);
+        let s = slot
+            .seal(args.key.peer_id, &[&plain], &[], &mut buf)
+            .map_err(|e| Fail(format!("line {}: {e}", i + 1)))?;
+        writeln!(out, "{}", to_hex(&buf[..s.len]))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn open(args: &KeyArgs) -> Result<(), Fail> {
+    let mut slot = key_slot(args, 1)?;
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for (i, line) in stdin.lock().lines().enumerate() {
+        let mut packet = parse_hex(&line?, i + 1)?;
+        match wire::classify(&packet) {
+            Ok(wire::PacketKind::Control { opcode }) => {
+                writeln!(out, "drop control-opcode-{opcode}")?;
+                continue;
+            }
+            Err(_) => {
+                writeln!(out, "drop malformed")?;
+                continue;
+            }
+            Ok(wire::PacketKind::Data { key_id, .. }) if key_id != slot.key_id() => {
+                writeln!(out, "drop no-key")?;
+                continue;
+            }
+            Ok(_) => {}
+        }
+        match slot.open(Instant::ZERO, &mut packet) {
+            Ok(info) => writeln!(out, "ok {} {}", info.packet_id, to_hex(&packet[info.payload]))?,
+            Err(e) => writeln!(out, "drop {}", e.reason())?,
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            eprintln!("rdco: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match &cli.command {
+        Command::Packet(PacketCommand::Seal(a)) => seal(a),
+        Command::Packet(PacketCommand::Open(a)) => open(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(msg)) => {
+            eprintln!("rdco: {msg}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,0 +1,217 @@
+//! The AEAD backend trait and the ciphers of the data channel.
+//!
+//! # The one pass over the payload
+//! [`Aead::seal`] reads the plaintext as a scatter list of segments (an MDL chain, `NET_RING`
+//! fragments) and writes ciphertext into one contiguous output: the AEAD pass is the only touch
+//! of the payload. Small edits the engine makes on the way through (the MSS clamp) arrive as
+//! [`Patch`]es, XOR masks over the plaintext stream; the caller's plaintext is never written.
+//! [`Aead::open_in_place`] authenticates and decrypts in place.
+//!
+//! # Backends
+//! - [`RustCryptoAead`] (default, used in the kernel images): GCM composed from the `aes` block
+//!   cipher in `ctr` mode and `ghash`, and ChaCha20-Poly1305 composed from `chacha20` and
+//!   `poly1305` (RFC 8439), so that the keystream is applied out of place, segment by segment
+//!   (`apply_keystream_b2b`), straight from the caller's plaintext into the output. No AES, GHASH,
+//!   `ChaCha` or Poly1305 primitive is hand-written here.
+//! - `RingAead` (feature `ring`, host only, for comparison): ring seals only in place, so it
+//!   gathers the segments into the output first (one plaintext copy) and seals there.
+//!
+//! # Extended processor state (kernel)
+//! - AES-GCM in the `RustCrypto` backend: `aes` 0.8 selects AES-NI at run time and `polyval` 0.6
+//!   (under `ghash`) selects PCLMULQDQ; both are compiled with `#[target_feature(enable = "aes")]`
+//!   / `"pclmulqdq"` over SSE2 and emit legacy-SSE encodings (XMM only), never VEX/AVX, as long as
+//!   the crate is not built with `-C target-feature=+avx`. x64 Windows saves XMM state for kernel
+//!   code, so no guard is needed. (On aarch64 the AES/PMULL instructions are NEON, also saved.)
+//! - ChaCha20-Poly1305: `chacha20` 0.9 and `poly1305` 0.8 select AVX2 backends at run time on
+//!   `x86_64` when the CPU has AVX2. Those are VEX-encoded and touch YMM state, so on `x86_64` the
+//!   seal/open of a ChaCha20-Poly1305 key must run inside the extended-state guard
+//!   (`KeSaveExtendedProcessorState`), taken once per batch. [`Cipher::needs_extended_state`].
+//! - `none`: plain copies.
+
+mod rustcrypto;
+pub use rustcrypto::RustCryptoAead;
+
+#[cfg(feature = "ring")]
+mod ring_backend;
+#[cfg(feature = "ring")]
+pub use ring_backend::RingAead;
+
+use core::fmt;
+
+/// Length of an AEAD tag.
+pub const TAG_LEN: usize = 16;
+/// Length of an AEAD nonce.
+pub const NONCE_LEN: usize = 12;
+/// Longest cipher key.
+pub const MAX_KEY_LEN: usize = 32;
+/// Most patches one seal applies (MSS value and TCP checksum).
+pub const MAX_PATCHES: usize = 2;
+
+/// The data-channel ciphers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cipher {
+    /// No encryption, no authentication (`--cipher none`): header, packet id, plaintext.
+    None,
+    /// AES-128-GCM.
+    Aes128Gcm,
+    /// AES-192-GCM.
+    Aes192Gcm,
+    /// AES-256-GCM.
+    Aes256Gcm,
+    /// ChaCha20-Poly1305 (RFC 8439).
+    ChaCha20Poly1305,
+}
+
+impl Cipher {
+    /// Every cipher, in a fixed order.
+    pub const ALL: [Cipher; 5] =
+        [Cipher::None, Cipher::Aes128Gcm, Cipher::Aes192Gcm, Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305];
+
+    /// Key length in bytes (0 for `none`).
+    pub const fn key_len(self) -> usize {
+        match self {
+            Cipher::None => 0,
+            Cipher::Aes128Gcm => 16,
+            Cipher::Aes192Gcm => 24,
+            Cipher::Aes256Gcm | Cipher::ChaCha20Poly1305 => 32,
+        }
+    }
+
+    /// Whether the cipher encrypts and authenticates.
+    pub const fn is_aead(self) -> bool {
+        !matches!(self, Cipher::None)
+    }
+
+    /// The `OpenVPN` name, as `--cipher` and `rdco --cipher` spell it (lower case).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Cipher::None => "none",
+            Cipher::Aes128Gcm => "aes-128-gcm",
+            Cipher::Aes192Gcm => "aes-192-gcm",
+            Cipher::Aes256Gcm => "aes-256-gcm",
+            Cipher::ChaCha20Poly1305 => "chacha20-poly1305",
+        }
+    }
+
+    /// Parses a name case-insensitively.
+    pub fn from_name(name: &str) -> Option<Cipher> {
+        Cipher::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The AEAD usage limit (`q + s`, packets plus 16-byte plaintext blocks) after which a key
+    /// must be replaced; 0 for none. Same figure as `OpenVPN`'s `cipher_get_aead_limits`: 2^36 - 1
+    /// for AES-GCM, no limit for ChaCha20-Poly1305.
+    pub const fn aead_usage_limit(self) -> u64 {
+        match self {
+            Cipher::Aes128Gcm | Cipher::Aes192Gcm | Cipher::Aes256Gcm => (1 << 36) - 1,
+            Cipher::None | Cipher::ChaCha20Poly1305 => 0,
+        }
+    }
+
+    /// Whether seal/open with this cipher in the default backend may execute AVX (VEX)
+    /// instructions, so that kernel callers must hold the extended-processor-state guard.
+    pub const fn needs_extended_state(self) -> bool {
+        matches!(self, Cipher::ChaCha20Poly1305) && cfg!(any(target_arch = "x86_64", target_arch = "x86"))
+    }
+}
+
+impl fmt::Display for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Errors of the crypto layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CryptoError {
+    /// The key has the wrong length for the cipher.
+    BadKeyLength,
+    /// The output is shorter than the plaintext, or a patch lies outside it.
+    BufferTooSmall,
+    /// The tag did not verify.
+    AuthFailed,
+    /// The backend does not implement this cipher.
+    Unsupported,
+}
+
+impl fmt::Display for CryptoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CryptoError::BadKeyLength => "bad key length",
+            CryptoError::BufferTooSmall => "buffer too small",
+            CryptoError::AuthFailed => "authentication failed",
+            CryptoError::Unsupported => "cipher not supported by this backend",
+        })
+    }
+}
+
+/// An XOR mask over two bytes of the plaintext stream, applied as the plaintext passes through
+/// seal. `offset` counts from the start of the concatenated segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Patch {
+    /// Offset into the plaintext stream.
+    pub offset: usize,
+    /// Mask: old bytes XOR new bytes.
+    pub xor: [u8; 2],
+}
+
+/// Applies `patches` (XOR masks) to `buf`, which holds the plaintext stream or a keystream-XORed
+/// image of it (XOR commutes with a stream cipher).
+pub(crate) fn apply_patches(buf: &mut [u8], patches: &[Patch]) -> Result<(), CryptoError> {
+    for p in patches {
+        let end = p.offset.checked_add(2).ok_or(CryptoError::BufferTooSmall)?;
+        let dst = buf.get_mut(p.offset..end).ok_or(CryptoError::BufferTooSmall)?;
+        dst[0] ^= p.xor[0];
+        dst[1] ^= p.xor[1];
+    }
+    Ok(())
+}
+
+/// Total length of a scatter list.
+pub fn total_len(segments: &[&[u8]]) -> usize {
+    segments.iter().map(|s| s.len()).sum()
+}
+
+/// One direction's AEAD key in some backend.
+///
+/// Implementations hold expanded key material and must zeroize it on drop.
+pub trait Aead: Sized + fmt::Debug {
+    /// Expands `key` for `cipher`. `key.len()` must be `cipher.key_len()`.
+    fn new(cipher: Cipher, key: &[u8]) -> Result<Self, CryptoError>;
+
+    /// The cipher of this key.
+    fn cipher(&self) -> Cipher;
+
+    /// Encrypts the concatenation of `segments` (with `patches` applied) into
+    /// `out[..total_len(segments)]` and returns the tag (all zero for `none`).
+    /// `aad` is authenticated, not encrypted.
+    fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        segments: &[&[u8]],
+        patches: &[Patch],
+        out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], CryptoError>;
+
+    /// Verifies `tag` over `aad` and the ciphertext `buf`, then decrypts `buf` in place. On
+    /// failure `buf` is left as it was.
+    fn open_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), CryptoError>;
+}
+
+/// Copies the segments into `out` (the `none` cipher, and gather for in-place backends).
+pub(crate) fn gather(segments: &[&[u8]], out: &mut [u8]) -> Result<usize, CryptoError> {
+    let mut off = 0usize;
+    for s in segments {
+        let end = off.checked_add(s.len()).ok_or(CryptoError::BufferTooSmall)?;
+        out.get_mut(off..end).ok_or(CryptoError::BufferTooSmall)?.copy_from_slice(s);
+        off = end;
+    }
+    Ok(off)
+}

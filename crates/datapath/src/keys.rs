@@ -1,0 +1,832 @@
+//! Key material, key slots and the two key formats.
+//!
+//! # Classic keys (`OVPN_IOCTL_NEW_KEY`)
+//! One AEAD key and an 8-byte nonce tail per direction; 32-bit packet ids; the tag before the
+//! ciphertext. See [`crate::wire`].
+//!
+//! # Epoch keys (`OVPN_IOCTL_NEW_KEY_V2` with `CRYPTO_OPTIONS_EPOCH`)
+//! Flag value: `#define CRYPTO_OPTIONS_EPOCH (1<<1)`, from the newest public copy of the
+//! ovpn-dco-win user API, `src/openvpn/ovpn_dco_win.h` in `OpenVPN/openvpn` at commit
+//! 3de926089fdebd79b9d25e80c31e45c1e044911d (added by ebc9d4bc27064d1287a523efda75e16654ba7bea,
+//! "dco-win: support for epoch data channel"). Older `uapi/ovpn-dco.h` in `OpenVPN/ovpn-dco-win`
+//! (e.g. commit 46907991cd3da0d50df8b7d5079131929fdca9e8) instead defined
+//! `CRYPTO_OPTIONS_AEAD_TAG_END (1<<1)` and `CRYPTO_OPTIONS_64BIT_PKTID (1<<2)`; the epoch format
+//! implies both (tag at the end, 64-bit packet id). See [`CRYPTO_OPTIONS_EPOCH`].
+//!
+//! With epoch keys the 32 key bytes of each direction are the epoch key E1 (epoch 1), not a cipher
+//! key. Following `OpenVPN`'s `src/openvpn/crypto_epoch.c` (same commit) and ovpn-dco-win's
+//! `crypto_epoch.cpp`:
+//! - `OVPN-Expand-Label(secret, label, len)` = HKDF-Expand-SHA256(PRK = secret, info, len) with
+//!   `info = u16 len (BE) || u8 (5 + label length) || "ovpn " || label || u8 0` (empty context);
+//! - data key `K_i = Expand-Label(E_i, "data_key", key length)`, implicit IV
+//!   `IV_i = Expand-Label(E_i, "data_iv", 12)`, next epoch key `E_{i+1} = Expand-Label(E_i,
+//!   "datakey upd", 32)`;
+//! - packet id = `epoch << 48 | counter` (counter from 1), nonce = `(IV[0..8] XOR packet id BE) ||
+//!   IV[8..12]`, AAD = header || packet id (12 bytes), tag after the ciphertext;
+//! - the sender moves to the next epoch before the AEAD usage limit (packets + plaintext blocks)
+//!   or the 48-bit counter runs out; the receiver keeps [`FUTURE_EPOCH_KEYS`] future data keys and
+//!   the retiring one, and moves its send key forward when the peer authenticated a newer epoch.
+
+use crate::crypto::{Aead, Cipher, CryptoError, Patch, NONCE_LEN, TAG_LEN};
+use crate::pktid::{PktIdError, TxPacketId, CLASSIC_REKEY_AT, EPOCH_COUNTER_MAX};
+use crate::replay::{ReplayConfig, ReplayError, ReplayWindow};
+use crate::time::Instant;
+use crate::wire::{self, field, WireError};
+use alloc::boxed::Box;
+use core::fmt;
+use core::ops::Range;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// `CryptoOptions` flag of `OVPN_CRYPTO_DATA_V2` selecting epoch data keys (value `1 << 1`, see
+/// the module documentation for the source).
+pub const CRYPTO_OPTIONS_EPOCH: u32 = 1 << 1;
+/// Future receive epoch keys kept ahead of the current one (`OpenVPN`'s default, 4).
+pub const FUTURE_EPOCH_KEYS: usize = 4;
+/// Length of an epoch key.
+pub const EPOCH_KEY_LEN: usize = 32;
+/// Length of a classic nonce tail.
+pub const NONCE_TAIL_LEN: usize = 8;
+
+/// One direction of key material as user mode hands it over (`OVPN_KEY_DIRECTION`): up to 32 key
+/// bytes (ciphers with shorter keys use the leading bytes; epoch keys use all 32) and the nonce
+/// tail. Zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct KeyDirection {
+    /// Cipher key (classic) or epoch key E1 (epoch).
+    pub key: [u8; 32],
+    /// Classic nonce tail (unused by epoch keys).
+    pub nonce_tail: [u8; NONCE_TAIL_LEN],
+}
+
+impl fmt::Debug for KeyDirection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyDirection(..)")
+    }
+}
+
+/// The key format of a key slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyFormat {
+    /// `NEW_KEY`: 32-bit packet ids, tag before the ciphertext.
+    Classic,
+    /// `NEW_KEY_V2` + `CRYPTO_OPTIONS_EPOCH`: 64-bit epoch packet ids, tag at the end.
+    Epoch,
+}
+
+impl KeyFormat {
+    /// The format a `CryptoOptions` word selects.
+    pub const fn from_crypto_options(options: u32) -> KeyFormat {
+        if options & CRYPTO_OPTIONS_EPOCH != 0 {
+            KeyFormat::Epoch
+        } else {
+            KeyFormat::Classic
+        }
+    }
+}
+
+/// Which key slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySlotId {
+    /// Sends and receives.
+    Primary,
+    /// Receives only (the key being introduced or retired).
+    Secondary,
+}
+
+/// Everything needed to install a key slot (`OVPN_CRYPTO_DATA[_V2]`).
+#[derive(Clone, Debug)]
+pub struct KeyConfig {
+    /// The cipher.
+    pub cipher: Cipher,
+    /// Classic or epoch.
+    pub format: KeyFormat,
+    /// Key-id, 0..=7.
+    pub key_id: u8,
+    /// Send direction.
+    pub encrypt: KeyDirection,
+    /// Receive direction.
+    pub decrypt: KeyDirection,
+}
+
+/// Errors installing a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyError {
+    /// Key-id above 7.
+    BadKeyId,
+    /// Epoch keys need an AEAD cipher.
+    EpochNeedsAead,
+    /// The backend refused the key.
+    Crypto(CryptoError),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::BadKeyId => f.write_str("key id out of range"),
+            KeyError::EpochNeedsAead => f.write_str("epoch keys need an AEAD cipher"),
+            KeyError::Crypto(e) => write!(f, "key rejected: {e}"),
+        }
+    }
+}
+
+/// Errors of the seal path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealError {
+    /// No primary key installed.
+    NoKey,
+    /// `out` is shorter than plaintext + overhead.
+    BufferTooSmall,
+    /// The key's packet ids are used up; a new key is needed before anything can be sent.
+    KeyExhausted,
+    /// No peer routes to the packet's destination (peer table only).
+    NoRoute,
+    /// The backend failed.
+    Crypto(CryptoError),
+}
+
+impl fmt::Display for SealError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SealError::NoKey => f.write_str("no key"),
+            SealError::BufferTooSmall => f.write_str("output buffer too small"),
+            SealError::KeyExhausted => f.write_str("key exhausted, rekey needed"),
+            SealError::NoRoute => f.write_str("no route to destination"),
+            SealError::Crypto(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Errors of the open path; each is a reason to drop the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenError {
+    /// Malformed or truncated.
+    Malformed(WireError),
+    /// No peer with the packet's peer-id.
+    UnknownPeer,
+    /// No key with the packet's key-id.
+    NoKey,
+    /// An epoch the receiver has no key for.
+    UnknownEpoch,
+    /// Refused by the replay window.
+    Replay(ReplayError),
+    /// The tag did not verify.
+    AuthFailed,
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Malformed(e) => write!(f, "malformed: {e}"),
+            OpenError::UnknownPeer => f.write_str("unknown peer"),
+            OpenError::NoKey => f.write_str("no key for key id"),
+            OpenError::UnknownEpoch => f.write_str("unknown epoch"),
+            OpenError::Replay(e) => write!(f, "replay: {e}"),
+            OpenError::AuthFailed => f.write_str("authentication failed"),
+        }
+    }
+}
+
+impl OpenError {
+    /// A short machine-friendly reason (used by `rdco packet open`).
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            OpenError::Malformed(_) => "malformed",
+            OpenError::UnknownPeer => "unknown-peer",
+            OpenError::NoKey => "no-key",
+            OpenError::UnknownEpoch => "unknown-epoch",
+            OpenError::Replay(ReplayError::ZeroId) => "replay-zero-id",
+            OpenError::Replay(ReplayError::Duplicate) => "replay",
+            OpenError::Replay(ReplayError::TooOld) => "replay-too-old",
+            OpenError::Replay(ReplayError::TimeBacktrack) => "replay-time-backtrack",
+            OpenError::AuthFailed => "auth-failed",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Epoch key derivation.
+
+/// `OVPN-Expand-Label(secret, label, "", out.len())`.
+pub fn expand_label(secret: &[u8; EPOCH_KEY_LEN], label: &[u8], out: &mut [u8]) {
+    const PREFIX: &[u8] = b"ovpn ";
+    let mut info = [0u8; 2 + 1 + 5 + 32 + 1];
+    let label = label.get(..label.len().min(32)).unwrap_or(&[]);
+    let out_len = u16::try_from(out.len()).unwrap_or(u16::MAX);
+    let mut n = 0;
+    for b in out_len
+        .to_be_bytes()
+        .iter()
+        .chain(&[u8::try_from(PREFIX.len() + label.len()).unwrap_or(0)])
+        .chain(PREFIX)
+        .chain(label)
+        .chain(&[0u8])
+    {
+        if let Some(slot) = info.get_mut(n) {
+            *slot = *b;
+        }
+        n += 1;
+    }
+    // A 32-byte PRK is always long enough for SHA-256, and the outputs here (at most 32 bytes)
+    // are far below HKDF's 255 * 32 limit, so neither call can fail; fill zeros if one did.
+    match Hkdf::<Sha256>::from_prk(secret) {
+        Ok(h) => {
+            if h.expand(info.get(..n).unwrap_or(&[]), out).is_err() {
+                out.fill(0);
+            }
+        }
+        Err(_) => out.fill(0),
+    }
+    info.zeroize();
+}
+
+/// An epoch key `E_i`. Zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct EpochKey {
+    key: [u8; EPOCH_KEY_LEN],
+    epoch: u16,
+}
+
+impl fmt::Debug for EpochKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EpochKey").field("epoch", &self.epoch).finish_non_exhaustive()
+    }
+}
+
+impl EpochKey {
+    /// `E_1` from the installed key material.
+    pub fn first(key: &[u8; EPOCH_KEY_LEN]) -> Self {
+        EpochKey { key: *key, epoch: 1 }
+    }
+
+    /// The epoch number.
+    pub fn epoch(&self) -> u16 {
+        self.epoch
+    }
+
+    /// Moves to the next epoch: `E_{i+1} = Expand-Label(E_i, "datakey upd", 32)`. Returns false
+    /// (and stays) at epoch 65535.
+    pub fn iterate(&mut self) -> bool {
+        let Some(next) = self.epoch.checked_add(1) else { return false };
+        let mut k = [0u8; EPOCH_KEY_LEN];
+        expand_label(&self.key, b"datakey upd", &mut k);
+        self.key = k;
+        k.zeroize();
+        self.epoch = next;
+        true
+    }
+
+    /// The data key and implicit IV of this epoch, as raw bytes (test vectors, tools).
+    pub fn data_key_bytes(&self, cipher: Cipher, key_out: &mut [u8; 32]) -> [u8; NONCE_LEN] {
+        let n = cipher.key_len();
+        expand_label(&self.key, b"data_key", key_out.get_mut(..n).unwrap_or(&mut []));
+        let mut iv = [0u8; NONCE_LEN];
+        expand_label(&self.key, b"data_iv", &mut iv);
+        iv
+    }
+
+    fn data_key<A: Aead>(&self, cipher: Cipher) -> Result<EpochDataKey<A>, CryptoError> {
+        let mut k = [0u8; 32];
+        let iv = self.data_key_bytes(cipher, &mut k);
+        let aead = A::new(cipher, k.get(..cipher.key_len()).unwrap_or(&[]));
+        k.zeroize();
+        Ok(EpochDataKey { aead: aead?, iv: Iv(iv), epoch: self.epoch })
+    }
+}
+
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+struct Iv([u8; NONCE_LEN]);
+
+/// A derived epoch data key: the AEAD key, its implicit IV, its epoch.
+struct EpochDataKey<A> {
+    aead: A,
+    iv: Iv,
+    epoch: u16,
+}
+
+impl<A> EpochDataKey<A> {
+    fn nonce(&self, packet_id: u64) -> [u8; NONCE_LEN] {
+        let mut n = self.iv.0;
+        for (b, p) in n.iter_mut().zip(packet_id.to_be_bytes()) {
+            *b ^= p;
+        }
+        n
+    }
+}
+
+fn classic_nonce(packet_id: u32, tail: [u8; NONCE_TAIL_LEN]) -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    n[..4].copy_from_slice(&packet_id.to_be_bytes());
+    n[4..].copy_from_slice(&tail);
+    n
+}
+
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+struct NonceTail([u8; NONCE_TAIL_LEN]);
+
+// ---------------------------------------------------------------------------------------------
+// Send state.
+
+struct EpochTx<A> {
+    key: EpochDataKey<A>,
+    epoch_key: EpochKey,
+    counter: u64,
+    blocks: u64,
+    limit: u64,
+    cipher: Cipher,
+}
+
+impl<A: Aead> EpochTx<A> {
+    /// Replaces the send data key with the one of `epoch_key` and restarts the counter.
+    fn install_current(&mut self) -> Result<(), CryptoError> {
+        self.key = self.epoch_key.data_key(self.cipher)?;
+        self.counter = 0;
+        self.blocks = 0;
+        Ok(())
+    }
+
+    fn next_packet_id(&mut self, len: usize) -> Result<(u64, bool), SealError> {
+        let used_up = (self.limit > 0 && self.blocks.saturating_add(self.counter) > self.limit)
+            || self.counter >= EPOCH_COUNTER_MAX;
+        if used_up {
+            if !self.epoch_key.iterate() {
+                return Err(SealError::KeyExhausted);
+            }
+            self.install_current().map_err(SealError::Crypto)?;
+        }
+        self.counter += 1;
+        self.blocks = self.blocks.saturating_add((len as u64).div_ceil(16));
+        let rekey = self.epoch_key.epoch() >= u16::MAX - 16;
+        Ok((u64::from(self.key.epoch) << 48 | self.counter, rekey))
+    }
+
+    /// Follows the peer to `epoch` (it authenticated a packet of that epoch).
+    fn bump_to(&mut self, epoch: u16) -> Result<(), CryptoError> {
+        if self.key.epoch >= epoch {
+            return Ok(());
+        }
+        while self.epoch_key.epoch() < epoch {
+            if !self.epoch_key.iterate() {
+                break;
+            }
+        }
+        self.install_current()
+    }
+}
+
+// The classic variants are the hot path and stay inline; the epoch state is boxed at install.
+#[allow(clippy::large_enum_variant)]
+enum TxState<A> {
+    Classic { aead: A, tail: NonceTail, pktid: TxPacketId, blocks: u64, limit: u64 },
+    Epoch(Box<EpochTx<A>>),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receive state.
+
+struct EpochRx<A> {
+    current: EpochDataKey<A>,
+    window: ReplayWindow,
+    retiring: Option<(EpochDataKey<A>, ReplayWindow)>,
+    future: [Option<EpochDataKey<A>>; FUTURE_EPOCH_KEYS],
+    /// The epoch key of the highest data key generated so far.
+    epoch_key: EpochKey,
+    cipher: Cipher,
+    replay: ReplayConfig,
+}
+
+#[derive(Clone, Copy)]
+enum EpochWhich {
+    Current,
+    Retiring,
+    Future(usize),
+}
+
+impl<A: Aead> EpochRx<A> {
+    fn new(e1: &[u8; EPOCH_KEY_LEN], cipher: Cipher, replay: ReplayConfig) -> Result<Self, CryptoError> {
+        let epoch_key = EpochKey::first(e1);
+        let current = epoch_key.data_key(cipher)?;
+        let mut rx = EpochRx {
+            current,
+            window: ReplayWindow::new(replay),
+            retiring: None,
+            future: [None, None, None, None],
+            epoch_key,
+            cipher,
+            replay,
+        };
+        rx.fill_future()?;
+        Ok(rx)
+    }
+
+    /// Fills the empty tail of `future` with the next keys after `epoch_key`.
+    fn fill_future(&mut self) -> Result<(), CryptoError> {
+        for slot in &mut self.future {
+            if slot.is_none() {
+                if !self.epoch_key.iterate() {
+                    break;
+                }
+                *slot = Some(self.epoch_key.data_key(self.cipher)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, epoch: u16) -> Option<(EpochWhich, &EpochDataKey<A>)> {
+        if epoch == self.current.epoch {
+            return Some((EpochWhich::Current, &self.current));
+        }
+        if let Some((k, _)) = &self.retiring {
+            if k.epoch == epoch {
+                return Some((EpochWhich::Retiring, k));
+            }
+        }
+        let ahead = usize::from(epoch.checked_sub(self.current.epoch)?);
+        let idx = ahead.checked_sub(1)?;
+        let k = self.future.get(idx)?.as_ref()?;
+        (k.epoch == epoch).then_some((EpochWhich::Future(idx), k))
+    }
+
+    /// Makes future key `idx` the current one (its packet authenticated).
+    fn advance(&mut self, idx: usize) -> Result<(), CryptoError> {
+        let Some(new) = self.future.get_mut(idx).and_then(Option::take) else { return Ok(()) };
+        let old = core::mem::replace(&mut self.current, new);
+        let old_window = core::mem::replace(&mut self.window, ReplayWindow::new(self.replay));
+        self.retiring = Some((old, old_window));
+        // Keys of skipped epochs are of no use any more.
+        for slot in self.future.iter_mut().take(idx) {
+            *slot = None;
+        }
+        self.future.rotate_left(idx + 1);
+        self.fill_future()
+    }
+}
+
+#[allow(clippy::large_enum_variant)]
+enum RxState<A> {
+    Classic { aead: A, tail: NonceTail, window: ReplayWindow },
+    Epoch(Box<EpochRx<A>>),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key slot.
+
+/// The result of sealing one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealInfo {
+    /// Bytes of `out` used.
+    pub len: usize,
+    /// The packet id sent (epoch packet ids include the epoch).
+    pub packet_id: u64,
+    /// The key should be replaced soon (raise "rekey needed").
+    pub rekey_needed: bool,
+}
+
+/// The result of opening one packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenInfo {
+    /// Where the plaintext is in the packet buffer.
+    pub payload: Range<usize>,
+    /// The packet id received.
+    pub packet_id: u64,
+    /// An epoch packet moved the receive key to a new epoch.
+    pub epoch_advanced: bool,
+}
+
+/// One key slot: a key-id with its send and receive state.
+pub struct KeySlot<A: Aead> {
+    key_id: u8,
+    cipher: Cipher,
+    tx: TxState<A>,
+    rx: RxState<A>,
+}
+
+impl<A: Aead> fmt::Debug for KeySlot<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySlot")
+            .field("key_id", &self.key_id)
+            .field("cipher", &self.cipher)
+            .field("format", &self.format())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Aead> KeySlot<A> {
+    /// Builds a slot from `config` (configuration time: epoch state is boxed here).
+    pub fn new(config: &KeyConfig, replay: ReplayConfig) -> Result<Self, KeyError> {
+        Self::with_tx_packet_id(config, replay, 1)
+    }
+
+    /// As [`Self::new`], with the first classic transmit packet id given (tools and tests).
+    pub fn with_tx_packet_id(
+        config: &KeyConfig,
+        replay: ReplayConfig,
+        first_id: u32,
+    ) -> Result<Self, KeyError> {
+        if config.key_id > wire::KEY_ID_MASK {
+            return Err(KeyError::BadKeyId);
+        }
+        let cipher = config.cipher;
+        let n = cipher.key_len();
+        let (tx, rx) = match config.format {
+            KeyFormat::Classic => {
+                let enc =
+                    A::new(cipher, config.encrypt.key.get(..n).unwrap_or(&[])).map_err(KeyError::Crypto)?;
+                let dec =
+                    A::new(cipher, config.decrypt.key.get(..n).unwrap_or(&[])).map_err(KeyError::Crypto)?;
+                (
+                    TxState::Classic {
+                        aead: enc,
+                        tail: NonceTail(config.encrypt.nonce_tail),
+                        pktid: TxPacketId::starting_at(first_id, CLASSIC_REKEY_AT),
+                        blocks: 0,
+                        limit: cipher.aead_usage_limit(),
+                    },
+                    RxState::Classic {
+                        aead: dec,
+                        tail: NonceTail(config.decrypt.nonce_tail),
+                        window: ReplayWindow::new(replay),
+                    },
+                )
+            }
+            KeyFormat::Epoch => {
+                if !cipher.is_aead() {
+                    return Err(KeyError::EpochNeedsAead);
+                }
+                let epoch_key = EpochKey::first(&config.encrypt.key);
+                let key = epoch_key.data_key(cipher).map_err(KeyError::Crypto)?;
+                let tx = EpochTx {
+                    key,
+                    epoch_key,
+                    counter: 0,
+                    blocks: 0,
+                    limit: cipher.aead_usage_limit(),
+                    cipher,
+                };
+                let rx = EpochRx::new(&config.decrypt.key, cipher, replay).map_err(KeyError::Crypto)?;
+                (TxState::Epoch(Box::new(tx)), RxState::Epoch(Box::new(rx)))
+            }
+        };
+        Ok(KeySlot { key_id: config.key_id, cipher, tx, rx })
+    }
+
+    /// The key-id.
+    pub fn key_id(&self) -> u8 {
+        self.key_id
+    }
+
+    /// The cipher.
+    pub fn cipher(&self) -> Cipher {
+        self.cipher
+    }
+
+    /// The key format.
+    pub fn format(&self) -> KeyFormat {
+        match self.tx {
+            TxState::Classic { .. } => KeyFormat::Classic,
+            TxState::Epoch(_) => KeyFormat::Epoch,
+        }
+    }
+
+    /// Bytes a packet adds to its plaintext with this key.
+    pub fn overhead(&self) -> usize {
+        match (&self.tx, self.cipher.is_aead()) {
+            (TxState::Classic { .. }, true) => wire::CLASSIC_AEAD_OVERHEAD,
+            (TxState::Classic { .. }, false) => wire::CLASSIC_NONE_OVERHEAD,
+            (TxState::Epoch(_), _) => wire::EPOCH_OVERHEAD,
+        }
+    }
+
+    /// The current send epoch (epoch keys), for tests and statistics.
+    pub fn tx_epoch(&self) -> Option<u16> {
+        match &self.tx {
+            TxState::Epoch(t) => Some(t.key.epoch),
+            TxState::Classic { .. } => None,
+        }
+    }
+
+    /// The current receive epoch (epoch keys).
+    pub fn rx_epoch(&self) -> Option<u16> {
+        match &self.rx {
+            RxState::Epoch(r) => Some(r.current.epoch),
+            RxState::Classic { .. } => None,
+        }
+    }
+
+    /// Sets the AEAD usage limit of the send key (tests exercise epoch rollover with it).
+    pub fn set_tx_usage_limit(&mut self, limit: u64) {
+        match &mut self.tx {
+            TxState::Epoch(t) => t.limit = limit,
+            TxState::Classic { limit: l, .. } => *l = limit,
+        }
+    }
+
+    /// Seals the concatenated `segments` (with `patches`) into `out` as one packet with header
+    /// `peer_id`. Returns the length written.
+    pub fn seal(
+        &mut self,
+        peer_id: u32,
+        segments: &[&[u8]],
+        patches: &[Patch],
+        out: &mut [u8],
+    ) -> Result<SealInfo, SealError> {
+        let plain_len = crate::crypto::total_len(segments);
+        let total = plain_len.checked_add(self.overhead()).ok_or(SealError::BufferTooSmall)?;
+        if out.len() < total {
+            return Err(SealError::BufferTooSmall);
+        }
+        let header = wire::header_word(self.key_id, peer_id);
+        let crypto = |e: CryptoError| match e {
+            CryptoError::BufferTooSmall => SealError::BufferTooSmall,
+            e => SealError::Crypto(e),
+        };
+        match &mut self.tx {
+            TxState::Classic { aead, tail, pktid, blocks, limit } => {
+                let (id, mut rekey) =
+                    pktid.take_next().map_err(|PktIdError::Exhausted| SealError::KeyExhausted)?;
+                *blocks = blocks.saturating_add((plain_len as u64).div_ceil(16));
+                if *limit > 0 && blocks.saturating_add(u64::from(id)) > *limit / 8 * 7 {
+                    rekey = true;
+                }
+                let payload_at = if self.cipher.is_aead() {
+                    field::CLASSIC_AEAD_PAYLOAD
+                } else {
+                    field::CLASSIC_NONE_PAYLOAD
+                };
+                let (head, rest) = out.split_at_mut(payload_at);
+                head[..4].copy_from_slice(&header);
+                head[field::CLASSIC_PKTID].copy_from_slice(&id.to_be_bytes());
+                let nonce = classic_nonce(id, tail.0);
+                let tag = aead.seal(&nonce, &head[..8], segments, patches, rest).map_err(crypto)?;
+                if self.cipher.is_aead() {
+                    head[field::CLASSIC_TAG].copy_from_slice(&tag);
+                }
+                Ok(SealInfo { len: total, packet_id: u64::from(id), rekey_needed: rekey })
+            }
+            TxState::Epoch(tx) => {
+                let (id, rekey) = tx.next_packet_id(plain_len)?;
+                let (head, rest) = out.split_at_mut(field::EPOCH_PAYLOAD);
+                head[..4].copy_from_slice(&header);
+                head[field::EPOCH_PKTID].copy_from_slice(&id.to_be_bytes());
+                let nonce = tx.key.nonce(id);
+                let tag = tx.key.aead.seal(&nonce, head, segments, patches, rest).map_err(crypto)?;
+                rest.get_mut(plain_len..plain_len + TAG_LEN)
+                    .ok_or(SealError::BufferTooSmall)?
+                    .copy_from_slice(&tag);
+                Ok(SealInfo { len: total, packet_id: id, rekey_needed: rekey })
+            }
+        }
+    }
+
+    /// Authenticates, replay-checks and decrypts `packet` in place. The replay window is checked
+    /// before the AEAD and committed only after the tag verified.
+    pub fn open(&mut self, now: Instant, packet: &mut [u8]) -> Result<OpenInfo, OpenError> {
+        let malformed = OpenError::Malformed(WireError::Truncated);
+        match &mut self.rx {
+            RxState::Classic { aead, tail, window } => {
+                let aead_cipher = self.cipher.is_aead();
+                let payload_at =
+                    if aead_cipher { field::CLASSIC_AEAD_PAYLOAD } else { field::CLASSIC_NONE_PAYLOAD };
+                if packet.len() < payload_at {
+                    return Err(malformed);
+                }
+                let (head, body) = packet.split_at_mut(payload_at);
+                let mut idb = [0u8; 4];
+                idb.copy_from_slice(&head[field::CLASSIC_PKTID]);
+                let id = u32::from_be_bytes(idb);
+                window.check(u64::from(id), now).map_err(OpenError::Replay)?;
+                if aead_cipher {
+                    let mut tag = [0u8; TAG_LEN];
+                    tag.copy_from_slice(&head[field::CLASSIC_TAG]);
+                    let nonce = classic_nonce(id, tail.0);
+                    aead.open_in_place(&nonce, &head[..8], body, &tag).map_err(|_| OpenError::AuthFailed)?;
+                }
+                window.commit(u64::from(id), now);
+                Ok(OpenInfo {
+                    payload: payload_at..packet.len(),
+                    packet_id: u64::from(id),
+                    epoch_advanced: false,
+                })
+            }
+            RxState::Epoch(rx) => {
+                let len = packet.len();
+                if len < wire::EPOCH_OVERHEAD {
+                    return Err(malformed);
+                }
+                let (head, body) = packet.split_at_mut(field::EPOCH_PAYLOAD);
+                let mut idb = [0u8; 8];
+                idb.copy_from_slice(&head[field::EPOCH_PKTID]);
+                let id = u64::from_be_bytes(idb);
+                let epoch = u16::try_from(id >> 48).unwrap_or(0);
+                let counter = id & EPOCH_COUNTER_MAX;
+                let (which, key) = rx.lookup(epoch).ok_or(OpenError::UnknownEpoch)?;
+                match which {
+                    EpochWhich::Current => rx.window.check(counter, now),
+                    EpochWhich::Retiring => match &rx.retiring {
+                        Some((_, w)) => w.check(counter, now),
+                        None => Err(ReplayError::TooOld),
+                    },
+                    EpochWhich::Future(_) => {
+                        if counter == 0 {
+                            Err(ReplayError::ZeroId)
+                        } else {
+                            Ok(())
+                        }
+                    }
+                }
+                .map_err(OpenError::Replay)?;
+                let ct_len = body.len() - TAG_LEN;
+                let (ct, tag_bytes) = body.split_at_mut(ct_len);
+                let mut tag = [0u8; TAG_LEN];
+                tag.copy_from_slice(tag_bytes);
+                let nonce = key.nonce(id);
+                key.aead.open_in_place(&nonce, head, ct, &tag).map_err(|_| OpenError::AuthFailed)?;
+                let mut advanced = false;
+                match which {
+                    EpochWhich::Current => rx.window.commit(counter, now),
+                    EpochWhich::Retiring => {
+                        if let Some((_, w)) = &mut rx.retiring {
+                            w.commit(counter, now);
+                        }
+                    }
+                    EpochWhich::Future(idx) => {
+                        // Key derivation cannot fail for a cipher that was accepted at install.
+                        let _ = rx.advance(idx);
+                        rx.window.commit(counter, now);
+                        advanced = true;
+                    }
+                }
+                if advanced {
+                    if let TxState::Epoch(tx) = &mut self.tx {
+                        let _ = tx.bump_to(epoch);
+                    }
+                }
+                Ok(OpenInfo {
+                    payload: field::EPOCH_PAYLOAD..len - TAG_LEN,
+                    packet_id: id,
+                    epoch_advanced: advanced,
+                })
+            }
+        }
+    }
+}
+
+/// The primary and secondary key slots of a peer.
+#[derive(Debug)]
+pub struct KeySet<A: Aead> {
+    primary: Option<KeySlot<A>>,
+    secondary: Option<KeySlot<A>>,
+}
+
+impl<A: Aead> Default for KeySet<A> {
+    fn default() -> Self {
+        KeySet { primary: None, secondary: None }
+    }
+}
+
+impl<A: Aead> KeySet<A> {
+    /// Installs `slot` in `which`, replacing (and zeroizing) what was there.
+    pub fn install(&mut self, which: KeySlotId, slot: KeySlot<A>) {
+        match which {
+            KeySlotId::Primary => self.primary = Some(slot),
+            KeySlotId::Secondary => self.secondary = Some(slot),
+        }
+    }
+
+    /// Swaps primary and secondary (`OVPN_IOCTL_SWAP_KEYS`).
+    pub fn swap(&mut self) {
+        core::mem::swap(&mut self.primary, &mut self.secondary);
+    }
+
+    /// Removes the key in `which`.
+    pub fn remove(&mut self, which: KeySlotId) {
+        match which {
+            KeySlotId::Primary => self.primary = None,
+            KeySlotId::Secondary => self.secondary = None,
+        }
+    }
+
+    /// The primary (sending) slot.
+    pub fn primary(&self) -> Option<&KeySlot<A>> {
+        self.primary.as_ref()
+    }
+
+    /// The primary (sending) slot, mutably.
+    pub fn primary_mut(&mut self) -> Option<&mut KeySlot<A>> {
+        self.primary.as_mut()
+    }
+
+    /// The secondary slot.
+    pub fn secondary(&self) -> Option<&KeySlot<A>> {
+        self.secondary.as_ref()
+    }
+
+    /// The slot with `key_id`, primary first.
+    pub fn by_key_id_mut(&mut self, key_id: u8) -> Option<&mut KeySlot<A>> {
+        if self.primary.as_ref().is_some_and(|k| k.key_id == key_id) {
+            return self.primary.as_mut();
+        }
+        self.secondary.as_mut().filter(|k| k.key_id == key_id)
+    }
+}

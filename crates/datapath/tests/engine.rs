@@ -1,0 +1,533 @@
+//! Engine tests through the public API.
+#![allow(clippy::pedantic)]
+
+use datapath::crypto::{Aead, Cipher, CryptoError, Patch, RustCryptoAead};
+use datapath::keepalive::KeepaliveAction;
+use datapath::keys::{KeyConfig, KeyDirection, KeyFormat, KeySlot, KeySlotId, OpenError, SealError};
+use datapath::peer::{Endpoint, InnerDest, IpPrefix, Peer, PeerConfig, PeerTable, Received};
+use datapath::replay::{ReplayConfig, ReplayError};
+use datapath::time::Instant;
+use datapath::wire::{self, KEEPALIVE_PING};
+use std::time::Duration;
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn dir(k: u8, n: u8) -> KeyDirection {
+    KeyDirection { key: [k; 32], nonce_tail: [n; 8] }
+}
+
+fn config(cipher: Cipher, format: KeyFormat, key_id: u8, swap: bool) -> KeyConfig {
+    let (a, b) = (dir(0x11, 0xa1), dir(0x22, 0xb2));
+    let (encrypt, decrypt) = if swap { (b, a) } else { (a, b) };
+    KeyConfig { cipher, format, key_id, encrypt, decrypt }
+}
+
+/// Two peers facing each other.
+fn pair(cipher: Cipher, format: KeyFormat) -> (Peer, Peer) {
+    let mut a = Peer::new(&PeerConfig::new(7), t(0));
+    let mut b = Peer::new(&PeerConfig::new(7), t(0));
+    a.install_key(KeySlotId::Primary, &config(cipher, format, 1, false)).unwrap();
+    b.install_key(KeySlotId::Primary, &config(cipher, format, 1, true)).unwrap();
+    (a, b)
+}
+
+fn transfer(from: &mut Peer, to: &mut Peer, plain: &[u8], now: Instant) -> Result<Received, OpenError> {
+    let mut out = vec![0u8; plain.len() + wire::MAX_OVERHEAD];
+    let s = from.seal(now, &[plain], &mut out).unwrap();
+    out.truncate(s.len);
+    let r = to.open(now, None, &mut out)?;
+    if let Received::Data(o) = &r {
+        assert_eq!(&out[o.payload.clone()], plain);
+    }
+    Ok(r)
+}
+
+#[test]
+fn rustcrypto_matches_reference_aeads() {
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    let nonce = [9u8; 12];
+    let aad = [1u8, 2, 3, 4, 5, 6, 7, 8];
+    for len in [0usize, 1, 15, 16, 17, 64, 100, 1420] {
+        let plain: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        for cipher in [Cipher::Aes128Gcm, Cipher::Aes192Gcm, Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
+            let key: Vec<u8> = (0..cipher.key_len()).map(|i| i as u8).collect();
+            let mut reference = plain.clone();
+            let tag: [u8; 16] = match cipher {
+                Cipher::Aes128Gcm => aes_gcm::Aes128Gcm::new_from_slice(&key)
+                    .unwrap()
+                    .encrypt_in_place_detached((&nonce).into(), &aad, &mut reference)
+                    .unwrap()
+                    .into(),
+                Cipher::Aes192Gcm => {
+                    aes_gcm::AesGcm::<aes_gcm::aes::Aes192, aes_gcm::aead::consts::U12>::new_from_slice(&key)
+                        .unwrap()
+                        .encrypt_in_place_detached((&nonce).into(), &aad, &mut reference)
+                        .unwrap()
+                        .into()
+                }
+                Cipher::Aes256Gcm => aes_gcm::Aes256Gcm::new_from_slice(&key)
+                    .unwrap()
+                    .encrypt_in_place_detached((&nonce).into(), &aad, &mut reference)
+                    .unwrap()
+                    .into(),
+                _ => chacha20poly1305::ChaCha20Poly1305::new_from_slice(&key)
+                    .unwrap()
+                    .encrypt_in_place_detached((&nonce).into(), &aad, &mut reference)
+                    .unwrap()
+                    .into(),
+            };
+            let k = RustCryptoAead::new(cipher, &key).unwrap();
+            // Every two-way split, and a many-way split.
+            for cut in 0..=len.min(40) {
+                let mut out = vec![0u8; len];
+                let got = k.seal(&nonce, &aad, &[&plain[..cut], &plain[cut..]], &[], &mut out).unwrap();
+                assert_eq!((got, &out), (tag, &reference), "{cipher} len {len} cut {cut}");
+            }
+            let segs: Vec<&[u8]> = plain.chunks(3).collect();
+            let mut out = vec![0u8; len];
+            assert_eq!(k.seal(&nonce, &aad, &segs, &[], &mut out).unwrap(), tag);
+            assert_eq!(out, reference);
+            // Open in place; a flipped bit fails and leaves the buffer alone.
+            let mut bad = out.clone();
+            if len > 0 {
+                bad[len / 2] ^= 1;
+                assert_eq!(k.open_in_place(&nonce, &aad, &mut bad, &tag), Err(CryptoError::AuthFailed));
+                assert_eq!(bad[len / 2], out[len / 2] ^ 1);
+            }
+            k.open_in_place(&nonce, &aad, &mut out, &tag).unwrap();
+            assert_eq!(out, plain);
+        }
+    }
+}
+
+#[test]
+fn patches_are_applied_to_the_plaintext_stream() {
+    let k = RustCryptoAead::new(Cipher::Aes256Gcm, &[3u8; 32]).unwrap();
+    let plain = [0u8; 50];
+    let mut edited = plain;
+    edited[10] ^= 0xAB;
+    edited[11] ^= 0xCD;
+    let mut a = [0u8; 50];
+    let mut b = [0u8; 50];
+    let t1 = k
+        .seal(
+            &[0; 12],
+            b"",
+            &[&plain[..11], &plain[11..]],
+            &[Patch { offset: 10, xor: [0xAB, 0xCD] }],
+            &mut a,
+        )
+        .unwrap();
+    let t2 = k.seal(&[0; 12], b"", &[&edited], &[], &mut b).unwrap();
+    assert_eq!((t1, a), (t2, b));
+    // A patch outside the plaintext is an error, not a panic.
+    assert_eq!(
+        k.seal(&[0; 12], b"", &[&plain], &[Patch { offset: 49, xor: [1, 1] }], &mut a),
+        Err(CryptoError::BufferTooSmall)
+    );
+    assert_eq!(k.seal(&[0; 12], b"", &[&plain], &[], &mut [0u8; 10]), Err(CryptoError::BufferTooSmall));
+    assert_eq!(RustCryptoAead::new(Cipher::Aes128Gcm, &[0; 32]).unwrap_err(), CryptoError::BadKeyLength);
+}
+
+#[test]
+fn roundtrip_every_cipher_and_format() {
+    for cipher in Cipher::ALL {
+        for format in [KeyFormat::Classic, KeyFormat::Epoch] {
+            if format == KeyFormat::Epoch && cipher == Cipher::None {
+                let mut p: Peer = Peer::new(&PeerConfig::new(1), t(0));
+                assert!(p.install_key(KeySlotId::Primary, &config(cipher, format, 0, false)).is_err());
+                continue;
+            }
+            let (mut a, mut b) = pair(cipher, format);
+            for i in 0..50u32 {
+                let plain: Vec<u8> = (0..i * 13).map(|x| x as u8).collect();
+                assert!(matches!(transfer(&mut a, &mut b, &plain, t(u64::from(i))), Ok(Received::Data(_))));
+                assert!(matches!(transfer(&mut b, &mut a, &plain, t(u64::from(i))), Ok(Received::Data(_))));
+            }
+        }
+    }
+}
+
+#[test]
+fn wire_layouts() {
+    let (mut a, _) = pair(Cipher::Aes256Gcm, KeyFormat::Classic);
+    let mut out = [0u8; 64];
+    let s = a.seal(t(0), &[b"hello"], &mut out).unwrap();
+    assert_eq!(s.len, 5 + 24);
+    assert_eq!(&out[..8], &[0x49, 0, 0, 7, 0, 0, 0, 1]);
+    let (mut a, _) = pair(Cipher::Aes256Gcm, KeyFormat::Epoch);
+    let s = a.seal(t(0), &[b"hello"], &mut out).unwrap();
+    assert_eq!(s.len, 5 + 28);
+    assert_eq!(&out[..12], &[0x49, 0, 0, 7, 0, 1, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(s.packet_id, 1 << 48 | 1);
+    let (mut a, _) = pair(Cipher::None, KeyFormat::Classic);
+    let s = a.seal(t(0), &[b"hel", b"lo"], &mut out).unwrap();
+    assert_eq!(&out[..s.len], &[0x49, 0, 0, 7, 0, 0, 0, 1, b'h', b'e', b'l', b'l', b'o']);
+    // Too small an output is refused before a packet id is used.
+    assert_eq!(a.seal(t(0), &[b"hello"], &mut [0u8; 12]), Err(SealError::BufferTooSmall));
+    let s = a.seal(t(0), &[b"x"], &mut out).unwrap();
+    assert_eq!(s.packet_id, 2);
+}
+
+#[test]
+fn forged_packets_never_move_the_window() {
+    for format in [KeyFormat::Classic, KeyFormat::Epoch] {
+        let (mut a, mut b) = pair(Cipher::Aes128Gcm, format);
+        let mut pkts = Vec::new();
+        for _ in 0..5 {
+            let mut out = vec![0u8; 100];
+            let s = a.seal(t(0), &[b"payload"], &mut out).unwrap();
+            out.truncate(s.len);
+            pkts.push(out);
+        }
+        // A forged packet far ahead: same header, packet id 1_000_000, garbage tag.
+        let mut forged = pkts[0].clone();
+        let id_at = if format == KeyFormat::Classic { 4..8 } else { 4..12 };
+        let far: Vec<u8> = if format == KeyFormat::Classic {
+            1_000_000u32.to_be_bytes().to_vec()
+        } else {
+            (1u64 << 48 | 1_000_000).to_be_bytes().to_vec()
+        };
+        forged[id_at.clone()].copy_from_slice(&far);
+        assert_eq!(b.open(t(0), None, &mut forged.clone()), Err(OpenError::AuthFailed));
+        // Every genuine packet still opens, in any order.
+        for i in [2usize, 0, 4, 1, 3] {
+            assert!(
+                matches!(b.open(t(0), None, &mut pkts[i].clone()), Ok(Received::Data(_))),
+                "{format:?} pkt {i}"
+            );
+        }
+        // Replays are refused.
+        assert_eq!(b.open(t(0), None, &mut pkts[0].clone()), Err(OpenError::Replay(ReplayError::Duplicate)));
+        // A forged copy of a not-yet-received id does not burn that id.
+        let mut next = vec![0u8; 100];
+        let s = a.seal(t(0), &[b"payload"], &mut next).unwrap();
+        next.truncate(s.len);
+        let mut bad = next.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x80;
+        assert_eq!(b.open(t(0), None, &mut bad), Err(OpenError::AuthFailed));
+        assert!(matches!(b.open(t(0), None, &mut next), Ok(Received::Data(_))));
+        assert_eq!(b.stats().rx_auth_failed, 2);
+        assert_eq!(b.stats().rx_replayed, 1);
+    }
+}
+
+#[test]
+fn key_swap_and_key_id_lookup() {
+    let (mut a, mut b) = pair(Cipher::Aes256Gcm, KeyFormat::Classic);
+    assert!(transfer(&mut a, &mut b, b"old key", t(0)).is_ok());
+    let mut in_flight = vec![0u8; 64];
+    let s = a.seal(t(0), &[b"late"], &mut in_flight).unwrap();
+    in_flight.truncate(s.len);
+    // New key (key-id 2) in the secondary slots, then swap on both sides.
+    let mut new_a = config(Cipher::ChaCha20Poly1305, KeyFormat::Classic, 2, false);
+    new_a.encrypt.key = [0x33; 32];
+    new_a.decrypt.key = [0x44; 32];
+    let mut new_b = new_a.clone();
+    std::mem::swap(&mut new_b.encrypt, &mut new_b.decrypt);
+    a.install_key(KeySlotId::Secondary, &new_a).unwrap();
+    b.install_key(KeySlotId::Secondary, &new_b).unwrap();
+    a.swap_keys();
+    b.swap_keys();
+    assert_eq!(a.keys().primary().unwrap().key_id(), 2);
+    let mut out = vec![0u8; 64];
+    let s = a.seal(t(0), &[b"new key"], &mut out).unwrap();
+    assert_eq!(out[0], 0x4a);
+    assert_eq!(s.packet_id, 1);
+    out.truncate(s.len);
+    assert!(matches!(b.open(t(0), None, &mut out), Ok(Received::Data(_))));
+    // The packet sealed with the old key still opens (old key now secondary).
+    assert!(matches!(b.open(t(0), None, &mut in_flight), Ok(Received::Data(_))));
+    // An unknown key-id is refused.
+    let mut unknown = out.clone();
+    unknown[0] = 0x4d;
+    assert_eq!(b.open(t(0), None, &mut unknown), Err(OpenError::NoKey));
+    // No key at all.
+    let mut c: Peer = Peer::new(&PeerConfig::new(1), t(0));
+    assert_eq!(c.seal(t(0), &[b"x"], &mut out), Err(SealError::NoKey));
+}
+
+#[test]
+fn classic_packet_id_exhaustion() {
+    let cfg = config(Cipher::Aes128Gcm, KeyFormat::Classic, 0, false);
+    let slot =
+        KeySlot::<RustCryptoAead>::with_tx_packet_id(&cfg, ReplayConfig::default(), 0xFEFF_FFFF).unwrap();
+    let mut p: Peer = Peer::new(&PeerConfig::new(3), t(0));
+    p.install_key_slot(KeySlotId::Primary, slot);
+    let mut out = [0u8; 64];
+    assert!(!p.seal(t(0), &[b"a"], &mut out).unwrap().rekey_needed);
+    assert!(p.seal(t(0), &[b"a"], &mut out).unwrap().rekey_needed);
+    let slot = KeySlot::<RustCryptoAead>::with_tx_packet_id(&cfg, ReplayConfig::default(), u32::MAX).unwrap();
+    p.install_key_slot(KeySlotId::Primary, slot);
+    let s = p.seal(t(0), &[b"a"], &mut out).unwrap();
+    assert_eq!((s.packet_id, s.rekey_needed), (u64::from(u32::MAX), true));
+    assert_eq!(p.seal(t(0), &[b"a"], &mut out), Err(SealError::KeyExhausted));
+    assert_eq!(p.seal_keepalive(t(0), &mut out), Err(SealError::KeyExhausted));
+}
+
+#[test]
+fn epoch_rollover_future_keys_and_retiring_key() {
+    let (mut a, mut b) = pair(Cipher::Aes256Gcm, KeyFormat::Epoch);
+    // Force a new epoch every 3 packets (q + s > 5 with one block per packet).
+    a.keys_mut().primary_mut().unwrap().set_tx_usage_limit(5);
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        let mut out = vec![0u8; 64];
+        let s = a.seal(t(0), &[&[i as u8; 10]], &mut out).unwrap();
+        out.truncate(s.len);
+        sent.push((s.packet_id, out));
+    }
+    let epochs: Vec<u64> = sent.iter().map(|(id, _)| id >> 48).collect();
+    assert_eq!(epochs, vec![1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]);
+    assert_eq!(sent[3].0 & 0xFFFF_FFFF_FFFF, 1, "counter restarts in a new epoch");
+    // Receive epoch 3 first: a future key, which becomes current; epoch 1 is gone, 2 unknown?
+    assert!(matches!(b.open(t(0), None, &mut sent[6].1.clone()), Ok(Received::Data(o)) if o.epoch_advanced));
+    assert_eq!(b.keys().primary().unwrap().rx_epoch(), Some(3));
+    // b's send key followed the peer to epoch 3.
+    assert_eq!(b.keys().primary().unwrap().tx_epoch(), Some(3));
+    // Epoch 1 is the retiring key now: still accepted.
+    assert!(matches!(b.open(t(0), None, &mut sent[0].1.clone()), Ok(Received::Data(_))));
+    // Epoch 2 was skipped: its key was dropped.
+    assert_eq!(b.open(t(0), None, &mut sent[3].1.clone()), Err(OpenError::UnknownEpoch));
+    // Epoch 4 moves on again; 3 retires, 1 is gone.
+    assert!(matches!(b.open(t(0), None, &mut sent[9].1.clone()), Ok(Received::Data(_))));
+    assert!(matches!(b.open(t(0), None, &mut sent[7].1.clone()), Ok(Received::Data(_))));
+    assert_eq!(b.open(t(0), None, &mut sent[1].1.clone()), Err(OpenError::UnknownEpoch));
+    // Replay within the retiring window is still caught.
+    assert_eq!(b.open(t(0), None, &mut sent[7].1.clone()), Err(OpenError::Replay(ReplayError::Duplicate)));
+    // Too far ahead (beyond the 4 future keys) is unknown, and doesn't derive anything.
+    let mut far = sent[10].1.clone();
+    far[4..6].copy_from_slice(&20u16.to_be_bytes());
+    assert_eq!(b.open(t(0), None, &mut far), Err(OpenError::UnknownEpoch));
+    // A forged packet of a future epoch does not advance the epoch.
+    let mut forged = sent[10].1.clone();
+    forged[4..6].copy_from_slice(&6u16.to_be_bytes());
+    assert_eq!(b.open(t(0), None, &mut forged), Err(OpenError::AuthFailed));
+    assert_eq!(b.keys().primary().unwrap().rx_epoch(), Some(4));
+    // The reverse direction works in b's new epoch.
+    assert!(matches!(transfer(&mut b, &mut a, b"back", t(0)), Ok(Received::Data(_))));
+}
+
+#[test]
+fn keepalive_ping_and_timeout() {
+    let mut cfg = PeerConfig::new(5);
+    cfg.keepalive_interval = Duration::from_secs(10);
+    cfg.keepalive_timeout = Duration::from_secs(60);
+    let mut a: Peer = Peer::new(&cfg, t(0));
+    let mut b: Peer = Peer::new(&cfg, t(0));
+    a.install_key(KeySlotId::Primary, &config(Cipher::Aes256Gcm, KeyFormat::Classic, 0, false)).unwrap();
+    b.install_key(KeySlotId::Primary, &config(Cipher::Aes256Gcm, KeyFormat::Classic, 0, true)).unwrap();
+    assert_eq!(a.poll(t(5_000)), KeepaliveAction::Idle);
+    assert_eq!(a.poll(t(10_000)), KeepaliveAction::SendPing);
+    let mut out = [0u8; 64];
+    let s = a.seal_keepalive(t(10_000), &mut out).unwrap();
+    assert_eq!(s.len, 16 + 24);
+    assert_eq!(a.poll(t(10_001)), KeepaliveAction::Idle);
+    let r = b.open(t(10_000), None, &mut out[..s.len]).unwrap();
+    assert!(matches!(r, Received::Keepalive(_)));
+    assert_eq!(b.stats().rx_keepalives, 1);
+    assert_eq!(b.poll(t(69_999)), KeepaliveAction::SendPing);
+    b.seal_keepalive(t(69_999), &mut out).unwrap();
+    assert_eq!(b.poll(t(70_000)), KeepaliveAction::Timeout);
+    // The ping payload is exactly OpenVPN's.
+    assert_eq!(KEEPALIVE_PING[0], 0x2a);
+}
+
+#[test]
+fn float_event() {
+    let (mut a, mut b) = pair(Cipher::Aes128Gcm, KeyFormat::Classic);
+    let ep1 = Endpoint::V4 { addr: [192, 0, 2, 1], port: 1194 };
+    let ep2 = Endpoint::V6 { addr: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], port: 1194 };
+    b.set_remote(Some(ep1));
+    let seal = |a: &mut Peer| {
+        let mut out = vec![0u8; 64];
+        let s = a.seal(t(0), &[b"x"], &mut out).unwrap();
+        out.truncate(s.len);
+        out
+    };
+    let Received::Data(o) = b.open(t(0), Some(&ep1), &mut seal(&mut a)).unwrap() else { panic!() };
+    assert_eq!(o.floated, None);
+    // A forged packet from a new address does not float.
+    let mut bad = seal(&mut a);
+    bad[10] ^= 1;
+    assert!(b.open(t(0), Some(&ep2), &mut bad).is_err());
+    assert_eq!(b.remote(), Some(ep1));
+    let Received::Data(o) = b.open(t(0), Some(&ep2), &mut seal(&mut a)).unwrap() else { panic!() };
+    assert_eq!(o.floated, Some(ep2));
+    assert_eq!(b.remote(), Some(ep2));
+}
+
+#[test]
+fn mss_clamp_through_seal_and_open() {
+    // IPv4 SYN, MSS 1460, split over two segments; clamped on seal without touching the input.
+    let syn = {
+        let mut p = vec![0x45, 0, 0, 44, 0, 0, 0, 0, 64, 6, 0, 0, 10, 8, 0, 2, 10, 8, 0, 1];
+        let mut tcp = vec![0u8; 24];
+        tcp[12] = 6 << 4;
+        tcp[13] = 0x02;
+        tcp[20..24].copy_from_slice(&[2, 4, 0x05, 0xb4]);
+        p.extend_from_slice(&tcp);
+        let c = datapath::mss::tcp_checksum(&p).unwrap();
+        p[36..38].copy_from_slice(&c.to_be_bytes());
+        p
+    };
+    let mut cfg = PeerConfig::new(1);
+    cfg.mss = 1300;
+    let mut a: Peer = Peer::new(&cfg, t(0));
+    let mut b: Peer = Peer::new(&PeerConfig::new(1), t(0));
+    a.install_key(KeySlotId::Primary, &config(Cipher::Aes256Gcm, KeyFormat::Classic, 0, false)).unwrap();
+    b.install_key(KeySlotId::Primary, &config(Cipher::Aes256Gcm, KeyFormat::Classic, 0, true)).unwrap();
+    let original = syn.clone();
+    let mut out = vec![0u8; 200];
+    let s = a.seal(t(0), &[&syn[..30], &syn[30..]], &mut out).unwrap();
+    assert_eq!(syn, original, "caller's plaintext untouched");
+    out.truncate(s.len);
+    let Received::Data(o) = b.open(t(0), None, &mut out).unwrap() else { panic!() };
+    let got = &out[o.payload];
+    assert_eq!(&got[40..44], &[2, 4, 0x05, 0x14]);
+    assert_eq!(datapath::mss::tcp_checksum(got).unwrap(), u16::from_be_bytes([got[36], got[37]]));
+    // On receive, b clamps in place when configured.
+    b.set_mss(1200);
+    let mut out = vec![0u8; 200];
+    a.set_mss(0);
+    let s = a.seal(t(0), &[&syn], &mut out).unwrap();
+    out.truncate(s.len);
+    let Received::Data(o) = b.open(t(0), None, &mut out).unwrap() else { panic!() };
+    let got = &out[o.payload];
+    assert_eq!(u16::from_be_bytes([got[42], got[43]]), 1200);
+    assert_eq!(datapath::mss::tcp_checksum(got).unwrap(), u16::from_be_bytes([got[36], got[37]]));
+}
+
+#[test]
+fn peer_table_dispatch_and_lpm() {
+    let mut table: PeerTable = PeerTable::new();
+    for id in [10u32, 20, 30] {
+        table.add_peer(&PeerConfig::new(id), t(0)).unwrap();
+        table
+            .peer_mut(id)
+            .unwrap()
+            .install_key(KeySlotId::Primary, &config(Cipher::Aes128Gcm, KeyFormat::Classic, 0, false))
+            .unwrap();
+    }
+    assert!(table.add_peer(&PeerConfig::new(10), t(0)).is_err());
+    table.add_route(IpPrefix::V4([10, 0, 0, 0], 8), 10).unwrap();
+    table.add_route(IpPrefix::V4([10, 1, 0, 0], 16), 20).unwrap();
+    table.add_route(IpPrefix::V4([10, 1, 2, 0], 24), 30).unwrap();
+    table.add_route(IpPrefix::V6([0xfd; 16], 8), 20).unwrap();
+    table.add_route(IpPrefix::V6([0; 16], 0), 30).unwrap();
+    assert!(table.add_route(IpPrefix::V4([1, 2, 3, 4], 33), 10).is_err());
+    assert!(table.add_route(IpPrefix::V4([1, 2, 3, 4], 32), 99).is_err());
+    assert_eq!(table.lookup_v4([10, 9, 9, 9]), Some(10));
+    assert_eq!(table.lookup_v4([10, 1, 9, 9]), Some(20));
+    assert_eq!(table.lookup_v4([10, 1, 2, 200]), Some(30));
+    assert_eq!(table.lookup_v4([11, 0, 0, 0]), None);
+    assert_eq!(table.lookup_v6([0xfd, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]), Some(20));
+    assert_eq!(table.lookup_v6([0x20; 16]), Some(30));
+    // Send by inner destination, receive by peer-id.
+    let mut pkt = vec![0x45u8; 20];
+    pkt[16..20].copy_from_slice(&[10, 1, 2, 3]);
+    assert_eq!(InnerDest::from_segments(&[&pkt[..3], &pkt[3..]]), Some(InnerDest::V4([10, 1, 2, 3])));
+    let mut out = vec![0u8; 100];
+    let s = table.seal(t(0), &[&pkt], &mut out).unwrap();
+    assert_eq!(s.peer_id, 30);
+    assert_eq!(&out[1..4], &[0, 0, 30]);
+    pkt[16] = 99;
+    assert_eq!(table.seal(t(0), &[&pkt], &mut out), Err(SealError::NoRoute));
+    out[3] = 77;
+    assert_eq!(table.open(t(0), None, &mut out), Err(OpenError::UnknownPeer));
+    assert_eq!(table.open(t(0), None, &mut [0x38, 1, 2]), Ok(Received::Control));
+    table.remove_peer(30).unwrap();
+    assert_eq!(table.lookup_v4([10, 1, 2, 200]), Some(20));
+    assert_eq!(table.lookup_v6([0x20; 16]), None);
+    table.remove_route(IpPrefix::V4([10, 1, 0, 0], 16)).unwrap();
+    assert_eq!(table.lookup_v4([10, 1, 2, 200]), Some(10));
+}
+
+#[test]
+fn lpm_matches_brute_force() {
+    let mut table: PeerTable = PeerTable::new();
+    let mut x: u64 = 0x1234_5678_9abc_def0;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for id in 0..50u32 {
+        table.add_peer(&PeerConfig::new(id), t(0)).unwrap();
+    }
+    let mut routes4: Vec<(u32, u8, u32)> = Vec::new();
+    let mut routes6: Vec<(u128, u8, u32)> = Vec::new();
+    let mut batch = Vec::new();
+    for _ in 0..400 {
+        let r = rnd();
+        // Cluster addresses so prefixes nest often.
+        let a4 = (r as u32) & 0xFF0F_0F0F | 0x0A00_0000;
+        let l4 = (rnd() % 33) as u8;
+        let id = (rnd() % 50) as u32;
+        let m4 = if l4 == 0 { 0 } else { u32::MAX << (32 - u32::from(l4)) };
+        routes4.retain(|r| !(r.0 == a4 & m4 && r.1 == l4));
+        routes4.push((a4 & m4, l4, id));
+        batch.push((IpPrefix::V4(a4.to_be_bytes(), l4), id));
+        let a6 = (u128::from(rnd()) << 64 | u128::from(rnd())) & 0xFD00_0F0F_0000_0000_0000_0000_0000_FFFF
+            | 0xFD00 << 112;
+        let l6 = (rnd() % 129) as u8;
+        let m6 = if l6 == 0 { 0 } else { u128::MAX << (128 - u32::from(l6)) };
+        routes6.retain(|r| !(r.0 == a6 & m6 && r.1 == l6));
+        routes6.push((a6 & m6, l6, id));
+        batch.push((IpPrefix::V6(a6.to_be_bytes(), l6), id));
+    }
+    table.add_routes(batch).unwrap();
+    for _ in 0..20_000 {
+        let q = (rnd() as u32) & 0xFF0F_0F0F | 0x0A00_0000;
+        let q = if rnd() % 4 == 0 { rnd() as u32 } else { q };
+        let want = routes4
+            .iter()
+            .filter(|r| {
+                let m = if r.1 == 0 { 0 } else { u32::MAX << (32 - u32::from(r.1)) };
+                q & m == r.0
+            })
+            .max_by_key(|r| r.1)
+            .map(|r| r.2);
+        assert_eq!(table.lookup_v4(q.to_be_bytes()), want, "v4 {q:08x}");
+        let q6 = (u128::from(rnd()) << 64 | u128::from(rnd())) & 0xFD00_0F0F_0000_0000_0000_0000_0000_FFFF
+            | 0xFD00 << 112;
+        let want6 = routes6
+            .iter()
+            .filter(|r| {
+                let m = if r.1 == 0 { 0 } else { u128::MAX << (128 - u32::from(r.1)) };
+                q6 & m == r.0
+            })
+            .max_by_key(|r| r.1)
+            .map(|r| r.2);
+        assert_eq!(table.lookup_v6(q6.to_be_bytes()), want6, "v6 {q6:032x}");
+    }
+}
+
+#[test]
+fn open_never_panics_on_garbage() {
+    for format in [KeyFormat::Classic, KeyFormat::Epoch] {
+        for cipher in Cipher::ALL {
+            if format == KeyFormat::Epoch && cipher == Cipher::None {
+                continue;
+            }
+            let (_, mut b) = pair(cipher, format);
+            let mut x: u32 = 1;
+            for len in 0..120usize {
+                let mut buf: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        (x >> 16) as u8
+                    })
+                    .collect();
+                if let Some(f) = buf.first_mut() {
+                    *f = 0x49;
+                }
+                let _ = b.open(t(0), None, &mut buf);
+            }
+        }
+    }
+}
