@@ -5,6 +5,8 @@
 //! nothing leaked. `cargo xtask ndistest` runs every suite; see `docs/testing.md`.
 pub mod broken;
 pub mod inf;
+pub mod install;
+pub mod passthrough;
 pub mod report;
 pub mod suites;
 

@@ -94,6 +94,16 @@ pub fn call_driver<R>(driver: DriverId, irql: KIRQL, what: &str, f: impl FnOnce(
     result
 }
 
+/// Runs `f` as the kernel itself rather than the current driver: allocations and frees inside are the
+/// simulation's own (for example a simulated NIC reclaiming its NBL while a filter's call is on the stack).
+pub fn as_system<R>(f: impl FnOnce() -> R) -> R {
+    let saved = current_driver();
+    DRIVER.with(|d| d.set(None));
+    let result = f();
+    DRIVER.with(|d| d.set(saved));
+    result
+}
+
 /// Fails the current operation's IRQL requirement: records [`Rule::IrqlTooHigh`] if the current IRQL is
 /// above `max`. Returns whether the requirement held.
 pub fn require_irql_at_most(max: KIRQL, routine: &str) -> bool {

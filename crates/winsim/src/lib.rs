@@ -18,8 +18,11 @@
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
 pub mod context;
+pub mod datapath;
 pub mod debug;
 pub mod irql;
+pub mod mdl;
+pub mod nbl;
 pub mod ndis;
 pub mod pool;
 pub mod verifier;
@@ -107,7 +110,10 @@ impl Machine {
         verifier::take();
         context::reset();
         pool::set_fault_plan(pool::FaultPlan::Never);
+        datapath::reset();
         ndis::reset();
+        nbl::reset();
+        mdl::reset();
         wdf::reset();
         Machine { drivers: Vec::new(), next_id: 1, _exclusive: exclusive }
     }
@@ -154,6 +160,7 @@ impl Machine {
         } else {
             ndis::driver_unloaded(id, service);
             wdf::driver_unloaded(id);
+            nbl::check_unload(id, service);
             pool::check_unload(id, service);
             Err(status)
         }
@@ -181,6 +188,7 @@ impl Machine {
         }
         ndis::driver_unloaded(id, &driver.service);
         wdf::driver_unloaded(id);
+        nbl::check_unload(id, &driver.service);
         pool::check_unload(id, &driver.service);
         Ok(())
     }

@@ -53,7 +53,7 @@ pub struct FilterDriver {
 
 /// The registered characteristics (handler pointers and name pointers).
 #[derive(Debug)]
-struct Handlers(NDIS_FILTER_DRIVER_CHARACTERISTICS);
+pub(crate) struct Handlers(pub(crate) NDIS_FILTER_DRIVER_CHARACTERISTICS);
 
 // SAFETY: the handlers are code pointers and the names are only read during registration; the
 // simulation calls handlers on whichever thread drives the machine, as NDIS does.
@@ -350,7 +350,11 @@ pub fn restart_module(module: usize) -> NDIS_STATUS {
     let status = call_driver(owner, PASSIVE_LEVEL, "FilterRestart", || unsafe {
         restart(context as NDIS_HANDLE, &raw mut params)
     });
-    set_state(module, if status == NDIS_STATUS_SUCCESS { ModuleState::Running } else { ModuleState::Paused });
+    match status {
+        NDIS_STATUS_SUCCESS => set_state(module, ModuleState::Running),
+        NDIS_STATUS_PENDING => {}
+        _ => set_state(module, ModuleState::Paused),
+    }
     status
 }
 
@@ -375,8 +379,18 @@ pub fn pause_module(module: usize, reason: u32) -> NDIS_STATUS {
     let status = call_driver(owner, PASSIVE_LEVEL, "FilterPause", || unsafe {
         pause(context as NDIS_HANDLE, &raw mut params)
     });
-    if status == NDIS_STATUS_SUCCESS {
-        set_state(module, ModuleState::Paused);
+    match status {
+        NDIS_STATUS_SUCCESS => {
+            crate::datapath::check_paused(module);
+            set_state(module, ModuleState::Paused);
+        }
+        // The filter completes later with NdisFPauseComplete; the module stays Pausing until then.
+        NDIS_STATUS_PENDING => {}
+        other => {
+            // "NDIS drivers cannot fail a pause request" (FILTER_PAUSE documentation).
+            violation(Rule::NdisFilterState, format!("FilterPause returned {other:#x}; a pause cannot fail"));
+            set_state(module, ModuleState::Paused);
+        }
     }
     status
 }
@@ -394,6 +408,91 @@ pub fn detach_module(module: usize) {
     // SAFETY: the registered handler with the module's own context.
     call_driver(owner, PASSIVE_LEVEL, "FilterDetach", || unsafe { detach(context as NDIS_HANDLE) });
     crate::lock(&NDIS).modules.remove(&module);
+}
+
+/// What the data path needs to call a module: its owner, context, handlers and state.
+#[derive(Clone, Debug)]
+pub(crate) struct ModuleView {
+    pub(crate) owner: DriverId,
+    pub(crate) context: NDIS_HANDLE,
+    pub(crate) handlers: Arc<Handlers>,
+    pub(crate) state: ModuleState,
+}
+
+/// The module with NdisFilterHandle `handle`, once attached (its context known).
+pub(crate) fn module_view(handle: usize) -> Option<ModuleView> {
+    let ndis = crate::lock(&NDIS);
+    let m = ndis.modules.get(&handle)?;
+    let driver = ndis.drivers.get(&m.driver_handle)?;
+    Some(ModuleView {
+        owner: m.owner,
+        context: m.context? as NDIS_HANDLE,
+        handlers: Arc::clone(&driver.characteristics),
+        state: m.state,
+    })
+}
+
+/// The modules attached to the NIC with `if_index`, bottom of the stack first (attach order: the first
+/// filter attached sits directly above the miniport).
+pub(crate) fn modules_on(if_index: u32) -> Vec<usize> {
+    crate::lock(&NDIS).modules.iter().filter(|(_, m)| m.nic == if_index).map(|(&h, _)| h).collect()
+}
+
+/// The NIC a module is attached to.
+pub(crate) fn nic_of(handle: usize) -> Option<u32> {
+    crate::lock(&NDIS).modules.get(&handle).map(|m| m.nic)
+}
+
+/// `NdisFPauseComplete`: completes a pause the filter pended. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `handle` must be a module handle NDIS gave the filter.
+#[no_mangle]
+pub unsafe extern "system" fn NdisFPauseComplete(handle: NDIS_HANDLE) {
+    require_irql_at_most(kernel::ffi::ntos::DISPATCH_LEVEL, "NdisFPauseComplete");
+    let module = handle as usize;
+    match state_of(module) {
+        Some(ModuleState::Pausing) => {
+            crate::datapath::check_paused(module);
+            set_state(module, ModuleState::Paused);
+        }
+        Some(state) => {
+            violation(Rule::NdisFilterState, format!("NdisFPauseComplete in state {state:?}, not Pausing"))
+        }
+        None => {
+            violation(Rule::NdisBadHandle, format!("NdisFPauseComplete({handle:p}): unknown filter module"))
+        }
+    }
+}
+
+/// `NdisFRestartComplete`: completes a restart the filter pended. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `handle` must be a module handle NDIS gave the filter.
+#[no_mangle]
+pub unsafe extern "system" fn NdisFRestartComplete(handle: NDIS_HANDLE, status: NDIS_STATUS) {
+    require_irql_at_most(kernel::ffi::ntos::DISPATCH_LEVEL, "NdisFRestartComplete");
+    let module = handle as usize;
+    match state_of(module) {
+        Some(ModuleState::Restarting) => {
+            set_state(
+                module,
+                if status == NDIS_STATUS_SUCCESS { ModuleState::Running } else { ModuleState::Paused },
+            );
+        }
+        Some(state) => violation(
+            Rule::NdisFilterState,
+            format!("NdisFRestartComplete in state {state:?}, not Restarting"),
+        ),
+        None => {
+            violation(Rule::NdisBadHandle, format!("NdisFRestartComplete({handle:p}): unknown filter module"))
+        }
+    }
+}
+
+/// The state of a module, if attached.
+pub fn module_state(handle: usize) -> Option<ModuleState> {
+    state_of(handle)
 }
 
 /// The modules attached now: (NdisFilterHandle, NIC ifIndex, state).

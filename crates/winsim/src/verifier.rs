@@ -69,8 +69,42 @@ rules! {
         "A filter call or return that the module's state does not allow (Filter Module States and Operations)";
     WdfStillBound => "wdf.binding",
         "KMDF binding misuse: unload without WdfVersionUnbind, unbind without bind, DDIs with foreign globals";
+    NdisSendOwnership => "ndis.send_ownership",
+        "A filter sends or completes an NBL it does not hold (Filter Module Send and Receive Operations: ownership passes with the call)";
+    NdisSourceHandle => "ndis.source_handle",
+        "A filter-originated send without its NdisFilterHandle in SourceHandle, or SourceHandle changed on an NBL the filter did not originate (NET_BUFFER_LIST.SourceHandle)";
+    NdisCompleteOwn => "ndis.complete_own_nbl",
+        "A filter completes an NBL it originated up the stack instead of reclaiming it in FilterSendNetBufferListsComplete";
+    NdisSendWhilePaused => "ndis.send_while_paused",
+        "NdisFSendNetBufferLists from a Paused module (Pausing a Filter Module: originate no new sends)";
+    NdisReceiveOwnership => "ndis.receive_ownership",
+        "A filter indicates or returns an NBL it does not hold, miscounts NumberOfNetBufferLists, or indicates a RESOURCES NBL up without the flag";
+    NdisReceiveWhilePaused => "ndis.receive_while_paused",
+        "NdisFIndicateReceiveNetBufferLists from a Paused module (Pausing a Filter Module: originate no new receive indications)";
+    NdisReturnResources => "ndis.return_resources",
+        "NdisFReturnNetBufferLists on an NBL indicated with NDIS_RECEIVE_FLAGS_RESOURCES (NdisFReturnNetBufferLists remarks: those return by returning from FilterReceiveNetBufferLists)";
+    NdisReturnOwn => "ndis.return_own_nbl",
+        "A filter returns an NBL it originated down the stack instead of reclaiming it in FilterReturnNetBufferLists";
+    NdisResourcesChain => "ndis.resources_chain",
+        "FilterReceiveNetBufferLists returns from a RESOURCES indication without restoring the original NBL chain (Receiving Data in Protocol Drivers / filter equivalent)";
+    NdisPauseOutstanding => "ndis.pause_outstanding",
+        "A pause completes while the module still holds or is owed NBLs (Pausing a Filter Module: the pause is not complete until they come back)";
     NotSimulated => "sim.not_simulated",
         "The driver called a kernel function the simulation does not implement (a gap in the simulation, never a pass)";
+    NblDoubleFree => "nbl.double_free",
+        "NdisFreeNetBufferList/NdisFreeNetBuffer/NdisFreeCloneNetBufferList on a structure that is not live (freed twice, or never allocated from an NDIS pool) or that another driver's pool owns (NdisFreeNetBufferList docs: only NBLs allocated with NdisAllocateNetBufferList/NdisAllocateNetBufferAndNetBufferList; NdisFreeNetBuffer: only NBs from NdisAllocateNetBuffer, never an NBL's preallocated NB)";
+    NblFreeWithChildren => "nbl.free_with_children",
+        "Freeing a NET_BUFFER_LIST whose ChildRefCount is nonzero: its clones still reference its NET_BUFFERs and MDLs (NET_BUFFER_LIST ChildRefCount; Derived NET_BUFFER_LIST Structures: the original may be freed only after every clone is freed)";
+    NblCloneFreeMismatch => "nbl.clone_free_mismatch",
+        "NdisFreeCloneNetBufferList on an NBL that NdisAllocateCloneNetBufferList did not allocate, or with FreeCloneFlags other than the AllocateCloneFlags; or NdisFreeNetBufferList on a clone (NdisFreeCloneNetBufferList docs: the caller must specify the same flags)";
+    NblPoolLeak => "nbl.pool_leak",
+        "NdisFreeNetBufferListPool/NdisFreeNetBufferPool while structures from the pool are outstanding (NdisFreeNetBufferListPool docs: free every NBL first), or a driver unloading with NBL/NB pools or NBLs outstanding (bug check 0x7C BUGCODE_NDIS_DRIVER param 1 0x27 NDIS_BUGCHECK_LEAKED_NBL, param 2 0x01: drivers must not deregister or unbind while they hold NBLs)";
+    NblRetreatAdvance => "nbl.retreat_advance",
+        "NdisAdvanceNetBufferDataStart past the end of the used data (DataOffsetDelta > DataLength), or freeing a retreat-allocated MDL through a mechanism other than the one that allocated it (Retreat/Advance Operations docs: MDLs must be freed by the reciprocal of the NetAllocateMdl mechanism)";
+    NbRange => "nb.range",
+        "A NET_BUFFER whose DataOffset + DataLength lies beyond its MDL chain, a copy offset outside a NET_BUFFER's used data, or NdisFreeNetBufferListContext of more context than is in use (NdisAllocateNetBuffer / NdisCopyFromNetBufferToNetBuffer / NdisFreeNetBufferListContext docs)";
+    MdlBadFree => "mdl.bad_free",
+        "Freeing an MDL that is not live (double free) or through the wrong routine: IoFreeMdl only for IoAllocateMdl MDLs, NdisFreeMdl only for NdisAllocateMdl MDLs, NDIS-owned MDLs never (IoFreeMdl / NdisFreeMdl docs; bug check 0xC2 BAD_POOL_CALLER on a double free)";
 }
 
 impl fmt::Display for Rule {

@@ -1,5 +1,6 @@
 //! The suites. Each test names its suite; `--suite NAME` runs one.
 mod load;
+mod traffic;
 mod verifier;
 
 use crate::Test;
@@ -8,6 +9,7 @@ use crate::Test;
 pub fn all() -> Vec<Test> {
     let mut tests = Vec::new();
     tests.extend(load::tests());
+    tests.extend(traffic::tests());
     tests.extend(verifier::tests());
     tests
 }

@@ -3,7 +3,8 @@
 use winsim::verifier::Rule;
 use winsim::{DriverEntry, Machine};
 
-use crate::{broken, Outcome, Test};
+use crate::passthrough::{self, Bug};
+use crate::{broken, install, Outcome, Test};
 
 /// Loads `entry` as service `brokendrv` and unloads it again (if its entry point succeeded).
 fn load_and_unload(machine: &mut Machine, entry: DriverEntry) -> Outcome {
@@ -11,6 +12,48 @@ fn load_and_unload(machine: &mut Machine, entry: DriverEntry) -> Outcome {
         Ok(id) => machine.unload_driver(id).map(|()| Vec::new()),
         Err(status) => Err(format!("DriverEntry failed with {status:#x}")),
     }
+}
+
+/// Runs short bidirectional traffic (RESOURCES and normal receives), a pause and a detach through the
+/// passthrough filter made to commit `bug`. The scenario's own result does not matter: the test passes
+/// when exactly the bug's rule fires.
+fn passthrough_with(machine: &mut Machine, bug: Bug) -> Outcome {
+    use winsim::datapath::{self, NicConfig};
+    passthrough::BUG.store(bug as u32, std::sync::atomic::Ordering::Relaxed);
+    datapath::add_nic(NicConfig::ethernet(1)).map_err(|s| format!("add_nic: {s:#x}"))?;
+    let installed = install::install(machine, passthrough::SERVICE, passthrough::driver_entry)?;
+    let mac = datapath::nic_info(1).ok_or("no NIC")?.mac;
+    let peer = [2, 0, 0, 0, 0, 9];
+    for round in 0..4u64 {
+        datapath::protocol_send(
+            1,
+            &[datapath::test_frame(peer, mac, round, 64), datapath::test_frame(peer, mac, round + 100, 64)],
+        );
+        datapath::nic_indicate(
+            1,
+            &[datapath::test_frame(mac, peer, round, 80), datapath::test_frame(mac, peer, round + 100, 80)],
+            round % 2 == 0,
+        );
+    }
+    datapath::pump();
+    for &m in &installed.modules {
+        winsim::ndis::pause_module(m, 0);
+        datapath::pump();
+        winsim::ndis::detach_module(m);
+    }
+    machine.unload_driver(installed.driver)?;
+    Ok(Vec::new())
+}
+
+macro_rules! ndis_negative {
+    ($($name:literal, $rule:expr, $bug:expr;)*) => {
+        vec![$(Test {
+            suite: "verifier",
+            name: $name,
+            expect: Some($rule),
+            run: |m| passthrough_with(m, $bug),
+        }),*]
+    };
 }
 
 macro_rules! negative {
@@ -25,7 +68,15 @@ macro_rules! negative {
 }
 
 pub fn tests() -> Vec<Test> {
-    negative! {
+    let mut tests = ndis_negative! {
+        "ndis.return_resources", Rule::NdisReturnResources, Bug::ReturnResources;
+        "ndis.send_ownership", Rule::NdisSendOwnership, Bug::CompleteAfterSend;
+        "ndis.receive_ownership", Rule::NdisReceiveOwnership, Bug::ReturnAfterIndicate;
+        "ndis.resources_chain", Rule::NdisResourcesChain, Bug::BreakResourcesChain;
+        "ndis.pause_outstanding", Rule::NdisPauseOutstanding, Bug::PauseWhileHolding;
+        "irql.flag_mismatch", Rule::IrqlFlagMismatch, Bug::WrongDispatchFlag;
+    };
+    tests.extend(negative! {
         "pool.leak_at_unload", Rule::PoolLeakAtUnload, broken::leaks_pool;
         "pool.tag_required", Rule::PoolTagRequired, broken::untagged_pool;
         "pool.free_unknown", Rule::PoolFreeUnknown, broken::double_free;
@@ -36,5 +87,6 @@ pub fn tests() -> Vec<Test> {
         "spinlock.held_on_return", Rule::SpinLockHeldOnReturn, broken::returns_holding_lock;
         "irql.not_restored", Rule::IrqlNotRestored, broken::returns_at_dispatch;
         "kernel.bugcheck", Rule::BugCheck, broken::bugchecks;
-    }
+    });
+    tests
 }

@@ -1,0 +1,1157 @@
+//! The NDIS data path of one machine: simulated Ethernet miniports (NICs) at the bottom, the filter
+//! modules of each NIC's stack, and a simulated protocol on top that sends and receives frames, checks
+//! every byte that comes back, and accounts for every NBL it sent.
+//!
+//! Every NBL that enters the stack is tracked: who originated it, who holds it now, and the path of layers
+//! it passed (the senders a send completion must travel back through, the indicators a receive return
+//! must travel back through). The filter exports (`NdisFSendNetBufferLists`, `...Complete`,
+//! `NdisFIndicateReceiveNetBufferLists`, `NdisFReturnNetBufferLists`) check ownership against that record,
+//! which is how the verifier catches the NDIS ownership rules (Windows-driver-docs: "Filter Module Send
+//! and Receive Operations", "Pausing a Filter Module", `NdisFReturnNetBufferLists` remarks).
+//!
+//! Threading: the data path runs on the thread that drives the machine; NIC completions and protocol
+//! returns happen when [`pump`] runs. No simulation lock is held while a driver callback runs.
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use kernel::ffi::mdl::MDL;
+use kernel::ffi::nbl::{
+    NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL, NDIS_RECEIVE_FLAGS_RESOURCES, NDIS_RETURN_FLAGS_DISPATCH_LEVEL,
+    NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL, NDIS_SEND_FLAGS_DISPATCH_LEVEL, NET_BUFFER, NET_BUFFER_LIST,
+    NET_BUFFER_LIST_POOL_PARAMETERS,
+};
+use kernel::ffi::ndis::{
+    NDIS_HANDLE, NDIS_OBJECT_HEADER, NDIS_OBJECT_TYPE_DEFAULT, NDIS_PORT_NUMBER, NDIS_STATUS,
+    NDIS_STATUS_PAUSED, NDIS_STATUS_SUCCESS,
+};
+use kernel::ffi::ntos::{DISPATCH_LEVEL, KIRQL, PASSIVE_LEVEL};
+
+use crate::context::{call_driver, irql};
+use crate::ndis::{self, ModuleState};
+use crate::verifier::{violation, Rule};
+
+/// The ethertype of the protocol's test frames: IEEE 802 "local experimental ethertype 1".
+pub const TEST_ETHERTYPE: u16 = 0x88b5;
+/// Ethernet header length.
+pub const ETH_HEADER: usize = 14;
+/// Test frame header after Ethernet: sequence number (8) and payload length (2).
+const TEST_HEADER: usize = 10;
+
+/// A layer of one NIC's stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layer {
+    Protocol,
+    Module(usize),
+    Nic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    Send,
+    Receive,
+}
+
+/// What the simulation knows about one NBL in flight.
+#[derive(Clone, Debug)]
+struct Track {
+    nic: u32,
+    direction: Direction,
+    origin: Layer,
+    holder: Layer,
+    /// Layers that handed the NBL on, oldest first: a completion or return travels back through them.
+    path: Vec<Layer>,
+    resources: bool,
+    source_handle: usize,
+}
+
+/// How a NIC lays received frames out in memory.
+#[derive(Clone, Debug)]
+pub struct NicConfig {
+    pub if_index: u32,
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    /// Received frames are split into MDLs of these lengths (the rest goes into a last MDL), so drivers
+    /// meet headers split across MDLs at awkward offsets.
+    pub rx_split: Vec<usize>,
+    /// Unused bytes in front of the data in the first MDL (`DataOffset`), room for a retreat.
+    pub rx_data_offset: u32,
+}
+
+impl NicConfig {
+    /// A 1500-byte-MTU NIC with receive frames split 7 / 13 / rest and 32 bytes of data offset.
+    pub fn ethernet(if_index: u32) -> NicConfig {
+        let last = u8::try_from(if_index & 0xff).unwrap_or(0);
+        NicConfig {
+            if_index,
+            mac: [0x02, 0x52, 0x44, 0x43, 0x4f, last],
+            mtu: 1500,
+            rx_split: vec![7, 13],
+            rx_data_offset: 32,
+        }
+    }
+}
+
+/// The protocol's ledger for one NIC: every send accounted for, every receive checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    pub sent: u64,
+    pub completed: u64,
+    /// Completions with a status other than success, by status.
+    pub failed: BTreeMap<i32, u64>,
+    pub received_ok: u64,
+    pub received_corrupt: u64,
+    /// Frames the wire saw (sent by the NIC).
+    pub on_wire: u64,
+}
+
+impl Ledger {
+    /// Sends not yet completed back to the protocol.
+    pub fn owed(&self) -> u64 {
+        self.sent - self.completed
+    }
+}
+
+/// Memory behind one simulation-built NBL.
+struct Built {
+    mdls: Vec<usize>,
+    buffer: Box<[u8]>,
+}
+
+struct Nic {
+    config: NicConfig,
+    pool: usize,
+    /// Sends the NIC has taken and not yet completed.
+    pending_sends: VecDeque<usize>,
+    /// Frames that went out on the wire, in order.
+    wire: Vec<Vec<u8>>,
+    /// Receives the protocol holds (not RESOURCES), returned on the next pump.
+    protocol_held: Vec<usize>,
+    ledger: Ledger,
+    /// Alternates the IRQL of data-path calls (PASSIVE / DISPATCH), as the NDIS verifier habitually does.
+    dispatch_toggle: bool,
+}
+
+#[derive(Default)]
+struct State {
+    nics: BTreeMap<u32, Nic>,
+    tracks: BTreeMap<usize, Track>,
+    built: BTreeMap<usize, Built>,
+}
+
+// SAFETY: the raw memory in `Built` is owned by the simulation and only touched under the lock.
+unsafe impl Send for State {}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    let mut guard = crate::lock(&STATE);
+    f(guard.get_or_insert_with(State::default))
+}
+
+pub(crate) fn reset() {
+    crate::lock(&STATUS_SEEN).clear();
+    let built: Vec<usize> = with(|s| s.built.keys().copied().collect());
+    for nbl in built {
+        free_built(nbl);
+    }
+    let pools: Vec<usize> = with(|s| s.nics.values().map(|n| n.pool).collect());
+    for pool in pools {
+        // SAFETY: the pool was allocated by `add_nic` and its NBLs were just freed.
+        unsafe { crate::nbl::NdisFreeNetBufferListPool(pool as NDIS_HANDLE) };
+    }
+    *crate::lock(&STATE) = None;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// NBL construction
+// ---------------------------------------------------------------------------------------------------------
+
+fn chain_to_vec(mut nbl: *mut NET_BUFFER_LIST) -> Vec<usize> {
+    let mut out = Vec::new();
+    while !nbl.is_null() {
+        out.push(nbl as usize);
+        // SAFETY: every NBL in a chain handed to NDIS is a valid NET_BUFFER_LIST.
+        nbl = unsafe { (*nbl).Next };
+        if out.len() > 1_000_000 {
+            break;
+        }
+    }
+    out
+}
+
+/// Links `nbls` into a chain (and terminates it); returns its head.
+fn link(nbls: &[usize]) -> *mut NET_BUFFER_LIST {
+    for pair in nbls.windows(2) {
+        // SAFETY: the NBLs are live and owned by the layer linking them.
+        unsafe { (*(pair[0] as *mut NET_BUFFER_LIST)).Next = pair[1] as *mut NET_BUFFER_LIST };
+    }
+    if let Some(&last) = nbls.last() {
+        // SAFETY: as above.
+        unsafe { (*(last as *mut NET_BUFFER_LIST)).Next = std::ptr::null_mut() };
+    }
+    nbls.first().map_or(std::ptr::null_mut(), |&n| n as *mut NET_BUFFER_LIST)
+}
+
+/// Builds one NBL with one NB over `frame`, split into MDLs of `split` lengths after `data_offset` unused
+/// bytes, from the NIC's pool. The simulation owns it (no driver).
+fn build(pool: usize, frame: &[u8], split: &[usize], data_offset: u32) -> Option<usize> {
+    crate::context::as_system(|| build_as_system(pool, frame, split, data_offset))
+}
+
+fn build_as_system(pool: usize, frame: &[u8], split: &[usize], data_offset: u32) -> Option<usize> {
+    let offset = data_offset as usize;
+    let mut buffer = vec![0u8; offset + frame.len()].into_boxed_slice();
+    buffer[offset..].copy_from_slice(frame);
+    let base = buffer.as_mut_ptr();
+    // MDL boundaries: the first MDL covers the data offset plus the first split length.
+    let mut bounds = Vec::new();
+    let mut at = 0usize;
+    for (i, &len) in split.iter().enumerate() {
+        let end = if i == 0 { offset + len } else { at + len };
+        if end >= buffer.len() {
+            break;
+        }
+        bounds.push((at, end));
+        at = end;
+    }
+    bounds.push((at, buffer.len()));
+    let mut mdls = Vec::new();
+    for &(start, end) in &bounds {
+        let length = u32::try_from(end - start).ok()?;
+        // SAFETY: `start..end` lies inside `buffer`, which outlives the MDL (freed together in free_built).
+        let mdl = unsafe {
+            crate::mdl::IoAllocateMdl(base.wrapping_add(start).cast(), length, 0, 0, std::ptr::null_mut())
+        };
+        if mdl.is_null() {
+            return None;
+        }
+        // SAFETY: a fresh MDL over non-paged (simulated) memory.
+        unsafe { crate::mdl::MmBuildMdlForNonPagedPool(mdl) };
+        mdls.push(mdl as usize);
+    }
+    for pair in mdls.windows(2) {
+        // SAFETY: both MDLs were just allocated by the simulation.
+        unsafe { (*(pair[0] as *mut MDL)).Next = pair[1] as *mut MDL };
+    }
+    // SAFETY: the pool is the NIC's; the MDL chain covers `data_offset + frame.len()` bytes.
+    let nbl = unsafe {
+        crate::nbl::NdisAllocateNetBufferAndNetBufferList(
+            pool as NDIS_HANDLE,
+            0,
+            0,
+            mdls[0] as *mut MDL,
+            data_offset,
+            frame.len(),
+        )
+    };
+    if nbl.is_null() {
+        for m in mdls {
+            // SAFETY: allocated above, not yet attached to anything.
+            unsafe { crate::mdl::IoFreeMdl(m as *mut MDL) };
+        }
+        return None;
+    }
+    with(|s| s.built.insert(nbl as usize, Built { mdls, buffer }));
+    Some(nbl as usize)
+}
+
+fn free_built(nbl: usize) {
+    crate::context::as_system(|| free_built_as_system(nbl));
+}
+
+fn free_built_as_system(nbl: usize) {
+    let Some(built) = with(|s| s.built.remove(&nbl)) else { return };
+    // SAFETY: the NBL was built by `build` and nobody holds it any more.
+    unsafe { crate::nbl::NdisFreeNetBufferList(nbl as *mut NET_BUFFER_LIST) };
+    for m in built.mdls {
+        // SAFETY: the MDLs were allocated by `build` for this NBL only.
+        unsafe { crate::mdl::IoFreeMdl(m as *mut MDL) };
+    }
+    drop(built.buffer);
+}
+
+/// The bytes an NBL's first NB describes, read through its MDL chain.
+///
+/// # Safety
+/// `nbl` must be a live NBL whose NB and MDLs are valid.
+pub unsafe fn read_first_nb(nbl: *const NET_BUFFER_LIST) -> Vec<u8> {
+    // SAFETY: the caller passes a live NBL.
+    let nb: *mut NET_BUFFER = unsafe { (*nbl).FirstNetBuffer };
+    if nb.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: a live NB of a live NBL.
+    let nb = unsafe { &*nb };
+    // SAFETY: DataLength is the active member of the union for NBs (nbl.h).
+    let mut left = unsafe { nb.DataLength.DataLength } as usize;
+    let mut skip = nb.CurrentMdlOffset as usize;
+    let mut mdl = nb.CurrentMdl;
+    let mut out = Vec::with_capacity(left);
+    while left > 0 && !mdl.is_null() {
+        // SAFETY: MDLs in a live NB's chain are valid.
+        let m = unsafe { &*mdl };
+        let va = if m.MappedSystemVa.is_null() {
+            m.StartVa.cast::<u8>().wrapping_add(m.ByteOffset as usize)
+        } else {
+            m.MappedSystemVa.cast::<u8>()
+        };
+        let count = m.ByteCount as usize;
+        if skip < count {
+            let take = (count - skip).min(left);
+            // SAFETY: the MDL describes `ByteCount` readable bytes at `va`.
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(va.wrapping_add(skip), take) });
+            left -= take;
+            skip = 0;
+        } else {
+            skip -= count;
+        }
+        mdl = m.Next;
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Test frames
+// ---------------------------------------------------------------------------------------------------------
+
+/// A test frame: Ethernet header with [`TEST_ETHERTYPE`], then the sequence number, the payload length and
+/// a payload whose every byte is derived from the sequence number, so corruption anywhere is detected.
+pub fn test_frame(dst: [u8; 6], src: [u8; 6], seq: u64, payload_len: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(ETH_HEADER + TEST_HEADER + payload_len);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&TEST_ETHERTYPE.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&u16::try_from(payload_len).unwrap_or(u16::MAX).to_be_bytes());
+    f.extend((0..payload_len).map(|i| pattern(seq, i)));
+    f
+}
+
+fn pattern(seq: u64, i: usize) -> u8 {
+    (seq.wrapping_mul(31).wrapping_add(i as u64 * 7) & 0xff) as u8
+}
+
+/// Checks a test frame; returns its sequence number if every byte is as built.
+pub fn check_test_frame(frame: &[u8]) -> Option<u64> {
+    if frame.len() < ETH_HEADER + TEST_HEADER || frame[12..14] != TEST_ETHERTYPE.to_be_bytes() {
+        return None;
+    }
+    let seq = u64::from_be_bytes(frame[14..22].try_into().ok()?);
+    let len = usize::from(u16::from_be_bytes(frame[22..24].try_into().ok()?));
+    let payload = &frame[ETH_HEADER + TEST_HEADER..];
+    (payload.len() == len && payload.iter().enumerate().all(|(i, &b)| b == pattern(seq, i))).then_some(seq)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// NICs
+// ---------------------------------------------------------------------------------------------------------
+
+/// Adds a NIC to the machine (the miniport below the filter stack).
+pub fn add_nic(config: NicConfig) -> Result<(), NDIS_STATUS> {
+    let params = NET_BUFFER_LIST_POOL_PARAMETERS {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_DEFAULT,
+            1,
+            std::mem::size_of::<NET_BUFFER_LIST_POOL_PARAMETERS>(),
+        ),
+        ProtocolId: 0,
+        fAllocateNetBuffer: 1,
+        ContextSize: 0,
+        PoolTag: u32::from_le_bytes(*b"SimN"),
+        DataSize: 0,
+    };
+    // SAFETY: valid parameters; the simulation owns the pool (no driver context).
+    let pool = unsafe { crate::nbl::NdisAllocateNetBufferListPool(std::ptr::null_mut(), &raw const params) };
+    if pool.is_null() {
+        return Err(kernel::ffi::ndis::NDIS_STATUS_RESOURCES);
+    }
+    with(|s| {
+        s.nics.insert(
+            config.if_index,
+            Nic {
+                config,
+                pool: pool as usize,
+                pending_sends: VecDeque::new(),
+                wire: Vec::new(),
+                protocol_held: Vec::new(),
+                ledger: Ledger::default(),
+                dispatch_toggle: false,
+            },
+        )
+    });
+    Ok(())
+}
+
+/// The NIC's identity for attach parameters.
+pub fn nic_info(if_index: u32) -> Option<ndis::NicInfo> {
+    with(|s| s.nics.get(&if_index).map(|n| ndis::NicInfo { if_index, mac: n.config.mac, mtu: n.config.mtu }))
+}
+
+/// The protocol's ledger for a NIC.
+pub fn ledger(if_index: u32) -> Ledger {
+    with(|s| s.nics.get(&if_index).map(|n| n.ledger.clone()).unwrap_or_default())
+}
+
+/// Frames the NIC has put on the wire so far.
+pub fn wire(if_index: u32) -> Vec<Vec<u8>> {
+    with(|s| s.nics.get(&if_index).map(|n| n.wire.clone()).unwrap_or_default())
+}
+
+/// NBLs still in flight on the NIC's stack: (description, holder).
+pub fn in_flight(if_index: u32) -> Vec<String> {
+    with(|s| {
+        s.tracks
+            .iter()
+            .filter(|(_, t)| t.nic == if_index)
+            .map(|(&a, t)| format!("{:?} NBL {a:#x} from {:?} held by {:?}", t.direction, t.origin, t.holder))
+            .collect()
+    })
+}
+
+fn next_irql(if_index: u32) -> KIRQL {
+    with(|s| {
+        s.nics.get_mut(&if_index).map_or(PASSIVE_LEVEL, |n| {
+            n.dispatch_toggle = !n.dispatch_toggle;
+            if n.dispatch_toggle {
+                DISPATCH_LEVEL
+            } else {
+                PASSIVE_LEVEL
+            }
+        })
+    })
+}
+
+/// The next layer below `from` that takes sends: a Running module with a send handler, else the NIC.
+fn layer_below(nic: u32, from: Layer) -> Layer {
+    let modules = ndis::modules_on(nic); // bottom first
+    let candidates: Vec<usize> = match from {
+        Layer::Protocol => modules.iter().rev().copied().collect(),
+        Layer::Module(m) => modules.iter().rev().skip_while(|&&x| x != m).skip(1).copied().collect(),
+        Layer::Nic => Vec::new(),
+    };
+    candidates
+        .into_iter()
+        .find(|&m| {
+            ndis::module_view(m).is_some_and(|v| {
+                v.state == ModuleState::Running && v.handlers.0.SendNetBufferListsHandler.is_some()
+            })
+        })
+        .map_or(Layer::Nic, Layer::Module)
+}
+
+/// The next layer above `from` that takes receives: a Running module with a receive handler, else the
+/// protocol.
+fn layer_above(nic: u32, from: Layer) -> Layer {
+    let modules = ndis::modules_on(nic);
+    let candidates: Vec<usize> = match from {
+        Layer::Nic => modules,
+        Layer::Module(m) => modules.iter().skip_while(|&&x| x != m).skip(1).copied().collect(),
+        Layer::Protocol => Vec::new(),
+    };
+    candidates
+        .into_iter()
+        .find(|&m| {
+            ndis::module_view(m).is_some_and(|v| {
+                v.state == ModuleState::Running && v.handlers.0.ReceiveNetBufferListsHandler.is_some()
+            })
+        })
+        .map_or(Layer::Protocol, Layer::Module)
+}
+
+/// Whether every module on the NIC is Running (the stack is up).
+fn stack_running(nic: u32) -> bool {
+    ndis::modules_on(nic)
+        .iter()
+        .all(|&m| ndis::module_view(m).is_some_and(|v| v.state == ModuleState::Running))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Send path
+// ---------------------------------------------------------------------------------------------------------
+
+/// The protocol sends `frames` on `nic`, one NBL each, as one chain. A paused stack completes them with
+/// `NDIS_STATUS_PAUSED` (NDIS does so for a paused binding).
+pub fn protocol_send(nic: u32, frames: &[Vec<u8>]) -> usize {
+    let Some(pool) = with(|s| s.nics.get(&nic).map(|n| n.pool)) else { return 0 };
+    let mut nbls = Vec::new();
+    for frame in frames {
+        if let Some(nbl) = build(pool, frame, &[ETH_HEADER], 0) {
+            nbls.push(nbl);
+        }
+    }
+    with(|s| {
+        if let Some(n) = s.nics.get_mut(&nic) {
+            n.ledger.sent += nbls.len() as u64;
+        }
+        for &nbl in &nbls {
+            s.tracks.insert(
+                nbl,
+                Track {
+                    nic,
+                    direction: Direction::Send,
+                    origin: Layer::Protocol,
+                    holder: Layer::Protocol,
+                    path: Vec::new(),
+                    resources: false,
+                    source_handle: 0,
+                },
+            );
+        }
+    });
+    if !stack_running(nic) {
+        for &nbl in &nbls {
+            // SAFETY: the protocol owns the NBL it just built.
+            unsafe { (*(nbl as *mut NET_BUFFER_LIST)).Status = NDIS_STATUS_PAUSED };
+            protocol_complete(nbl);
+        }
+        return nbls.len();
+    }
+    let count = nbls.len();
+    hand_down(nic, Layer::Protocol, nbls);
+    count
+}
+
+/// Moves `nbls` from `from` to the next layer below and calls it.
+fn hand_down(nic: u32, from: Layer, nbls: Vec<usize>) {
+    let target = layer_below(nic, from);
+    with(|s| {
+        for nbl in &nbls {
+            if let Some(t) = s.tracks.get_mut(nbl) {
+                t.path.push(from);
+                t.holder = target;
+            }
+        }
+    });
+    match target {
+        Layer::Module(m) => {
+            let Some(view) = ndis::module_view(m) else { return };
+            let Some(send) = view.handlers.0.SendNetBufferListsHandler else { return };
+            let irql = next_irql(nic);
+            let flags = if irql == DISPATCH_LEVEL { NDIS_SEND_FLAGS_DISPATCH_LEVEL } else { 0 };
+            let head = link(&nbls);
+            call_driver(view.owner, irql, "FilterSendNetBufferLists", || {
+                // SAFETY: the module's registered handler with its own context and a chain it now owns.
+                unsafe { send(view.context, head, 0, flags) }
+            });
+        }
+        Layer::Nic => nic_take_sends(nic, &nbls),
+        Layer::Protocol => {}
+    }
+}
+
+fn nic_take_sends(nic: u32, nbls: &[usize]) {
+    let frames: Vec<Vec<u8>> = nbls
+        .iter()
+        .map(|&n| {
+            // SAFETY: the NIC holds these live NBLs.
+            unsafe { read_first_nb(n as *const NET_BUFFER_LIST) }
+        })
+        .collect();
+    with(|s| {
+        if let Some(n) = s.nics.get_mut(&nic) {
+            n.ledger.on_wire += frames.len() as u64;
+            n.wire.extend(frames);
+            n.pending_sends.extend(nbls.iter().copied());
+        }
+    });
+}
+
+/// The NIC completes every send it holds with `status`.
+pub fn nic_complete_sends(nic: u32, status: NDIS_STATUS) {
+    let pending: Vec<usize> =
+        with(|s| s.nics.get_mut(&nic).map(|n| n.pending_sends.drain(..).collect()).unwrap_or_default());
+    for nbl in pending {
+        // SAFETY: the NIC holds the NBL until it completes it.
+        unsafe { (*(nbl as *mut NET_BUFFER_LIST)).Status = status };
+        complete_up(nbl);
+    }
+}
+
+/// Hands a completed send back to the last layer that sent it.
+fn complete_up(nbl: usize) {
+    let Some(sender) = with(|s| {
+        let t = s.tracks.get_mut(&nbl)?;
+        let sender = t.path.pop()?;
+        t.holder = sender;
+        Some((sender, t.nic))
+    }) else {
+        return;
+    };
+    match sender {
+        (Layer::Protocol, _) => protocol_complete(nbl),
+        (Layer::Module(m), nic) => {
+            let Some(view) = ndis::module_view(m) else { return };
+            match view.handlers.0.SendNetBufferListsCompleteHandler {
+                Some(complete) => {
+                    let irql = next_irql(nic);
+                    let flags =
+                        if irql == DISPATCH_LEVEL { NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL } else { 0 };
+                    let head = link(&[nbl]);
+                    call_driver(view.owner, irql, "FilterSendNetBufferListsComplete", || {
+                        // SAFETY: the module's registered handler; it owns the NBL again.
+                        unsafe { complete(view.context, head, flags) }
+                    });
+                }
+                // No completion handler: NDIS passes the completion on up.
+                None => complete_up(nbl),
+            }
+        }
+        (Layer::Nic, _) => {}
+    }
+}
+
+fn protocol_complete(nbl: usize) {
+    // SAFETY: the NBL is back with its originator, the protocol.
+    let status = unsafe { (*(nbl as *mut NET_BUFFER_LIST)).Status };
+    with(|s| {
+        if let Some(t) = s.tracks.remove(&nbl) {
+            if let Some(n) = s.nics.get_mut(&t.nic) {
+                n.ledger.completed += 1;
+                if status != NDIS_STATUS_SUCCESS {
+                    *n.ledger.failed.entry(status).or_default() += 1;
+                }
+            }
+        }
+    });
+    free_built(nbl);
+}
+
+fn check_flag(flags: u32, dispatch_flag: u32, routine: &str) {
+    let at_dispatch = irql() == DISPATCH_LEVEL;
+    let says_dispatch = flags & dispatch_flag != 0;
+    if at_dispatch != says_dispatch {
+        violation(
+            Rule::IrqlFlagMismatch,
+            format!(
+                "{routine}: DISPATCH_LEVEL flag {} but IRQL is {}",
+                if says_dispatch { "set" } else { "clear" },
+                irql()
+            ),
+        );
+    }
+}
+
+fn module_of(handle: NDIS_HANDLE, routine: &str) -> Option<(usize, u32, ModuleState)> {
+    let m = handle as usize;
+    match (ndis::nic_of(m), ndis::module_state(m)) {
+        (Some(nic), Some(state)) => Some((m, nic, state)),
+        _ => {
+            violation(Rule::NdisBadHandle, format!("{routine}({handle:p}): not an attached filter module"));
+            None
+        }
+    }
+}
+
+/// `NdisFSendNetBufferLists`. IRQL <= DISPATCH_LEVEL. The filter hands NBLs it owns to the next lower
+/// layer; NBLs the simulation has not seen are the filter's own and must carry its handle in
+/// `SourceHandle` (NET_BUFFER_LIST documentation: `SourceHandle` routes the completion to the originator).
+///
+/// # Safety
+/// `nbls` must be a valid chain.
+#[no_mangle]
+pub unsafe extern "system" fn NdisFSendNetBufferLists(
+    handle: NDIS_HANDLE,
+    nbls: *mut NET_BUFFER_LIST,
+    _port: NDIS_PORT_NUMBER,
+    flags: u32,
+) {
+    check_flag(flags, NDIS_SEND_FLAGS_DISPATCH_LEVEL, "NdisFSendNetBufferLists");
+    let Some((m, nic, state)) = module_of(handle, "NdisFSendNetBufferLists") else { return };
+    if matches!(state, ModuleState::Paused | ModuleState::Attaching | ModuleState::Restarting) {
+        // Refused: the NBLs stay with the filter.
+        violation(Rule::NdisSendWhilePaused, format!("NdisFSendNetBufferLists in state {state:?}"));
+        return;
+    }
+    let mut accepted = Vec::new();
+    for nbl in chain_to_vec(nbls) {
+        // SAFETY: a valid chain (caller's contract).
+        let source = unsafe { (*(nbl as *mut NET_BUFFER_LIST)).SourceHandle } as usize;
+        let problem = with(|s| {
+            match s.tracks.get_mut(&nbl) {
+            Some(t) if t.holder != Layer::Module(m) => {
+                Some((Rule::NdisSendOwnership, format!("send of NBL {nbl:#x} held by {:?}, not this filter", t.holder)))
+            }
+            Some(t) if t.origin != Layer::Module(m) && source != t.source_handle => Some((
+                Rule::NdisSourceHandle,
+                format!("NBL {nbl:#x}: SourceHandle changed from {:#x} to {source:#x} by a filter that did not originate it", t.source_handle),
+            )),
+            Some(_) => None,
+            None => {
+                s.tracks.insert(
+                    nbl,
+                    Track {
+                        nic,
+                        direction: Direction::Send,
+                        origin: Layer::Module(m),
+                        holder: Layer::Module(m),
+                        path: Vec::new(),
+                        resources: false,
+                        source_handle: source,
+                    },
+                );
+                (source != m).then(|| {
+                    (
+                        Rule::NdisSourceHandle,
+                        format!("filter-originated NBL {nbl:#x} sent with SourceHandle {source:#x}, not its NdisFilterHandle"),
+                    )
+                })
+            }
+        }
+        });
+        match problem {
+            Some((rule, detail)) if rule == Rule::NdisSendOwnership => violation(rule, detail),
+            Some((rule, detail)) => {
+                violation(rule, detail);
+                accepted.push(nbl);
+            }
+            None => accepted.push(nbl),
+        }
+    }
+    if !accepted.is_empty() {
+        hand_down(nic, Layer::Module(m), accepted);
+    }
+}
+
+/// `NdisFSendNetBufferListsComplete`. IRQL <= DISPATCH_LEVEL. Completes NBLs the filter holds back to the
+/// layer that sent them; a filter must not complete NBLs it originated (those complete to it).
+///
+/// # Safety
+/// `nbls` must be a valid chain.
+#[no_mangle]
+pub unsafe extern "system" fn NdisFSendNetBufferListsComplete(
+    handle: NDIS_HANDLE,
+    nbls: *mut NET_BUFFER_LIST,
+    flags: u32,
+) {
+    check_flag(flags, NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL, "NdisFSendNetBufferListsComplete");
+    let Some((m, _, _)) = module_of(handle, "NdisFSendNetBufferListsComplete") else { return };
+    for nbl in chain_to_vec(nbls) {
+        let verdict = with(|s| match s.tracks.get(&nbl) {
+            None => Err((Rule::NdisSendOwnership, format!("completion of unknown NBL {nbl:#x}"))),
+            Some(t) if t.holder != Layer::Module(m) => {
+                Err((Rule::NdisSendOwnership, format!("completion of NBL {nbl:#x} held by {:?}", t.holder)))
+            }
+            Some(t) if t.origin == Layer::Module(m) => {
+                Err((Rule::NdisCompleteOwn, format!("filter completed its own NBL {nbl:#x} up the stack")))
+            }
+            Some(_) => Ok(()),
+        });
+        match verdict {
+            Ok(()) => complete_up(nbl),
+            Err((rule, detail)) => violation(rule, detail),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Receive path
+// ---------------------------------------------------------------------------------------------------------
+
+/// The NIC receives `frames` and indicates them up as one chain, with `NDIS_RECEIVE_FLAGS_RESOURCES`
+/// when `resources` (the NIC is low on receive buffers: the NBLs come back when the indication returns).
+/// Returns how many were indicated (none while the stack is not running).
+pub fn nic_indicate(nic: u32, frames: &[Vec<u8>], resources: bool) -> usize {
+    let Some((pool, split, offset)) =
+        with(|s| s.nics.get(&nic).map(|n| (n.pool, n.config.rx_split.clone(), n.config.rx_data_offset)))
+    else {
+        return 0;
+    };
+    if !stack_running(nic) {
+        return 0;
+    }
+    let mut nbls = Vec::new();
+    for frame in frames {
+        if let Some(nbl) = build(pool, frame, &split, offset) {
+            nbls.push(nbl);
+        }
+    }
+    with(|s| {
+        for &nbl in &nbls {
+            s.tracks.insert(
+                nbl,
+                Track {
+                    nic,
+                    direction: Direction::Receive,
+                    origin: Layer::Nic,
+                    holder: Layer::Nic,
+                    path: Vec::new(),
+                    resources,
+                    source_handle: 0,
+                },
+            );
+        }
+    });
+    let count = nbls.len();
+    let flags = if resources { NDIS_RECEIVE_FLAGS_RESOURCES } else { 0 };
+    hand_up(nic, Layer::Nic, &nbls, flags);
+    if resources {
+        // The indication returned: the NBLs are the NIC's again.
+        for nbl in nbls {
+            nic_reclaim(nbl);
+        }
+    }
+    count
+}
+
+/// Moves `nbls` from `from` to the next layer above and calls it; for a RESOURCES indication, ownership
+/// comes back to `from` when the call returns, and the chain must be as it was handed up.
+fn hand_up(nic: u32, from: Layer, nbls: &[usize], flags: u32) {
+    let target = layer_above(nic, from);
+    let resources = flags & NDIS_RECEIVE_FLAGS_RESOURCES != 0;
+    with(|s| {
+        for nbl in nbls {
+            if let Some(t) = s.tracks.get_mut(nbl) {
+                t.path.push(from);
+                t.holder = target;
+            }
+        }
+    });
+    match target {
+        Layer::Module(m) => {
+            let Some(view) = ndis::module_view(m) else { return };
+            let Some(receive) = view.handlers.0.ReceiveNetBufferListsHandler else { return };
+            let irql = next_irql(nic);
+            let flags = flags | if irql == DISPATCH_LEVEL { NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL } else { 0 };
+            let head = link(nbls);
+            let count = u32::try_from(nbls.len()).unwrap_or(u32::MAX);
+            call_driver(view.owner, irql, "FilterReceiveNetBufferLists", || {
+                // SAFETY: the module's registered handler with its own context and a chain it now holds.
+                unsafe { receive(view.context, head, 0, count, flags) }
+            });
+            if resources {
+                let after = chain_to_vec(head);
+                if after != nbls {
+                    violation(
+                        Rule::NdisResourcesChain,
+                        "FilterReceiveNetBufferLists returned from a RESOURCES indication without restoring the NBL chain",
+                    );
+                }
+            }
+        }
+        Layer::Protocol => protocol_receive(nic, nbls, resources),
+        Layer::Nic => {}
+    }
+    if resources {
+        with(|s| {
+            for nbl in nbls {
+                if let Some(t) = s.tracks.get_mut(nbl) {
+                    t.path.pop();
+                    t.holder = from;
+                }
+            }
+        });
+    }
+}
+
+fn protocol_receive(nic: u32, nbls: &[usize], resources: bool) {
+    let mut ok = 0;
+    let mut corrupt = 0;
+    for &nbl in nbls {
+        // SAFETY: the protocol holds these live NBLs for the duration of the indication.
+        let frame = unsafe { read_first_nb(nbl as *const NET_BUFFER_LIST) };
+        if check_test_frame(&frame).is_some() {
+            ok += 1;
+        } else {
+            corrupt += 1;
+        }
+    }
+    with(|s| {
+        if let Some(n) = s.nics.get_mut(&nic) {
+            n.ledger.received_ok += ok;
+            n.ledger.received_corrupt += corrupt;
+            if !resources {
+                n.protocol_held.extend_from_slice(nbls);
+            }
+        }
+    });
+}
+
+/// The protocol returns every receive it holds (as TCP/IP does shortly after an indication).
+pub fn protocol_return_all(nic: u32) {
+    let held: Vec<usize> =
+        with(|s| s.nics.get_mut(&nic).map(|n| std::mem::take(&mut n.protocol_held)).unwrap_or_default());
+    for nbl in held {
+        return_down(nbl);
+    }
+}
+
+/// Hands a returned receive back to the last layer that indicated it.
+fn return_down(nbl: usize) {
+    let Some((indicator, nic)) = with(|s| {
+        let t = s.tracks.get_mut(&nbl)?;
+        let indicator = t.path.pop()?;
+        t.holder = indicator;
+        Some((indicator, t.nic))
+    }) else {
+        return;
+    };
+    match indicator {
+        Layer::Nic => nic_reclaim(nbl),
+        Layer::Module(m) => {
+            let Some(view) = ndis::module_view(m) else { return };
+            match view.handlers.0.ReturnNetBufferListsHandler {
+                Some(ret) => {
+                    let irql = next_irql(nic);
+                    let flags = if irql == DISPATCH_LEVEL { NDIS_RETURN_FLAGS_DISPATCH_LEVEL } else { 0 };
+                    let head = link(&[nbl]);
+                    call_driver(view.owner, irql, "FilterReturnNetBufferLists", || {
+                        // SAFETY: the module's registered handler; it holds the NBL again.
+                        unsafe { ret(view.context, head, flags) }
+                    });
+                }
+                None => return_down(nbl),
+            }
+        }
+        Layer::Protocol => {}
+    }
+}
+
+fn nic_reclaim(nbl: usize) {
+    with(|s| s.tracks.remove(&nbl));
+    free_built(nbl);
+}
+
+/// `NdisFIndicateReceiveNetBufferLists`. IRQL <= DISPATCH_LEVEL. Indicates NBLs the filter holds (or
+/// originated) to the next upper layer.
+///
+/// # Safety
+/// `nbls` must be a valid chain of `count` NBLs.
+#[no_mangle]
+pub unsafe extern "system" fn NdisFIndicateReceiveNetBufferLists(
+    handle: NDIS_HANDLE,
+    nbls: *mut NET_BUFFER_LIST,
+    _port: NDIS_PORT_NUMBER,
+    count: u32,
+    flags: u32,
+) {
+    check_flag(flags, NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL, "NdisFIndicateReceiveNetBufferLists");
+    let Some((m, nic, state)) = module_of(handle, "NdisFIndicateReceiveNetBufferLists") else { return };
+    if matches!(state, ModuleState::Paused | ModuleState::Attaching | ModuleState::Restarting) {
+        // Refused: the NBLs stay with the filter.
+        violation(
+            Rule::NdisReceiveWhilePaused,
+            format!("NdisFIndicateReceiveNetBufferLists in state {state:?}"),
+        );
+        return;
+    }
+    let list = chain_to_vec(nbls);
+    if list.len() != count as usize {
+        violation(
+            Rule::NdisReceiveOwnership,
+            format!("NumberOfNetBufferLists {count} but the chain has {} NBLs", list.len()),
+        );
+    }
+    let resources = flags & NDIS_RECEIVE_FLAGS_RESOURCES != 0;
+    let mut accepted = Vec::new();
+    for nbl in list {
+        let problem = with(|s| {
+            match s.tracks.get(&nbl) {
+            Some(t) if t.holder != Layer::Module(m) => {
+                Some(format!("indication of NBL {nbl:#x} held by {:?}, not this filter", t.holder))
+            }
+            Some(t) if t.resources && !resources => Some(format!(
+                "NBL {nbl:#x} came with NDIS_RECEIVE_FLAGS_RESOURCES and was indicated up without it (the upper layer may keep it)"
+            )),
+            Some(_) => None,
+            None => {
+                s.tracks.insert(
+                    nbl,
+                    Track {
+                        nic,
+                        direction: Direction::Receive,
+                        origin: Layer::Module(m),
+                        holder: Layer::Module(m),
+                        path: Vec::new(),
+                        resources: false,
+                        source_handle: 0,
+                    },
+                );
+                None
+            }
+        }
+        });
+        match problem {
+            Some(detail) => violation(Rule::NdisReceiveOwnership, detail),
+            None => accepted.push(nbl),
+        }
+    }
+    if !accepted.is_empty() {
+        let upward = flags & !NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL;
+        hand_up(nic, Layer::Module(m), &accepted, upward);
+    }
+}
+
+/// `NdisFReturnNetBufferLists`. IRQL <= DISPATCH_LEVEL. Returns receives the filter holds to the layer
+/// below that indicated them; never RESOURCES NBLs (those return synchronously), never the filter's own
+/// (those come back to its FilterReturnNetBufferLists).
+///
+/// # Safety
+/// `nbls` must be a valid chain.
+#[no_mangle]
+pub unsafe extern "system" fn NdisFReturnNetBufferLists(
+    handle: NDIS_HANDLE,
+    nbls: *mut NET_BUFFER_LIST,
+    flags: u32,
+) {
+    check_flag(flags, NDIS_RETURN_FLAGS_DISPATCH_LEVEL, "NdisFReturnNetBufferLists");
+    let Some((m, _, _)) = module_of(handle, "NdisFReturnNetBufferLists") else { return };
+    for nbl in chain_to_vec(nbls) {
+        let verdict = with(|s| match s.tracks.get(&nbl) {
+            None => Err((Rule::NdisReceiveOwnership, format!("return of unknown NBL {nbl:#x}"))),
+            Some(t) if t.resources => Err((
+                Rule::NdisReturnResources,
+                format!(
+                    "NdisFReturnNetBufferLists on NBL {nbl:#x} indicated with NDIS_RECEIVE_FLAGS_RESOURCES"
+                ),
+            )),
+            Some(t) if t.holder != Layer::Module(m) => {
+                Err((Rule::NdisReceiveOwnership, format!("return of NBL {nbl:#x} held by {:?}", t.holder)))
+            }
+            Some(t) if t.origin == Layer::Module(m) => {
+                Err((Rule::NdisReturnOwn, format!("filter returned its own NBL {nbl:#x} down the stack")))
+            }
+            Some(_) => Ok(()),
+        });
+        match verdict {
+            Ok(()) => return_down(nbl),
+            Err((rule, detail)) => violation(rule, detail),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Pause accounting and the pump
+// ---------------------------------------------------------------------------------------------------------
+
+/// What `module` still owes at the moment its pause completes: NBLs it holds, sends it passed down that
+/// have not completed to it, receives it indicated up that have not been returned to it.
+pub fn owed_by(module: usize) -> Vec<String> {
+    with(|s| {
+        s.tracks
+            .iter()
+            .filter(|(&a, _)| crate::nbl::is_live(a as *const NET_BUFFER_LIST))
+            .filter(|(_, t)| t.holder == Layer::Module(module) || t.path.contains(&Layer::Module(module)))
+            .map(|(&a, t)| {
+                format!("{:?} NBL {a:#x} (from {:?}, held by {:?})", t.direction, t.origin, t.holder)
+            })
+            .collect()
+    })
+}
+
+/// Called when a module's pause completes: "The pause operation is not complete until" every send and
+/// receive it is part of has come back (Pausing a Filter Module).
+pub(crate) fn check_paused(module: usize) {
+    let owed = owed_by(module);
+    if !owed.is_empty() {
+        violation(
+            Rule::NdisPauseOutstanding,
+            format!(
+                "pause completed with {} NBL(s) outstanding: {}",
+                owed.len(),
+                owed.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            ),
+        );
+    }
+}
+
+/// Runs the NICs and the protocol until nothing moves: NICs complete their sends, the protocol returns
+/// its receives. Returns how many NBLs moved.
+pub fn pump() -> usize {
+    let mut moved = 0;
+    loop {
+        let nics: Vec<(u32, usize, usize)> = with(|s| {
+            s.nics.iter().map(|(&i, n)| (i, n.pending_sends.len(), n.protocol_held.len())).collect()
+        });
+        let work: usize = nics.iter().map(|(_, a, b)| a + b).sum();
+        if work == 0 {
+            return moved;
+        }
+        moved += work;
+        for (nic, _, _) in nics {
+            nic_complete_sends(nic, NDIS_STATUS_SUCCESS);
+            protocol_return_all(nic);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Status indications
+// ---------------------------------------------------------------------------------------------------------
+
+/// `NDIS_STATUS_RESET_START` / `NDIS_STATUS_RESET_END` (ndis.h).
+pub const NDIS_STATUS_RESET_START: NDIS_STATUS = 0x4001_0004;
+pub const NDIS_STATUS_RESET_END: NDIS_STATUS = 0x4001_0005;
+
+static STATUS_SEEN: Mutex<Vec<(u32, NDIS_STATUS)>> = Mutex::new(Vec::new());
+
+/// Status codes the protocol received, per NIC, in order.
+pub fn protocol_status(nic: u32) -> Vec<NDIS_STATUS> {
+    crate::lock(&STATUS_SEEN).iter().filter(|(n, _)| *n == nic).map(|&(_, s)| s).collect()
+}
+
+/// The NIC indicates a status (`NdisMIndicateStatusEx`): it travels up through each module's
+/// FilterStatus (a filter passes it on with `NdisFIndicateStatus`) to the protocol.
+pub fn nic_indicate_status(nic: u32, code: NDIS_STATUS, buffer: &mut [u8]) {
+    // SAFETY: plain C data; zero is valid for every field.
+    let mut indication: kernel::ffi::oid::NDIS_STATUS_INDICATION = unsafe { std::mem::zeroed() };
+    indication.Header = NDIS_OBJECT_HEADER::new(
+        kernel::ffi::ndis::NDIS_OBJECT_TYPE_STATUS_INDICATION,
+        kernel::ffi::oid::NDIS_STATUS_INDICATION_REVISION_1,
+        std::mem::size_of::<kernel::ffi::oid::NDIS_STATUS_INDICATION>(),
+    );
+    indication.StatusCode = code;
+    indication.StatusBuffer = buffer.as_mut_ptr().cast();
+    indication.StatusBufferSize = u32::try_from(buffer.len()).unwrap_or(0);
+    status_up(nic, Layer::Nic, &raw mut indication);
+    if code == NDIS_STATUS_RESET_START {
+        // A reset aborts the sends the NIC holds.
+        nic_complete_sends(nic, kernel::ffi::ndis::NDIS_STATUS_REQUEST_ABORTED);
+    }
+}
+
+fn status_up(nic: u32, from: Layer, indication: *mut kernel::ffi::oid::NDIS_STATUS_INDICATION) {
+    let modules = ndis::modules_on(nic);
+    let above: Vec<usize> = match from {
+        Layer::Nic => modules,
+        Layer::Module(m) => modules.iter().skip_while(|&&x| x != m).skip(1).copied().collect(),
+        Layer::Protocol => Vec::new(),
+    };
+    // Status goes to attached modules in any state but Attaching (FilterStatus may be called when Paused).
+    let next = above.into_iter().find_map(|m| {
+        let view = ndis::module_view(m)?;
+        (view.state != ModuleState::Attaching && view.handlers.0.StatusHandler.is_some()).then_some((m, view))
+    });
+    match next {
+        Some((_, view)) => {
+            let handler = view.handlers.0.StatusHandler.expect("checked above");
+            call_driver(view.owner, PASSIVE_LEVEL, "FilterStatus", || {
+                // SAFETY: the module's registered handler; the indication lives for the call.
+                unsafe { handler(view.context, indication) }
+            });
+        }
+        None => {
+            // SAFETY: the indication is valid for the duration of the indication.
+            let code = unsafe { (*indication).StatusCode };
+            crate::lock(&STATUS_SEEN).push((nic, code));
+        }
+    }
+}
+
+/// `NdisFIndicateStatus`. IRQL <= DISPATCH_LEVEL. Passes a status indication to the next upper layer.
+///
+/// # Safety
+/// `indication` must be valid for the call.
+#[no_mangle]
+pub unsafe extern "system" fn NdisFIndicateStatus(
+    handle: NDIS_HANDLE,
+    indication: *mut kernel::ffi::oid::NDIS_STATUS_INDICATION,
+) {
+    crate::context::require_irql_at_most(DISPATCH_LEVEL, "NdisFIndicateStatus");
+    let Some((m, nic, _)) = module_of(handle, "NdisFIndicateStatus") else { return };
+    status_up(nic, Layer::Module(m), indication);
+}
+
+/// The NICs of the machine (their ifIndex), in order.
+pub fn nics() -> Vec<u32> {
+    with(|s| s.nics.keys().copied().collect())
+}

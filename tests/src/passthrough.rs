@@ -1,0 +1,347 @@
+//! A small passthrough lightweight filter that lives with the tests: it registers every data-path handler
+//! and passes everything through unchanged, counting what it owes so its pause completes only when
+//! nothing is outstanding. The suites drive it through the simulated NDIS until the real filter carries
+//! the data path.
+//!
+//! [`BUG`] makes it break exactly one NDIS rule, for the verifier's negative tests (each test runs in its
+//! own process, so the switch is set once before the driver loads).
+#![allow(clippy::missing_safety_doc)]
+
+use core::ffi::c_void;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, Ordering};
+
+use kernel::ffi::nbl::{
+    NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL, NDIS_RECEIVE_FLAGS_RESOURCES, NDIS_RETURN_FLAGS_DISPATCH_LEVEL,
+    NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL, NDIS_SEND_FLAGS_DISPATCH_LEVEL, NET_BUFFER_LIST,
+};
+use kernel::ffi::ndis::{
+    NDIS_HANDLE, NDIS_OBJECT_HEADER, NDIS_OBJECT_TYPE_FILTER_ATTRIBUTES,
+    NDIS_OBJECT_TYPE_FILTER_DRIVER_CHARACTERISTICS, NDIS_PORT_NUMBER, NDIS_STATUS, NDIS_STATUS_PAUSED,
+    NDIS_STATUS_PENDING, NDIS_STATUS_RESOURCES, NDIS_STATUS_SUCCESS,
+};
+use kernel::ffi::ndis_filter::{
+    NdisFDeregisterFilterDriver, NdisFIndicateReceiveNetBufferLists, NdisFIndicateStatus, NdisFPauseComplete,
+    NdisFRegisterFilterDriver, NdisFReturnNetBufferLists, NdisFSendNetBufferLists,
+    NdisFSendNetBufferListsComplete, NdisFSetAttributes, NDIS_FILTER_ATTACH_PARAMETERS,
+    NDIS_FILTER_ATTRIBUTES, NDIS_FILTER_ATTRIBUTES_REVISION_1, NDIS_FILTER_CHARACTERISTICS_REVISION_2,
+    NDIS_FILTER_DRIVER_CHARACTERISTICS, NDIS_FILTER_PAUSE_PARAMETERS, NDIS_FILTER_RESTART_PARAMETERS,
+    NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2,
+};
+use kernel::ffi::ntos::{KeGetCurrentIrql, DISPATCH_LEVEL, DRIVER_OBJECT, NTSTATUS, UNICODE_STRING};
+use kernel::ffi::oid::NDIS_STATUS_INDICATION;
+use kernel::pool::PoolBox;
+use kernel::unicode_string;
+
+/// The deliberate mistakes the filter can make, one rule each.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    None = 0,
+    /// `NdisFReturnNetBufferLists` on RESOURCES receives: `ndis.return_resources`.
+    ReturnResources,
+    /// Completes sends it already passed down: `ndis.send_ownership`.
+    CompleteAfterSend,
+    /// Returns receives it already indicated up: `ndis.receive_ownership`.
+    ReturnAfterIndicate,
+    /// Indicates RESOURCES receives one by one and leaves the chain broken: `ndis.resources_chain`.
+    BreakResourcesChain,
+    /// Holds sends and still completes its pause at once: `ndis.pause_outstanding`.
+    PauseWhileHolding,
+    /// Forwards sends without the DISPATCH_LEVEL flag whatever the IRQL: `irql.flag_mismatch`.
+    WrongDispatchFlag,
+}
+
+/// The mistake to make (set before loading the driver).
+pub static BUG: AtomicU32 = AtomicU32::new(Bug::None as u32);
+
+fn bug() -> Bug {
+    match BUG.load(Ordering::Relaxed) {
+        1 => Bug::ReturnResources,
+        2 => Bug::CompleteAfterSend,
+        3 => Bug::ReturnAfterIndicate,
+        4 => Bug::BreakResourcesChain,
+        5 => Bug::PauseWhileHolding,
+        6 => Bug::WrongDispatchFlag,
+        _ => Bug::None,
+    }
+}
+
+/// The passthrough filter's service and unique names (a test filter, not in any INF).
+pub const SERVICE: &str = "rdcopassthru";
+const UNIQUE: &str = "{5F3A0C11-7E2B-4C57-9D0E-2A6B1C8D4E90}";
+const MODULE_TAG: u32 = u32::from_le_bytes(*b"ptFm");
+
+const RUNNING: u32 = 1;
+const PAUSING: u32 = 2;
+const PAUSED: u32 = 3;
+
+struct Module {
+    handle: NDIS_HANDLE,
+    state: AtomicU32,
+    /// Sends passed down and not completed, plus receives indicated up and not returned.
+    outstanding: AtomicI64,
+    pause_pending: AtomicBool,
+    /// Sends held by [`Bug::PauseWhileHolding`], completed at detach.
+    held: AtomicPtr<NET_BUFFER_LIST>,
+}
+
+static DRIVER: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+
+fn count(mut nbl: *mut NET_BUFFER_LIST) -> i64 {
+    let mut n = 0;
+    while !nbl.is_null() {
+        n += 1;
+        // SAFETY: chains handed to the filter are valid NBL lists.
+        nbl = unsafe { (*nbl).Next };
+    }
+    n
+}
+
+fn at_dispatch() -> bool {
+    // SAFETY: KeGetCurrentIrql may be called at any IRQL.
+    let irql = unsafe { KeGetCurrentIrql() };
+    irql == DISPATCH_LEVEL
+}
+
+fn module<'a>(context: NDIS_HANDLE) -> &'a Module {
+    // SAFETY: NDIS passes back the context from FilterAttach while the module is attached.
+    unsafe { &*context.cast::<Module>() }
+}
+
+/// Drops the module's outstanding count and completes a pended pause when it reaches zero.
+fn settle(m: &Module, n: i64) {
+    let left = m.outstanding.fetch_sub(n, Ordering::AcqRel) - n;
+    if left == 0 && m.pause_pending.swap(false, Ordering::AcqRel) {
+        m.state.store(PAUSED, Ordering::Release);
+        // SAFETY: the module pended its pause and now owes nothing.
+        unsafe { NdisFPauseComplete(m.handle) };
+    }
+}
+
+/// `DriverEntry` of the passthrough filter. PASSIVE_LEVEL.
+pub unsafe extern "system" fn driver_entry(
+    driver: *mut DRIVER_OBJECT,
+    _registry: *mut UNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: plain C data; zero means "no handler".
+    let mut c: NDIS_FILTER_DRIVER_CHARACTERISTICS = unsafe { core::mem::zeroed() };
+    c.Header = NDIS_OBJECT_HEADER::new(
+        NDIS_OBJECT_TYPE_FILTER_DRIVER_CHARACTERISTICS,
+        NDIS_FILTER_CHARACTERISTICS_REVISION_2,
+        NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2,
+    );
+    c.MajorNdisVersion = 6;
+    c.MinorNdisVersion = 30;
+    c.FriendlyName = unicode_string!("rdco passthrough test filter");
+    c.UniqueName = unicode_string!(UNIQUE);
+    c.ServiceName = unicode_string!(SERVICE);
+    c.AttachHandler = Some(attach);
+    c.DetachHandler = Some(detach);
+    c.RestartHandler = Some(restart);
+    c.PauseHandler = Some(pause);
+    c.SendNetBufferListsHandler = Some(send);
+    c.SendNetBufferListsCompleteHandler = Some(send_complete);
+    c.ReceiveNetBufferListsHandler = Some(receive);
+    c.ReturnNetBufferListsHandler = Some(return_nbls);
+    c.StatusHandler = Some(status);
+    let mut handle: NDIS_HANDLE = null_mut();
+    // SAFETY: PASSIVE_LEVEL in DriverEntry; NDIS copies the characteristics.
+    let result = unsafe { NdisFRegisterFilterDriver(driver, driver.cast(), &raw mut c, &raw mut handle) };
+    if result == NDIS_STATUS_SUCCESS {
+        DRIVER.store(handle, Ordering::Release);
+        // SAFETY: the driver object is writable during DriverEntry.
+        unsafe { (*driver).DriverUnload = Some(unload) };
+    }
+    result
+}
+
+unsafe extern "system" fn unload(_driver: *mut DRIVER_OBJECT) {
+    let handle = DRIVER.swap(null_mut(), Ordering::AcqRel);
+    // SAFETY: the registration handle from DriverEntry, deregistered once.
+    unsafe { NdisFDeregisterFilterDriver(handle) };
+}
+
+unsafe extern "system" fn attach(
+    handle: NDIS_HANDLE,
+    _driver: NDIS_HANDLE,
+    _params: *mut NDIS_FILTER_ATTACH_PARAMETERS,
+) -> NDIS_STATUS {
+    let m = Module {
+        handle,
+        state: AtomicU32::new(PAUSED),
+        outstanding: AtomicI64::new(0),
+        pause_pending: AtomicBool::new(false),
+        held: AtomicPtr::new(null_mut()),
+    };
+    let Ok(m) = PoolBox::new(m, MODULE_TAG) else { return NDIS_STATUS_RESOURCES };
+    let context = m.into_raw();
+    let mut attributes = NDIS_FILTER_ATTRIBUTES {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_FILTER_ATTRIBUTES,
+            NDIS_FILTER_ATTRIBUTES_REVISION_1,
+            core::mem::size_of::<NDIS_FILTER_ATTRIBUTES>(),
+        ),
+        Flags: 0,
+    };
+    // SAFETY: inside FilterAttach with NDIS's handle.
+    let status = unsafe { NdisFSetAttributes(handle, context.cast(), &raw mut attributes) };
+    if status != NDIS_STATUS_SUCCESS {
+        // SAFETY: NDIS did not take the context.
+        drop(unsafe { PoolBox::from_raw(context, MODULE_TAG) });
+    }
+    status
+}
+
+unsafe extern "system" fn detach(context: NDIS_HANDLE) {
+    let m = module(context);
+    let held = m.held.swap(null_mut(), Ordering::AcqRel);
+    if !held.is_null() {
+        let mut nbl = held;
+        while !nbl.is_null() {
+            // SAFETY: the held chain is the filter's to complete.
+            unsafe { (*nbl).Status = NDIS_STATUS_PAUSED };
+            // SAFETY: as above.
+            nbl = unsafe { (*nbl).Next };
+        }
+        // SAFETY: completes sends the filter holds.
+        unsafe { NdisFSendNetBufferListsComplete(m.handle, held, 0) };
+    }
+    // SAFETY: NDIS hands the context back once, at detach.
+    drop(unsafe { PoolBox::from_raw(context.cast::<Module>(), MODULE_TAG) });
+}
+
+unsafe extern "system" fn restart(
+    context: NDIS_HANDLE,
+    _params: *mut NDIS_FILTER_RESTART_PARAMETERS,
+) -> NDIS_STATUS {
+    module(context).state.store(RUNNING, Ordering::Release);
+    NDIS_STATUS_SUCCESS
+}
+
+unsafe extern "system" fn pause(
+    context: NDIS_HANDLE,
+    _params: *mut NDIS_FILTER_PAUSE_PARAMETERS,
+) -> NDIS_STATUS {
+    let m = module(context);
+    m.state.store(PAUSING, Ordering::Release);
+    if bug() == Bug::PauseWhileHolding || m.outstanding.load(Ordering::Acquire) == 0 {
+        m.state.store(PAUSED, Ordering::Release);
+        return NDIS_STATUS_SUCCESS;
+    }
+    m.pause_pending.store(true, Ordering::Release);
+    // Close the race with a completion that arrived between the check and the flag.
+    if m.outstanding.load(Ordering::Acquire) == 0 && m.pause_pending.swap(false, Ordering::AcqRel) {
+        m.state.store(PAUSED, Ordering::Release);
+        return NDIS_STATUS_SUCCESS;
+    }
+    NDIS_STATUS_PENDING
+}
+
+unsafe extern "system" fn send(
+    context: NDIS_HANDLE,
+    nbls: *mut NET_BUFFER_LIST,
+    port: NDIS_PORT_NUMBER,
+    flags: u32,
+) {
+    let m = module(context);
+    if m.state.load(Ordering::Acquire) != RUNNING {
+        let mut nbl = nbls;
+        while !nbl.is_null() {
+            // SAFETY: the filter owns the chain it was handed.
+            unsafe { (*nbl).Status = NDIS_STATUS_PAUSED };
+            // SAFETY: as above.
+            nbl = unsafe { (*nbl).Next };
+        }
+        let complete_flags = if at_dispatch() { NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL } else { 0 };
+        // SAFETY: completes the sends the filter was handed.
+        unsafe { NdisFSendNetBufferListsComplete(m.handle, nbls, complete_flags) };
+        return;
+    }
+    if bug() == Bug::PauseWhileHolding {
+        m.held.store(nbls, Ordering::Release);
+        return;
+    }
+    m.outstanding.fetch_add(count(nbls), Ordering::AcqRel);
+    let send_flags =
+        if bug() == Bug::WrongDispatchFlag { flags & !NDIS_SEND_FLAGS_DISPATCH_LEVEL } else { flags };
+    // SAFETY: forwards the chain the filter owns to the layer below.
+    unsafe { NdisFSendNetBufferLists(m.handle, nbls, port, send_flags) };
+    if bug() == Bug::CompleteAfterSend {
+        let complete_flags = if at_dispatch() { NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL } else { 0 };
+        // SAFETY: deliberately wrong: the chain belongs to the layers below now.
+        unsafe { NdisFSendNetBufferListsComplete(m.handle, nbls, complete_flags) };
+    }
+}
+
+unsafe extern "system" fn send_complete(context: NDIS_HANDLE, nbls: *mut NET_BUFFER_LIST, flags: u32) {
+    let m = module(context);
+    let n = count(nbls);
+    // SAFETY: passes the completed sends on up to their sender.
+    unsafe { NdisFSendNetBufferListsComplete(m.handle, nbls, flags) };
+    settle(m, n);
+}
+
+unsafe extern "system" fn receive(
+    context: NDIS_HANDLE,
+    nbls: *mut NET_BUFFER_LIST,
+    port: NDIS_PORT_NUMBER,
+    number: u32,
+    flags: u32,
+) {
+    let m = module(context);
+    let resources = flags & NDIS_RECEIVE_FLAGS_RESOURCES != 0;
+    let return_flags =
+        if flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL != 0 { NDIS_RETURN_FLAGS_DISPATCH_LEVEL } else { 0 };
+    if m.state.load(Ordering::Acquire) != RUNNING {
+        if !resources {
+            // SAFETY: a paused filter returns what it cannot indicate (Pausing a Filter Module).
+            unsafe { NdisFReturnNetBufferLists(m.handle, nbls, return_flags) };
+        }
+        return;
+    }
+    match bug() {
+        Bug::ReturnResources if resources => {
+            // SAFETY: deliberately wrong: RESOURCES NBLs come back by returning from this function.
+            unsafe { NdisFReturnNetBufferLists(m.handle, nbls, return_flags) };
+            return;
+        }
+        Bug::BreakResourcesChain if resources => {
+            let mut nbl = nbls;
+            while !nbl.is_null() {
+                // SAFETY: the filter holds the chain during the indication.
+                let next = unsafe { (*nbl).Next };
+                // SAFETY: as above; unlinking to indicate one at a time.
+                unsafe { (*nbl).Next = null_mut() };
+                // SAFETY: indicates one NBL the filter holds, keeping the RESOURCES flag.
+                unsafe { NdisFIndicateReceiveNetBufferLists(m.handle, nbl, port, 1, flags) };
+                nbl = next;
+            }
+            // Deliberately wrong: the original chain is not restored.
+            return;
+        }
+        _ => {}
+    }
+    if !resources {
+        m.outstanding.fetch_add(i64::from(number), Ordering::AcqRel);
+    }
+    // SAFETY: indicates the chain the filter holds, flags unchanged.
+    unsafe { NdisFIndicateReceiveNetBufferLists(m.handle, nbls, port, number, flags) };
+    if bug() == Bug::ReturnAfterIndicate && !resources {
+        // SAFETY: deliberately wrong: the chain belongs to the layers above now.
+        unsafe { NdisFReturnNetBufferLists(m.handle, nbls, return_flags) };
+    }
+}
+
+unsafe extern "system" fn return_nbls(context: NDIS_HANDLE, nbls: *mut NET_BUFFER_LIST, flags: u32) {
+    let m = module(context);
+    let n = count(nbls);
+    // SAFETY: passes the returned receives on down to their indicator.
+    unsafe { NdisFReturnNetBufferLists(m.handle, nbls, flags) };
+    settle(m, n);
+}
+
+unsafe extern "system" fn status(context: NDIS_HANDLE, indication: *mut NDIS_STATUS_INDICATION) {
+    // SAFETY: passes the indication on up unchanged.
+    unsafe { NdisFIndicateStatus(module(context).handle, indication) };
+}
