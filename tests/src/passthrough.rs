@@ -28,8 +28,11 @@ use kernel::ffi::ndis_filter::{
     NDIS_FILTER_DRIVER_CHARACTERISTICS, NDIS_FILTER_PAUSE_PARAMETERS, NDIS_FILTER_RESTART_PARAMETERS,
     NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2,
 };
+use kernel::ffi::ndis_filter::{NdisFOidRequest, NdisFOidRequestComplete};
 use kernel::ffi::ntos::{KeGetCurrentIrql, DISPATCH_LEVEL, DRIVER_OBJECT, NTSTATUS, UNICODE_STRING};
-use kernel::ffi::oid::NDIS_STATUS_INDICATION;
+use kernel::ffi::oid::{
+    NdisAllocateCloneOidRequest, NdisFreeCloneOidRequest, NDIS_OID_REQUEST, NDIS_STATUS_INDICATION,
+};
 use kernel::pool::PoolBox;
 use kernel::unicode_string;
 
@@ -50,6 +53,14 @@ pub enum Bug {
     PauseWhileHolding,
     /// Forwards sends without the DISPATCH_LEVEL flag whatever the IRQL: `irql.flag_mismatch`.
     WrongDispatchFlag,
+    /// Forwards the OID request NDIS gave it instead of a clone: `oid.forward_original`.
+    ForwardOriginalOid,
+    /// Completes an OID request twice: `oid.complete_twice`.
+    CompleteOidTwice,
+    /// First completes an OID request with NDIS_STATUS_PENDING: `oid.complete_pending`.
+    CompleteOidPending,
+    /// Never frees its OID clones: `oid.clone_leak`.
+    LeakOidClone,
 }
 
 /// The mistake to make (set before loading the driver).
@@ -63,6 +74,10 @@ fn bug() -> Bug {
         4 => Bug::BreakResourcesChain,
         5 => Bug::PauseWhileHolding,
         6 => Bug::WrongDispatchFlag,
+        7 => Bug::ForwardOriginalOid,
+        8 => Bug::CompleteOidTwice,
+        9 => Bug::CompleteOidPending,
+        10 => Bug::LeakOidClone,
         _ => Bug::None,
     }
 }
@@ -145,6 +160,8 @@ pub unsafe extern "system" fn driver_entry(
     c.ReceiveNetBufferListsHandler = Some(receive);
     c.ReturnNetBufferListsHandler = Some(return_nbls);
     c.StatusHandler = Some(status);
+    c.OidRequestHandler = Some(oid_request);
+    c.OidRequestCompleteHandler = Some(oid_request_complete);
     let mut handle: NDIS_HANDLE = null_mut();
     // SAFETY: PASSIVE_LEVEL in DriverEntry; NDIS copies the characteristics.
     let result = unsafe { NdisFRegisterFilterDriver(driver, driver.cast(), &raw mut c, &raw mut handle) };
@@ -344,4 +361,71 @@ unsafe extern "system" fn return_nbls(context: NDIS_HANDLE, nbls: *mut NET_BUFFE
 unsafe extern "system" fn status(context: NDIS_HANDLE, indication: *mut NDIS_STATUS_INDICATION) {
     // SAFETY: passes the indication on up unchanged.
     unsafe { NdisFIndicateStatus(module(context).handle, indication) };
+}
+
+const OID_TAG: u32 = u32::from_le_bytes(*b"ptOi");
+
+/// `FilterOidRequest`: forwards a clone (the original rides in the clone's `SourceReserved`) and always
+/// completes the original through [`oid_request_complete`], as the NDIS LWF sample does. PASSIVE_LEVEL.
+unsafe extern "system" fn oid_request(context: NDIS_HANDLE, request: *mut NDIS_OID_REQUEST) -> NDIS_STATUS {
+    let m = module(context);
+    if bug() == Bug::ForwardOriginalOid {
+        // SAFETY: deliberately wrong: forwards NDIS's own request.
+        return unsafe { NdisFOidRequest(m.handle, request) };
+    }
+    let mut clone: *mut NDIS_OID_REQUEST = null_mut();
+    // SAFETY: PASSIVE_LEVEL; `request` is valid during the call.
+    let status = unsafe { NdisAllocateCloneOidRequest(m.handle, request, OID_TAG, &raw mut clone) };
+    if status != NDIS_STATUS_SUCCESS {
+        return status;
+    }
+    // SAFETY: the clone is ours; SourceReserved is the originator's scratch space.
+    let clone_ref = unsafe { &mut *clone };
+    clone_ref.SourceReserved[..8].copy_from_slice(&(request as usize).to_ne_bytes());
+    // SAFETY: forwards the clone, which stays valid until it completes.
+    let status = unsafe { NdisFOidRequest(m.handle, clone) };
+    if status != NDIS_STATUS_PENDING {
+        // SAFETY: completed synchronously; hand the result to the completion path.
+        unsafe { oid_request_complete(context, clone, status) };
+    }
+    NDIS_STATUS_PENDING
+}
+
+/// `FilterOidRequestComplete`: copies the clone's results to the original, frees the clone, completes
+/// the original. IRQL <= DISPATCH_LEVEL.
+unsafe extern "system" fn oid_request_complete(
+    context: NDIS_HANDLE,
+    clone: *mut NDIS_OID_REQUEST,
+    status: NDIS_STATUS,
+) {
+    let m = module(context);
+    let mut raw = [0u8; 8];
+    // SAFETY: the clone is ours until freed.
+    let clone_ref = unsafe { &*clone };
+    raw.copy_from_slice(&clone_ref.SourceReserved[..8]);
+    let original = usize::from_ne_bytes(raw) as *mut NDIS_OID_REQUEST;
+    // SAFETY: the original stays valid until the filter completes it; the clone until it is freed.
+    let to = unsafe { &mut *original };
+    let from = clone_ref;
+    // SAFETY: the query member's counters sit at the same offsets as the set member's, so copying them
+    // through the query view is right for both request types.
+    let counters = unsafe { from.DATA.QUERY_INFORMATION };
+    // SAFETY: as above.
+    let target = unsafe { &mut to.DATA.QUERY_INFORMATION };
+    target.BytesWritten = counters.BytesWritten;
+    target.BytesNeeded = counters.BytesNeeded;
+    if bug() != Bug::LeakOidClone {
+        // SAFETY: the clone came from NdisAllocateCloneOidRequest and is freed once.
+        unsafe { NdisFreeCloneOidRequest(m.handle, clone) };
+    }
+    if bug() == Bug::CompleteOidPending {
+        // SAFETY: deliberately wrong status; completed properly right after.
+        unsafe { NdisFOidRequestComplete(m.handle, original, NDIS_STATUS_PENDING) };
+    }
+    // SAFETY: completes the request NDIS gave the filter.
+    unsafe { NdisFOidRequestComplete(m.handle, original, status) };
+    if bug() == Bug::CompleteOidTwice {
+        // SAFETY: deliberately wrong: completes it again.
+        unsafe { NdisFOidRequestComplete(m.handle, original, status) };
+    }
 }

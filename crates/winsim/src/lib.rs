@@ -24,6 +24,7 @@ pub mod irql;
 pub mod mdl;
 pub mod nbl;
 pub mod ndis;
+pub mod oid;
 pub mod pool;
 pub mod verifier;
 pub mod wdf;
@@ -112,6 +113,7 @@ impl Machine {
         pool::set_fault_plan(pool::FaultPlan::Never);
         datapath::reset();
         ndis::reset();
+        oid::reset();
         nbl::reset();
         mdl::reset();
         wdf::reset();
@@ -161,6 +163,7 @@ impl Machine {
             ndis::driver_unloaded(id, service);
             wdf::driver_unloaded(id);
             nbl::check_unload(id, service);
+            oid::check_unload(id, service);
             pool::check_unload(id, service);
             Err(status)
         }
@@ -189,6 +192,7 @@ impl Machine {
         ndis::driver_unloaded(id, &driver.service);
         wdf::driver_unloaded(id);
         nbl::check_unload(id, &driver.service);
+        oid::check_unload(id, &driver.service);
         pool::check_unload(id, &driver.service);
         Ok(())
     }

@@ -89,6 +89,16 @@ rules! {
         "FilterReceiveNetBufferLists returns from a RESOURCES indication without restoring the original NBL chain (Receiving Data in Protocol Drivers / filter equivalent)";
     NdisPauseOutstanding => "ndis.pause_outstanding",
         "A pause completes while the module still holds or is owed NBLs (Pausing a Filter Module: the pause is not complete until they come back)";
+    OidForwardOriginal => "oid.forward_original",
+        "A filter forwards the OID request NDIS gave it instead of a clone (Filter Module OID Requests: clone with NdisAllocateCloneOidRequest)";
+    OidCompleteTwice => "oid.complete_twice",
+        "An OID request completed twice, completed by a filter it was not given to, or a clone freed twice";
+    OidCompletePending => "oid.complete_pending",
+        "NdisFOidRequestComplete with NDIS_STATUS_PENDING";
+    OidTimeout => "oid.timeout",
+        "An OID request not completed within 12 seconds (the NDIS OID timeout Driver Verifier enforces)";
+    OidCloneLeak => "oid.clone_leak",
+        "A filter unloads still holding cloned OID requests";
     NotSimulated => "sim.not_simulated",
         "The driver called a kernel function the simulation does not implement (a gap in the simulation, never a pass)";
     NblDoubleFree => "nbl.double_free",

@@ -54,6 +54,38 @@ fn restart_all(installed: &Installed) -> Result<(), String> {
     Ok(())
 }
 
+/// Queries and sets through the stack (each filter clones and forwards them), with short buffers too.
+fn check_oids(mac: [u8; 6]) -> Result<u64, String> {
+    use kernel::ffi::ndis::NDIS_STATUS_BUFFER_TOO_SHORT;
+    use kernel::ffi::oid::{
+        NdisRequestQueryInformation, NdisRequestSetInformation, OID_802_3_CURRENT_ADDRESS,
+        OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE,
+    };
+    use winsim::oid::protocol_request;
+    let r = protocol_request(NIC, NdisRequestQueryInformation, OID_802_3_CURRENT_ADDRESS, &[0; 6]);
+    if r.status != NDIS_STATUS_SUCCESS || r.buffer != mac || r.bytes != 6 {
+        return Err(format!("OID_802_3_CURRENT_ADDRESS: {r:x?}"));
+    }
+    let r = protocol_request(NIC, NdisRequestQueryInformation, OID_GEN_MAXIMUM_FRAME_SIZE, &[0; 2]);
+    if r.status != NDIS_STATUS_BUFFER_TOO_SHORT || r.bytes_needed != 4 {
+        return Err(format!("short OID_GEN_MAXIMUM_FRAME_SIZE: {r:x?}"));
+    }
+    let r = protocol_request(NIC, NdisRequestQueryInformation, OID_GEN_MAXIMUM_FRAME_SIZE, &[0; 4]);
+    if r.status != NDIS_STATUS_SUCCESS || r.buffer != 1500u32.to_le_bytes() {
+        return Err(format!("OID_GEN_MAXIMUM_FRAME_SIZE: {r:x?}"));
+    }
+    let r = protocol_request(
+        NIC,
+        NdisRequestSetInformation,
+        OID_GEN_CURRENT_PACKET_FILTER,
+        &0x0bu32.to_le_bytes(),
+    );
+    if r.status != NDIS_STATUS_SUCCESS || winsim::oid::packet_filter(NIC) != Some(0x0b) {
+        return Err(format!("OID_GEN_CURRENT_PACKET_FILTER: {r:x?}"));
+    }
+    Ok(4)
+}
+
 /// The scenario shared by the suite's tests, over the filter `entry` installed by `install`.
 fn bidirectional(machine: &mut Machine, service: &str, entry: DriverEntry, from_inf: bool) -> Outcome {
     datapath::add_nic(NicConfig::ethernet(NIC)).map_err(|s| format!("add_nic: {s:#x}"))?;
@@ -63,6 +95,7 @@ fn bidirectional(machine: &mut Machine, service: &str, entry: DriverEntry, from_
         install::install(machine, service, entry)?
     };
     let mac = datapath::nic_info(NIC).ok_or("no NIC")?.mac;
+    let oids = check_oids(mac)?;
     let mut seq = 0u64;
     let mut indicated = 0u64;
     let mut resources = 0u64;
@@ -145,6 +178,7 @@ fn bidirectional(machine: &mut Machine, service: &str, entry: DriverEntry, from_
         ("received".into(), ledger.received_ok),
         ("received_resources".into(), resources),
         ("pauses_pended".into(), pauses_pended),
+        ("oids".into(), oids),
     ])
 }
 

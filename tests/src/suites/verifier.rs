@@ -23,6 +23,9 @@ fn passthrough_with(machine: &mut Machine, bug: Bug) -> Outcome {
     datapath::add_nic(NicConfig::ethernet(1)).map_err(|s| format!("add_nic: {s:#x}"))?;
     let installed = install::install(machine, passthrough::SERVICE, passthrough::driver_entry)?;
     let mac = datapath::nic_info(1).ok_or("no NIC")?.mac;
+    for oid in [kernel::ffi::oid::OID_802_3_CURRENT_ADDRESS, kernel::ffi::oid::OID_GEN_MAXIMUM_FRAME_SIZE] {
+        winsim::oid::protocol_request(1, kernel::ffi::oid::NdisRequestQueryInformation, oid, &[0; 8]);
+    }
     let peer = [2, 0, 0, 0, 0, 9];
     for round in 0..4u64 {
         datapath::protocol_send(
@@ -75,6 +78,10 @@ pub fn tests() -> Vec<Test> {
         "ndis.resources_chain", Rule::NdisResourcesChain, Bug::BreakResourcesChain;
         "ndis.pause_outstanding", Rule::NdisPauseOutstanding, Bug::PauseWhileHolding;
         "irql.flag_mismatch", Rule::IrqlFlagMismatch, Bug::WrongDispatchFlag;
+        "oid.forward_original", Rule::OidForwardOriginal, Bug::ForwardOriginalOid;
+        "oid.complete_twice", Rule::OidCompleteTwice, Bug::CompleteOidTwice;
+        "oid.complete_pending", Rule::OidCompletePending, Bug::CompleteOidPending;
+        "oid.clone_leak", Rule::OidCloneLeak, Bug::LeakOidClone;
     };
     tests.extend(negative! {
         "pool.leak_at_unload", Rule::PoolLeakAtUnload, broken::leaks_pool;
