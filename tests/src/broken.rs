@@ -153,3 +153,262 @@ broken_driver!(
         unsafe { kernel::ffi::ntos::KeBugCheckEx(0xDEAD, 1, 2, 3, 4) };
     }
 );
+
+// ---------------------------------------------------------------------------------------------------------
+// NBL, NB and MDL misuse. Each driver cleans up everything except its one mistake.
+// ---------------------------------------------------------------------------------------------------------
+
+use kernel::ffi::mdl::{IoAllocateMdl, IoFreeMdl, MmBuildMdlForNonPagedPool, MDL};
+use kernel::ffi::nbl::{
+    NdisAdvanceNetBufferDataStart, NdisAllocateCloneNetBufferList, NdisAllocateNetBufferAndNetBufferList,
+    NdisAllocateNetBufferList, NdisAllocateNetBufferListPool, NdisFreeCloneNetBufferList,
+    NdisFreeNetBufferList, NdisFreeNetBufferListPool, NET_BUFFER_LIST, NET_BUFFER_LIST_POOL_PARAMETERS,
+};
+use kernel::ffi::ndis::{NDIS_HANDLE, NDIS_OBJECT_HEADER, NDIS_OBJECT_TYPE_DEFAULT};
+
+/// An NBL pool of this driver (with preallocated NBs when `with_nb`).
+fn nbl_pool(with_nb: bool) -> NDIS_HANDLE {
+    let params = NET_BUFFER_LIST_POOL_PARAMETERS {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_DEFAULT,
+            1,
+            core::mem::size_of::<NET_BUFFER_LIST_POOL_PARAMETERS>(),
+        ),
+        ProtocolId: 0,
+        fAllocateNetBuffer: u8::from(with_nb),
+        ContextSize: 0,
+        PoolTag: TAG,
+        DataSize: 0,
+    };
+    // SAFETY: PASSIVE_LEVEL, valid parameters.
+    unsafe { NdisAllocateNetBufferListPool(core::ptr::null_mut(), &raw const params) }
+}
+
+/// A 128-byte pool buffer with an MDL over it.
+fn buffer_with_mdl() -> (*mut c_void, *mut MDL) {
+    // SAFETY: PASSIVE_LEVEL, valid tag.
+    let buffer = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, 128, TAG) };
+    // SAFETY: the buffer is 128 bytes of non-paged pool.
+    let mdl = unsafe { IoAllocateMdl(buffer, 128, 0, 0, core::ptr::null_mut()) };
+    // SAFETY: a fresh MDL over non-paged memory.
+    unsafe { MmBuildMdlForNonPagedPool(mdl) };
+    (buffer, mdl)
+}
+
+fn free_buffer_with_mdl((buffer, mdl): (*mut c_void, *mut MDL)) {
+    // SAFETY: the MDL came from IoAllocateMdl and is freed once.
+    unsafe { IoFreeMdl(mdl) };
+    // SAFETY: the buffer came from ExAllocatePool2 with TAG and is freed once.
+    unsafe { ExFreePoolWithTag(buffer, TAG) };
+}
+
+/// An NBL with one NB over the whole 128-byte buffer.
+fn nbl_over(pool: NDIS_HANDLE, mdl: *mut MDL) -> *mut NET_BUFFER_LIST {
+    // SAFETY: the pool allocates NBs; the MDL chain covers 128 bytes.
+    unsafe { NdisAllocateNetBufferAndNetBufferList(pool, 0, 0, mdl, 0, 128) }
+}
+
+broken_driver!(
+    /// Frees an NBL twice: `nbl.double_free`.
+    nbl_double_free,
+    |driver| {
+        let pool = nbl_pool(false);
+        // SAFETY: a plain NBL from this driver's pool.
+        let nbl = unsafe { NdisAllocateNetBufferList(pool, 0, 0) };
+        // SAFETY: the first free is legal.
+        unsafe { NdisFreeNetBufferList(nbl) };
+        // SAFETY: deliberately illegal; the simulation refuses it.
+        unsafe { NdisFreeNetBufferList(nbl) };
+        // SAFETY: the pool is empty again.
+        unsafe { NdisFreeNetBufferListPool(pool) };
+    }
+);
+
+broken_driver!(
+    /// Frees a parent while its clone is outstanding: `nbl.free_with_children`.
+    nbl_free_with_children,
+    |driver| {
+        let pool = nbl_pool(true);
+        let memory = buffer_with_mdl();
+        let parent = nbl_over(pool, memory.1);
+        // SAFETY: clones a live NBL from the same pool.
+        let clone = unsafe { NdisAllocateCloneNetBufferList(parent, pool, core::ptr::null_mut(), 0) };
+        // SAFETY: deliberately illegal: the clone still refers to the parent; the simulation refuses.
+        unsafe { NdisFreeNetBufferList(parent) };
+        // SAFETY: frees the clone with the matching call and flags, then the parent.
+        unsafe { NdisFreeCloneNetBufferList(clone, 0) };
+        // SAFETY: no children any more.
+        unsafe { NdisFreeNetBufferList(parent) };
+        free_buffer_with_mdl(memory);
+        // SAFETY: the pool is empty again.
+        unsafe { NdisFreeNetBufferListPool(pool) };
+    }
+);
+
+broken_driver!(
+    /// Frees a clone with NdisFreeNetBufferList: `nbl.clone_free_mismatch`.
+    nbl_clone_free_mismatch,
+    |driver| {
+        let pool = nbl_pool(true);
+        let memory = buffer_with_mdl();
+        let parent = nbl_over(pool, memory.1);
+        // SAFETY: clones a live NBL from the same pool.
+        let clone = unsafe { NdisAllocateCloneNetBufferList(parent, pool, core::ptr::null_mut(), 0) };
+        // SAFETY: deliberately the wrong free routine; the simulation refuses it.
+        unsafe { NdisFreeNetBufferList(clone) };
+        // SAFETY: now the right one.
+        unsafe { NdisFreeCloneNetBufferList(clone, 0) };
+        // SAFETY: no children any more.
+        unsafe { NdisFreeNetBufferList(parent) };
+        free_buffer_with_mdl(memory);
+        // SAFETY: the pool is empty again.
+        unsafe { NdisFreeNetBufferListPool(pool) };
+    }
+);
+
+broken_driver!(
+    /// Unloads with an NBL pool and an NBL outstanding: `nbl.pool_leak` (the leaked-NBL bug check).
+    nbl_leak,
+    |driver| {
+        let pool = nbl_pool(false);
+        // SAFETY: a plain NBL, deliberately never freed.
+        let _ = unsafe { NdisAllocateNetBufferList(pool, 0, 0) };
+    }
+);
+
+broken_driver!(
+    /// Advances an NB past its data: `nbl.retreat_advance`.
+    nb_advance_past_data,
+    |driver| {
+        let pool = nbl_pool(true);
+        let memory = buffer_with_mdl();
+        let nbl = nbl_over(pool, memory.1);
+        // SAFETY: a live NBL with one NB.
+        let nb = unsafe { (*nbl).FirstNetBuffer };
+        // SAFETY: deliberately more than DataLength (128); the simulation refuses it.
+        unsafe { NdisAdvanceNetBufferDataStart(nb, 500, 0, None) };
+        // SAFETY: frees what was allocated, in reverse.
+        unsafe { NdisFreeNetBufferList(nbl) };
+        free_buffer_with_mdl(memory);
+        // SAFETY: the pool is empty again.
+        unsafe { NdisFreeNetBufferListPool(pool) };
+    }
+);
+
+broken_driver!(
+    /// Describes more data than its MDL chain holds: `nb.range`.
+    nb_beyond_chain,
+    |driver| {
+        let pool = nbl_pool(true);
+        let memory = buffer_with_mdl();
+        // SAFETY: deliberately 64 + 128 bytes over a 128-byte chain; the allocation fails.
+        let nbl = unsafe { NdisAllocateNetBufferAndNetBufferList(pool, 0, 0, memory.1, 64, 128) };
+        if !nbl.is_null() {
+            // SAFETY: in case the simulation allocated it anyway.
+            unsafe { NdisFreeNetBufferList(nbl) };
+        }
+        free_buffer_with_mdl(memory);
+        // SAFETY: the pool is empty again.
+        unsafe { NdisFreeNetBufferListPool(pool) };
+    }
+);
+
+broken_driver!(
+    /// Frees an MDL twice: `mdl.bad_free`.
+    mdl_double_free,
+    |driver| {
+        let memory = buffer_with_mdl();
+        free_buffer_with_mdl(memory);
+        // SAFETY: deliberately illegal; the simulation refuses the second free.
+        unsafe { IoFreeMdl(memory.1) };
+    }
+);
+
+// ---------------------------------------------------------------------------------------------------------
+// IRQL, registration and binding misuse
+// ---------------------------------------------------------------------------------------------------------
+
+use kernel::ffi::ndis_filter::{NdisFDeregisterFilterDriver, NdisFRegisterFilterDriver};
+
+broken_driver!(
+    /// Registers a filter driver at DISPATCH_LEVEL: `irql.too_high`.
+    register_at_dispatch,
+    |driver| {
+        let mut lock: KSPIN_LOCK = 0;
+        // SAFETY: valid lock word at PASSIVE_LEVEL.
+        let old = unsafe { KeAcquireSpinLockRaiseToDpc(&raw mut lock) };
+        let mut handle: NDIS_HANDLE = core::ptr::null_mut();
+        // SAFETY: deliberately at DISPATCH_LEVEL (PASSIVE_LEVEL only); the simulation fails the call.
+        let _ = unsafe { NdisFRegisterFilterDriver(driver, core::ptr::null_mut(), core::ptr::null_mut(), &raw mut handle) };
+        // SAFETY: releases the lock acquired above.
+        unsafe { KeReleaseSpinLock(&raw mut lock, old) };
+    }
+);
+
+unsafe extern "system" fn ignore_attach(
+    _h: NDIS_HANDLE,
+    _c: NDIS_HANDLE,
+    _p: *mut kernel::ffi::ndis_filter::NDIS_FILTER_ATTACH_PARAMETERS,
+) -> i32 {
+    kernel::ffi::ndis::NDIS_STATUS_NOT_SUPPORTED
+}
+unsafe extern "system" fn ignore_detach(_c: NDIS_HANDLE) {}
+unsafe extern "system" fn ignore_restart(
+    _c: NDIS_HANDLE,
+    _p: *mut kernel::ffi::ndis_filter::NDIS_FILTER_RESTART_PARAMETERS,
+) -> i32 {
+    0
+}
+unsafe extern "system" fn ignore_pause(
+    _c: NDIS_HANDLE,
+    _p: *mut kernel::ffi::ndis_filter::NDIS_FILTER_PAUSE_PARAMETERS,
+) -> i32 {
+    0
+}
+
+broken_driver!(
+    /// Registers a filter driver and unloads without deregistering: `ndis.still_registered_at_unload`.
+    never_deregisters,
+    |driver| {
+        use kernel::ffi::ndis_filter::{NDIS_FILTER_CHARACTERISTICS_REVISION_2, NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2};
+        // SAFETY: plain C data; zero means no handler.
+        let mut c: kernel::ffi::ndis_filter::NDIS_FILTER_DRIVER_CHARACTERISTICS = unsafe { core::mem::zeroed() };
+        c.Header = NDIS_OBJECT_HEADER::new(
+            kernel::ffi::ndis::NDIS_OBJECT_TYPE_FILTER_DRIVER_CHARACTERISTICS,
+            NDIS_FILTER_CHARACTERISTICS_REVISION_2,
+            NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2,
+        );
+        c.MajorNdisVersion = 6;
+        c.MinorNdisVersion = 30;
+        c.FriendlyName = kernel::unicode_string!("broken");
+        c.UniqueName = kernel::unicode_string!("{00000000-0000-0000-0000-00000000B0B0}");
+        c.ServiceName = kernel::unicode_string!("brokendrv");
+        c.AttachHandler = Some(ignore_attach);
+        c.DetachHandler = Some(ignore_detach);
+        c.RestartHandler = Some(ignore_restart);
+        c.PauseHandler = Some(ignore_pause);
+        let mut handle: NDIS_HANDLE = core::ptr::null_mut();
+        // SAFETY: PASSIVE_LEVEL; deliberately never deregistered (the unload routine does nothing).
+        let _ = unsafe { NdisFRegisterFilterDriver(driver, core::ptr::null_mut(), &raw mut c, &raw mut handle) };
+    }
+);
+
+broken_driver!(
+    /// Deregisters a handle NDIS never gave out: `ndis.bad_handle`.
+    deregisters_bogus_handle,
+    |driver| {
+        // SAFETY: deliberately a made-up handle; the simulation validates it.
+        unsafe { NdisFDeregisterFilterDriver(0x1234 as NDIS_HANDLE) };
+    }
+);
+
+broken_driver!(
+    /// Unbinds KMDF without having bound: `wdf.binding`.
+    unbinds_without_bind,
+    |driver| {
+        // SAFETY: deliberately unbound globals; the simulation validates them.
+        let _ = unsafe {
+            kernel::ffi::wdf::WdfVersionUnbind(core::ptr::null_mut(), core::ptr::null_mut(), 0x1234 as *mut _)
+        };
+    }
+);

@@ -11,6 +11,11 @@ use core::ffi::c_void;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, Ordering};
 
+use kernel::ffi::mdl::{IoAllocateMdl, IoFreeMdl, MmBuildMdlForNonPagedPool, MDL};
+use kernel::ffi::nbl::{
+    NdisAllocateNetBufferAndNetBufferList, NdisAllocateNetBufferListPool, NdisFreeNetBufferList,
+    NdisFreeNetBufferListPool, NET_BUFFER_LIST_POOL_PARAMETERS,
+};
 use kernel::ffi::nbl::{
     NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL, NDIS_RECEIVE_FLAGS_RESOURCES, NDIS_RETURN_FLAGS_DISPATCH_LEVEL,
     NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL, NDIS_SEND_FLAGS_DISPATCH_LEVEL, NET_BUFFER_LIST,
@@ -29,6 +34,7 @@ use kernel::ffi::ndis_filter::{
     NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2,
 };
 use kernel::ffi::ndis_filter::{NdisFOidRequest, NdisFOidRequestComplete};
+use kernel::ffi::ntos::{ExAllocatePool2, ExFreePoolWithTag, POOL_FLAG_NON_PAGED};
 use kernel::ffi::ntos::{KeGetCurrentIrql, DISPATCH_LEVEL, DRIVER_OBJECT, NTSTATUS, UNICODE_STRING};
 use kernel::ffi::oid::{
     NdisAllocateCloneOidRequest, NdisFreeCloneOidRequest, NDIS_OID_REQUEST, NDIS_STATUS_INDICATION,
@@ -61,6 +67,20 @@ pub enum Bug {
     CompleteOidPending,
     /// Never frees its OID clones: `oid.clone_leak`.
     LeakOidClone,
+    /// Originates a send without its handle in SourceHandle: `ndis.source_handle`.
+    OwnSendWithoutSourceHandle,
+    /// Completes its own send up the stack: `ndis.complete_own_nbl`.
+    CompleteOwnSend,
+    /// Originates a send while Paused: `ndis.send_while_paused`.
+    SendWhilePaused,
+    /// Originates a receive indication while Paused: `ndis.receive_while_paused`.
+    IndicateWhilePaused,
+    /// Returns its own receive down the stack: `ndis.return_own_nbl`.
+    ReturnOwnReceive,
+    /// Calls NdisFSetAttributes outside FilterAttach: `ndis.filter_state`.
+    SetAttributesInRestart,
+    /// Pends an OID request and never completes it: `oid.timeout`.
+    NeverCompleteOid,
 }
 
 /// The mistake to make (set before loading the driver).
@@ -78,6 +98,13 @@ fn bug() -> Bug {
         8 => Bug::CompleteOidTwice,
         9 => Bug::CompleteOidPending,
         10 => Bug::LeakOidClone,
+        11 => Bug::OwnSendWithoutSourceHandle,
+        12 => Bug::CompleteOwnSend,
+        13 => Bug::SendWhilePaused,
+        14 => Bug::IndicateWhilePaused,
+        15 => Bug::ReturnOwnReceive,
+        16 => Bug::SetAttributesInRestart,
+        17 => Bug::NeverCompleteOid,
         _ => Bug::None,
     }
 }
@@ -99,6 +126,13 @@ struct Module {
     pause_pending: AtomicBool,
     /// Sends held by [`Bug::PauseWhileHolding`], completed at detach.
     held: AtomicPtr<NET_BUFFER_LIST>,
+    /// Resources for one filter-originated NBL (the own-NBL bug modes).
+    own_pool: NDIS_HANDLE,
+    own_buffer: *mut c_void,
+    own_mdl: *mut MDL,
+    /// The own NBL while it is out, and whether it was originated yet.
+    own: AtomicPtr<NET_BUFFER_LIST>,
+    originated: AtomicBool,
 }
 
 static DRIVER: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
@@ -184,12 +218,19 @@ unsafe extern "system" fn attach(
     _driver: NDIS_HANDLE,
     _params: *mut NDIS_FILTER_ATTACH_PARAMETERS,
 ) -> NDIS_STATUS {
+    let (own_pool, own_buffer, own_mdl) =
+        if own_nbl_bug() { own_resources(handle) } else { (null_mut(), null_mut(), null_mut()) };
     let m = Module {
         handle,
         state: AtomicU32::new(PAUSED),
         outstanding: AtomicI64::new(0),
         pause_pending: AtomicBool::new(false),
         held: AtomicPtr::new(null_mut()),
+        own_pool,
+        own_buffer,
+        own_mdl,
+        own: AtomicPtr::new(null_mut()),
+        originated: AtomicBool::new(false),
     };
     let Ok(m) = PoolBox::new(m, MODULE_TAG) else { return NDIS_STATUS_RESOURCES };
     let context = m.into_raw();
@@ -224,6 +265,22 @@ unsafe extern "system" fn detach(context: NDIS_HANDLE) {
         // SAFETY: completes sends the filter holds.
         unsafe { NdisFSendNetBufferListsComplete(m.handle, held, 0) };
     }
+    match bug() {
+        Bug::SendWhilePaused => {
+            let own = own_nbl(m);
+            // SAFETY: deliberately wrong: the module is Paused; the simulation refuses the send.
+            unsafe { NdisFSendNetBufferLists(m.handle, own, 0, 0) };
+            free_own(m, own);
+        }
+        Bug::IndicateWhilePaused => {
+            let own = own_nbl(m);
+            // SAFETY: deliberately wrong: the module is Paused; the simulation refuses the indication.
+            unsafe { NdisFIndicateReceiveNetBufferLists(m.handle, own, 0, 1, 0) };
+            free_own(m, own);
+        }
+        _ => {}
+    }
+    release_own_resources(m);
     // SAFETY: NDIS hands the context back once, at detach.
     drop(unsafe { PoolBox::from_raw(context.cast::<Module>(), MODULE_TAG) });
 }
@@ -232,6 +289,18 @@ unsafe extern "system" fn restart(
     context: NDIS_HANDLE,
     _params: *mut NDIS_FILTER_RESTART_PARAMETERS,
 ) -> NDIS_STATUS {
+    if bug() == Bug::SetAttributesInRestart {
+        let mut attributes = NDIS_FILTER_ATTRIBUTES {
+            Header: NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_FILTER_ATTRIBUTES,
+                NDIS_FILTER_ATTRIBUTES_REVISION_1,
+                core::mem::size_of::<NDIS_FILTER_ATTRIBUTES>(),
+            ),
+            Flags: 0,
+        };
+        // SAFETY: deliberately outside FilterAttach; the simulation refuses it.
+        let _ = unsafe { NdisFSetAttributes(module(context).handle, context, &raw mut attributes) };
+    }
     module(context).state.store(RUNNING, Ordering::Release);
     NDIS_STATUS_SUCCESS
 }
@@ -279,6 +348,18 @@ unsafe extern "system" fn send(
         m.held.store(nbls, Ordering::Release);
         return;
     }
+    if matches!(bug(), Bug::OwnSendWithoutSourceHandle | Bug::CompleteOwnSend)
+        && !m.originated.swap(true, Ordering::AcqRel)
+    {
+        let own = own_nbl(m);
+        let source = if bug() == Bug::OwnSendWithoutSourceHandle { null_mut() } else { m.handle };
+        // SAFETY: the filter owns the NBL it just allocated.
+        unsafe { (*own).SourceHandle = source };
+        m.outstanding.fetch_add(1, Ordering::AcqRel);
+        let own_flags = if at_dispatch() { NDIS_SEND_FLAGS_DISPATCH_LEVEL } else { 0 };
+        // SAFETY: sends the filter's own NBL down.
+        unsafe { NdisFSendNetBufferLists(m.handle, own, port, own_flags) };
+    }
     m.outstanding.fetch_add(count(nbls), Ordering::AcqRel);
     let send_flags =
         if bug() == Bug::WrongDispatchFlag { flags & !NDIS_SEND_FLAGS_DISPATCH_LEVEL } else { flags };
@@ -293,6 +374,16 @@ unsafe extern "system" fn send(
 
 unsafe extern "system" fn send_complete(context: NDIS_HANDLE, nbls: *mut NET_BUFFER_LIST, flags: u32) {
     let m = module(context);
+    let own = m.own.load(Ordering::Acquire);
+    if !own.is_null() && nbls == own {
+        if bug() == Bug::CompleteOwnSend {
+            // SAFETY: deliberately wrong: the filter's own NBL completes to the filter, not up.
+            unsafe { NdisFSendNetBufferListsComplete(m.handle, own, flags) };
+        }
+        free_own(m, own);
+        settle(m, 1);
+        return;
+    }
     let n = count(nbls);
     // SAFETY: passes the completed sends on up to their sender.
     unsafe { NdisFSendNetBufferListsComplete(m.handle, nbls, flags) };
@@ -339,6 +430,13 @@ unsafe extern "system" fn receive(
         }
         _ => {}
     }
+    if bug() == Bug::ReturnOwnReceive && !resources && !m.originated.swap(true, Ordering::AcqRel) {
+        let own = own_nbl(m);
+        m.outstanding.fetch_add(1, Ordering::AcqRel);
+        let own_flags = flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL;
+        // SAFETY: indicates the filter's own NBL up.
+        unsafe { NdisFIndicateReceiveNetBufferLists(m.handle, own, port, 1, own_flags) };
+    }
     if !resources {
         m.outstanding.fetch_add(i64::from(number), Ordering::AcqRel);
     }
@@ -352,6 +450,16 @@ unsafe extern "system" fn receive(
 
 unsafe extern "system" fn return_nbls(context: NDIS_HANDLE, nbls: *mut NET_BUFFER_LIST, flags: u32) {
     let m = module(context);
+    let own = m.own.load(Ordering::Acquire);
+    if !own.is_null() && nbls == own {
+        if bug() == Bug::ReturnOwnReceive {
+            // SAFETY: deliberately wrong: the filter's own NBL comes back to the filter, not down.
+            unsafe { NdisFReturnNetBufferLists(m.handle, own, flags) };
+        }
+        free_own(m, own);
+        settle(m, 1);
+        return;
+    }
     let n = count(nbls);
     // SAFETY: passes the returned receives on down to their indicator.
     unsafe { NdisFReturnNetBufferLists(m.handle, nbls, flags) };
@@ -369,6 +477,10 @@ const OID_TAG: u32 = u32::from_le_bytes(*b"ptOi");
 /// completes the original through [`oid_request_complete`], as the NDIS LWF sample does. PASSIVE_LEVEL.
 unsafe extern "system" fn oid_request(context: NDIS_HANDLE, request: *mut NDIS_OID_REQUEST) -> NDIS_STATUS {
     let m = module(context);
+    if bug() == Bug::NeverCompleteOid {
+        // Deliberately wrong: pended and forgotten.
+        return NDIS_STATUS_PENDING;
+    }
     if bug() == Bug::ForwardOriginalOid {
         // SAFETY: deliberately wrong: forwards NDIS's own request.
         return unsafe { NdisFOidRequest(m.handle, request) };
@@ -428,4 +540,71 @@ unsafe extern "system" fn oid_request_complete(
         // SAFETY: deliberately wrong: completes it again.
         unsafe { NdisFOidRequestComplete(m.handle, original, status) };
     }
+}
+
+const OWN_TAG: u32 = u32::from_le_bytes(*b"ptOw");
+const OWN_FRAME: usize = 64;
+
+fn own_nbl_bug() -> bool {
+    matches!(
+        bug(),
+        Bug::OwnSendWithoutSourceHandle
+            | Bug::CompleteOwnSend
+            | Bug::SendWhilePaused
+            | Bug::IndicateWhilePaused
+            | Bug::ReturnOwnReceive
+    )
+}
+
+/// A pool, a buffer holding a test frame, and an MDL over it, for one own NBL. PASSIVE_LEVEL (attach).
+fn own_resources(handle: NDIS_HANDLE) -> (NDIS_HANDLE, *mut c_void, *mut MDL) {
+    let params = NET_BUFFER_LIST_POOL_PARAMETERS {
+        Header: NDIS_OBJECT_HEADER::new(
+            kernel::ffi::ndis::NDIS_OBJECT_TYPE_DEFAULT,
+            1,
+            core::mem::size_of::<NET_BUFFER_LIST_POOL_PARAMETERS>(),
+        ),
+        ProtocolId: 0,
+        fAllocateNetBuffer: 1,
+        ContextSize: 0,
+        PoolTag: OWN_TAG,
+        DataSize: 0,
+    };
+    // SAFETY: PASSIVE_LEVEL with valid parameters.
+    let pool = unsafe { NdisAllocateNetBufferListPool(handle, &raw const params) };
+    // SAFETY: PASSIVE_LEVEL, valid tag.
+    let buffer = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, OWN_FRAME, OWN_TAG) };
+    let frame = winsim::datapath::test_frame([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], 7, OWN_FRAME - 24);
+    // SAFETY: the buffer holds OWN_FRAME bytes, as many as the frame has.
+    unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), buffer.cast::<u8>(), OWN_FRAME) };
+    // SAFETY: an MDL over the non-paged buffer.
+    let mdl = unsafe { IoAllocateMdl(buffer, OWN_FRAME as u32, 0, 0, null_mut()) };
+    // SAFETY: a fresh MDL over non-paged memory.
+    unsafe { MmBuildMdlForNonPagedPool(mdl) };
+    (pool, buffer, mdl)
+}
+
+fn own_nbl(m: &Module) -> *mut NET_BUFFER_LIST {
+    // SAFETY: the pool preallocates NBs; the MDL covers OWN_FRAME bytes.
+    let nbl = unsafe { NdisAllocateNetBufferAndNetBufferList(m.own_pool, 0, 0, m.own_mdl, 0, OWN_FRAME) };
+    m.own.store(nbl, Ordering::Release);
+    nbl
+}
+
+fn free_own(m: &Module, nbl: *mut NET_BUFFER_LIST) {
+    m.own.store(null_mut(), Ordering::Release);
+    // SAFETY: the filter's own NBL, back with the filter, freed once.
+    unsafe { NdisFreeNetBufferList(nbl) };
+}
+
+fn release_own_resources(m: &Module) {
+    if m.own_pool.is_null() {
+        return;
+    }
+    // SAFETY: the MDL, buffer and pool were allocated at attach and nothing uses them any more.
+    unsafe { IoFreeMdl(m.own_mdl) };
+    // SAFETY: as above.
+    unsafe { ExFreePoolWithTag(m.own_buffer, OWN_TAG) };
+    // SAFETY: as above; the own NBL was freed.
+    unsafe { NdisFreeNetBufferListPool(m.own_pool) };
 }

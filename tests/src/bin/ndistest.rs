@@ -17,6 +17,9 @@ struct Args {
     /// List the tests and exit.
     #[arg(long)]
     list: bool,
+    /// Print the verifier rules as a Markdown table (name, what it models, its negative test) and exit.
+    #[arg(long)]
+    rules: bool,
     /// Run only this suite.
     #[arg(long)]
     suite: Option<String>,
@@ -86,6 +89,17 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+    if args.rules {
+        println!("| rule | models | negative test |\n|---|---|---|");
+        for rule in winsim::verifier::Rule::ALL {
+            let test = tests
+                .iter()
+                .find(|t| t.suite == "verifier" && t.expect == Some(*rule))
+                .map_or_else(|| "—".to_string(), |t| format!("`verifier::{}`", t.name));
+            println!("| `{}` | {} | {test} |", rule.name(), rule.description().replace('|', "/"));
+        }
+        return ExitCode::SUCCESS;
     }
     if let Some(suite) = &args.suite {
         if !ndistest::suites::names().contains(&suite.as_str()) {

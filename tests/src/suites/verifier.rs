@@ -82,6 +82,13 @@ pub fn tests() -> Vec<Test> {
         "oid.complete_twice", Rule::OidCompleteTwice, Bug::CompleteOidTwice;
         "oid.complete_pending", Rule::OidCompletePending, Bug::CompleteOidPending;
         "oid.clone_leak", Rule::OidCloneLeak, Bug::LeakOidClone;
+        "ndis.source_handle", Rule::NdisSourceHandle, Bug::OwnSendWithoutSourceHandle;
+        "ndis.complete_own_nbl", Rule::NdisCompleteOwn, Bug::CompleteOwnSend;
+        "ndis.send_while_paused", Rule::NdisSendWhilePaused, Bug::SendWhilePaused;
+        "ndis.receive_while_paused", Rule::NdisReceiveWhilePaused, Bug::IndicateWhilePaused;
+        "ndis.return_own_nbl", Rule::NdisReturnOwn, Bug::ReturnOwnReceive;
+        "ndis.filter_state", Rule::NdisFilterState, Bug::SetAttributesInRestart;
+        "oid.timeout", Rule::OidTimeout, Bug::NeverCompleteOid;
     };
     tests.extend(negative! {
         "pool.leak_at_unload", Rule::PoolLeakAtUnload, broken::leaks_pool;
@@ -94,6 +101,17 @@ pub fn tests() -> Vec<Test> {
         "spinlock.held_on_return", Rule::SpinLockHeldOnReturn, broken::returns_holding_lock;
         "irql.not_restored", Rule::IrqlNotRestored, broken::returns_at_dispatch;
         "kernel.bugcheck", Rule::BugCheck, broken::bugchecks;
+        "nbl.double_free", Rule::NblDoubleFree, broken::nbl_double_free;
+        "nbl.free_with_children", Rule::NblFreeWithChildren, broken::nbl_free_with_children;
+        "nbl.clone_free_mismatch", Rule::NblCloneFreeMismatch, broken::nbl_clone_free_mismatch;
+        "nbl.pool_leak", Rule::NblPoolLeak, broken::nbl_leak;
+        "nbl.retreat_advance", Rule::NblRetreatAdvance, broken::nb_advance_past_data;
+        "nb.range", Rule::NbRange, broken::nb_beyond_chain;
+        "mdl.bad_free", Rule::MdlBadFree, broken::mdl_double_free;
+        "irql.too_high", Rule::IrqlTooHigh, broken::register_at_dispatch;
+        "ndis.still_registered_at_unload", Rule::NdisStillRegistered, broken::never_deregisters;
+        "ndis.bad_handle", Rule::NdisBadHandle, broken::deregisters_bogus_handle;
+        "wdf.binding", Rule::WdfStillBound, broken::unbinds_without_bind;
     });
     tests
 }
