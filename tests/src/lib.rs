@@ -8,6 +8,7 @@ pub mod inf;
 pub mod install;
 pub mod passthrough;
 pub mod report;
+pub mod scenario;
 pub mod suites;
 
 use std::time::Instant;

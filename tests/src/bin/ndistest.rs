@@ -26,12 +26,55 @@ struct Args {
     /// Where to write junit.xml, report.md and results.json.
     #[arg(long, default_value = "target/ndistest")]
     out: PathBuf,
-    /// Internal: run one test (SUITE::NAME) in this process and print its result as JSON.
+    /// Run a scenario file (TOML; see docs/testing.md) instead of the suites.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Internal: run one test (SUITE::NAME, or scenario:PATH) in this process and print its result as JSON.
     #[arg(long, hide = true)]
     child: Option<String>,
 }
 
 const RESULT_PREFIX: &str = "NDISTEST-RESULT ";
+
+fn scenario_test(path: &std::path::Path) -> Result<(Test, String), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let parsed = ndistest::scenario::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let name: &'static str = Box::leak(parsed.name.clone().into_boxed_str());
+    Ok((
+        Test {
+            suite: "scenario",
+            name,
+            expect: None,
+            run: |_| Err("scenario tests run through run_scenario".into()),
+        },
+        text,
+    ))
+}
+
+fn run_scenario_child(path: &std::path::Path) -> ExitCode {
+    let (test, text) = match scenario_test(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ndistest: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let mut machine = winsim::Machine::boot();
+    let outcome = ndistest::scenario::parse(&text).and_then(|s| ndistest::scenario::run(&mut machine, &s));
+    let violations = machine.shutdown();
+    let result = ndistest::result(&test, outcome, &violations, started.elapsed().as_millis());
+    match serde_json::to_string(&result) {
+        Ok(json) => {
+            println!("{RESULT_PREFIX}{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ndistest: cannot encode the result: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 fn find(tests: &[Test], id: &str) -> Option<Test> {
     tests.iter().find(|t| format!("{}::{}", t.suite, t.name) == id).copied()
@@ -53,9 +96,12 @@ fn run_child(test: &Test) -> ExitCode {
 
 /// Runs `test` in a child process and reads its result; a stopped machine becomes the verifier record.
 fn run_isolated(test: &Test) -> TestResult {
+    run_isolated_id(test, &format!("{}::{}", test.suite, test.name))
+}
+
+fn run_isolated_id(test: &Test, id: &str) -> TestResult {
     let started = Instant::now();
-    let id = format!("{}::{}", test.suite, test.name);
-    let output = std::env::current_exe().and_then(|exe| Command::new(exe).arg("--child").arg(&id).output());
+    let output = std::env::current_exe().and_then(|exe| Command::new(exe).arg("--child").arg(id).output());
     let elapsed = || started.elapsed().as_millis();
     let output = match output {
         Ok(output) => output,
@@ -82,6 +128,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let tests = ndistest::suites::all();
     if let Some(id) = &args.child {
+        if let Some(path) = id.strip_prefix("scenario:") {
+            return run_scenario_child(std::path::Path::new(path));
+        }
         return match find(&tests, id) {
             Some(test) => run_child(&test),
             None => {
@@ -101,6 +150,18 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    if let Some(path) = &args.scenario {
+        let test = match scenario_test(path) {
+            Ok((test, _)) => test,
+            Err(e) => {
+                eprintln!("ndistest: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let id = format!("scenario:{}", path.display());
+        let result = run_isolated_id(&test, &id);
+        return finish(vec![result], &args.out);
+    }
     if let Some(suite) = &args.suite {
         if !ndistest::suites::names().contains(&suite.as_str()) {
             eprintln!(
@@ -119,26 +180,27 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let mut results = Vec::new();
-    println!("{:<10} {:<36} {:<6} detail", "suite", "test", "status");
-    for test in selected {
-        let result = run_isolated(test);
+    let results: Vec<TestResult> = selected.into_iter().map(run_isolated).collect();
+    finish(results, &args.out)
+}
+
+/// Prints the table, writes the reports, and closes with the summary line.
+fn finish(results: Vec<TestResult>, out: &std::path::Path) -> ExitCode {
+    println!("{:<10} {:<44} {:<6} detail", "suite", "test", "status");
+    for result in &results {
         let (status, detail) = match result.status {
-            Status::Pass => {
-                ("pass", test.expect.map_or(String::new(), |r| format!("tripped {r} as expected")))
-            }
+            Status::Pass => ("pass", result.violations.first().cloned().unwrap_or_default()),
             Status::Fail => ("FAIL", result.message.clone()),
         };
-        println!("{:<10} {:<36} {:<6} {detail}", result.suite, result.name, status);
-        results.push(result);
+        println!("{:<10} {:<44} {:<6} {detail}", result.suite, result.name, status);
     }
-    if let Err(e) = report::write_all(&args.out, &results) {
-        eprintln!("ndistest: cannot write reports to {}: {e}", args.out.display());
+    if let Err(e) = report::write_all(out, &results) {
+        eprintln!("ndistest: cannot write reports to {}: {e}", out.display());
         return ExitCode::FAILURE;
     }
     let passed = results.iter().filter(|r| r.status == Status::Pass).count();
     let failed = results.len() - passed;
-    println!("\nreports: {}/{{junit.xml,report.md,results.json}}", args.out.display());
+    println!("\nreports: {}/{{junit.xml,report.md,results.json}}", out.display());
     println!("ndistest: {passed} passed, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS

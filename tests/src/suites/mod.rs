@@ -1,5 +1,6 @@
 //! The suites. Each test names its suite; `--suite NAME` runs one.
 mod load;
+mod scenarios;
 mod traffic;
 mod verifier;
 
@@ -10,6 +11,7 @@ pub fn all() -> Vec<Test> {
     let mut tests = Vec::new();
     tests.extend(load::tests());
     tests.extend(traffic::tests());
+    tests.extend(scenarios::tests());
     tests.extend(verifier::tests());
     tests
 }

@@ -1,0 +1,384 @@
+//! Scenario files: a user describes a machine, the filter to load, and a sequence of traffic and events
+//! in TOML (`cargo xtask ndistest --scenario FILE`; the format is in docs/testing.md, examples in
+//! `tests/scenarios/`). Every scenario implicitly asserts that the verifier stays clean, nothing leaks,
+//! every NBL is accounted for and every received byte is intact; `[expect]` adds counter bounds.
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use winsim::datapath::{self, NicConfig};
+use winsim::ndis::{self, ModuleState};
+use winsim::Machine;
+
+use crate::install::{self, Installed};
+use crate::{passthrough, Outcome};
+
+/// A scenario file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The NICs of the machine.
+    pub nics: Vec<NicSpec>,
+    /// Which filter to install over every NIC.
+    pub filter: FilterChoice,
+    #[serde(default)]
+    pub faults: Faults,
+    /// What happens, in order.
+    pub steps: Vec<Step>,
+    /// Bounds on the final counters (name -> minimum), on top of the implicit assertions.
+    #[serde(default)]
+    pub expect: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicSpec {
+    pub if_index: u32,
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+    /// Lengths of the MDLs received frames are split into (the rest goes into a last MDL).
+    #[serde(default = "default_split")]
+    pub rx_split: Vec<usize>,
+    /// Unused bytes in front of received data.
+    #[serde(default)]
+    pub rx_data_offset: u32,
+}
+
+fn default_mtu() -> u32 {
+    1500
+}
+
+fn default_split() -> Vec<usize> {
+    vec![7, 13]
+}
+
+/// The filter under test.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterChoice {
+    /// The passthrough test filter (`tests/src/passthrough.rs`).
+    Passthrough,
+    /// rdco's filter, installed as `inf/filter.inf` describes.
+    Rdcofilter,
+}
+
+/// Faults applied after the filter is installed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Fail every Nth pool allocation (0: never).
+    #[serde(default)]
+    pub alloc_fail_every: u64,
+}
+
+/// One step. `repeat` runs it several times.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// The protocol sends `count` frames on `nic`, sizes cycling through `sizes`.
+    Send {
+        nic: u32,
+        count: u64,
+        #[serde(default = "default_sizes")]
+        sizes: Vec<usize>,
+        #[serde(default = "one")]
+        repeat: u32,
+    },
+    /// The NIC receives `count` frames; a `resources` fraction of the batches carry
+    /// NDIS_RECEIVE_FLAGS_RESOURCES.
+    Receive {
+        nic: u32,
+        count: u64,
+        #[serde(default = "default_sizes")]
+        sizes: Vec<usize>,
+        #[serde(default)]
+        resources: f64,
+        #[serde(default = "one")]
+        repeat: u32,
+    },
+    /// NICs complete their sends and the protocol returns its receives.
+    Pump {},
+    /// NDIS pauses every module (waiting for pended pauses).
+    Pause {},
+    /// NDIS restarts every module.
+    Restart {},
+    /// NDIS detaches every (paused) module.
+    Detach {},
+    /// NDIS attaches and restarts the filter on every NIC again.
+    Attach {},
+    /// The NIC indicates a link-state change (disconnect, then connect, are two steps).
+    MediaDisconnect {
+        nic: u32,
+    },
+    MediaConnect {
+        nic: u32,
+    },
+    /// The NIC resets: RESET_START (aborting the sends it holds), then RESET_END.
+    Reset {
+        nic: u32,
+    },
+}
+
+fn default_sizes() -> Vec<usize> {
+    vec![64, 512, 1400]
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Parses a scenario; the error names the problem (TOML syntax, unknown key or action, bad value).
+pub fn parse(text: &str) -> Result<Scenario, String> {
+    let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string().replace('\n', " "))?;
+    if scenario.nics.is_empty() {
+        return Err("a scenario needs at least one NIC in `nics`".into());
+    }
+    for step in &scenario.steps {
+        let nic = match step {
+            Step::Send { nic, sizes, .. } | Step::Receive { nic, sizes, .. } => {
+                if sizes.is_empty() || sizes.iter().any(|&s| s + datapath::ETH_HEADER + 10 > 1514) {
+                    return Err(format!("step {step:?}: sizes must be 1..=1490 bytes of payload"));
+                }
+                Some(*nic)
+            }
+            Step::MediaDisconnect { nic } | Step::MediaConnect { nic } | Step::Reset { nic } => Some(*nic),
+            _ => None,
+        };
+        if let Some(nic) = nic {
+            if !scenario.nics.iter().any(|n| n.if_index == nic) {
+                return Err(format!("step {step:?} names NIC {nic}, which `nics` does not define"));
+            }
+        }
+        if let Step::Receive { resources, .. } = step {
+            if !(0.0..=1.0).contains(resources) {
+                return Err(format!("resources must be between 0 and 1, not {resources}"));
+            }
+        }
+    }
+    Ok(scenario)
+}
+
+struct Run {
+    installed: Option<Installed>,
+    seq: u64,
+    batches: u64,
+    indicated: u64,
+    resources: u64,
+    sent: u64,
+}
+
+fn install_filter(machine: &mut Machine, scenario: &Scenario) -> Result<Installed, String> {
+    match scenario.filter {
+        FilterChoice::Passthrough => {
+            install::install(machine, passthrough::SERVICE, passthrough::driver_entry)
+        }
+        FilterChoice::Rdcofilter => install::install_from_inf(
+            machine,
+            &install::inf_dir().join(uapi::names::FILTER_INF),
+            filter::driver_entry,
+        ),
+    }
+}
+
+fn modules(run: &Run) -> Vec<usize> {
+    run.installed.as_ref().map(|i| i.modules.clone()).unwrap_or_default()
+}
+
+/// Runs a scenario on `machine`; returns the counters, or the first assertion that failed.
+pub fn run(machine: &mut Machine, scenario: &Scenario) -> Outcome {
+    for nic in &scenario.nics {
+        datapath::add_nic(NicConfig {
+            if_index: nic.if_index,
+            mac: [0x02, 0x52, 0x44, 0x43, 0x4f, u8::try_from(nic.if_index & 0xff).unwrap_or(0)],
+            mtu: nic.mtu,
+            rx_split: nic.rx_split.clone(),
+            rx_data_offset: nic.rx_data_offset,
+        })
+        .map_err(|s| format!("add_nic: {s:#x}"))?;
+    }
+    let mut run = Run {
+        installed: Some(install_filter(machine, scenario)?),
+        seq: 0,
+        batches: 0,
+        indicated: 0,
+        resources: 0,
+        sent: 0,
+    };
+    if scenario.faults.alloc_fail_every > 0 {
+        winsim::pool::set_fault_plan(winsim::pool::FaultPlan::EveryNth(scenario.faults.alloc_fail_every));
+    }
+    for step in &scenario.steps {
+        apply(&mut run, step)?;
+    }
+    // Wind down: drain, pause, detach, unload.
+    winsim::pool::set_fault_plan(winsim::pool::FaultPlan::Never);
+    datapath::pump();
+    if let Some(installed) = run.installed.take() {
+        for &m in &installed.modules {
+            if ndis::module_state(m) == Some(ModuleState::Running) {
+                ndis::pause_module(m, 0);
+                datapath::pump();
+            }
+            ndis::detach_module(m);
+        }
+        machine.unload_driver(installed.driver)?;
+    }
+    let mut counters = BTreeMap::new();
+    for nic in &scenario.nics {
+        let in_flight = datapath::in_flight(nic.if_index);
+        if let Some(first) = in_flight.first() {
+            return Err(format!(
+                "NIC {}: {} NBL(s) unaccounted for, e.g. {first}",
+                nic.if_index,
+                in_flight.len()
+            ));
+        }
+        let ledger = datapath::ledger(nic.if_index);
+        if ledger.owed() != 0 {
+            return Err(format!("NIC {}: {} send(s) never completed", nic.if_index, ledger.owed()));
+        }
+        if ledger.received_corrupt != 0 {
+            return Err(format!(
+                "NIC {}: {} received frame(s) corrupted",
+                nic.if_index, ledger.received_corrupt
+            ));
+        }
+        *counters.entry("sent".to_string()).or_default() += ledger.sent;
+        *counters.entry("completed".to_string()).or_default() += ledger.completed;
+        *counters.entry("completed_failed".to_string()).or_default() += ledger.failed.values().sum::<u64>();
+        *counters.entry("received".to_string()).or_default() += ledger.received_ok;
+        *counters.entry("on_wire".to_string()).or_default() += ledger.on_wire;
+    }
+    if counters.get("received").copied().unwrap_or(0) != run.indicated {
+        return Err(format!(
+            "{} frames indicated, {} reached the protocol intact",
+            run.indicated, counters["received"]
+        ));
+    }
+    counters.insert("received_resources".into(), run.resources);
+    counters.insert("sent_by_steps".into(), run.sent);
+    for (name, minimum) in &scenario.expect {
+        let value =
+            counters.get(name).copied().ok_or_else(|| format!("[expect] names unknown counter {name:?}"))?;
+        if value < *minimum {
+            return Err(format!("counter {name} = {value}, expected at least {minimum}"));
+        }
+    }
+    Ok(counters.into_iter().collect())
+}
+
+fn frames(mac: [u8; 6], seq: &mut u64, count: u64, sizes: &[usize], inbound: bool) -> Vec<Vec<u8>> {
+    let peer = [0x02, 0, 0, 0, 0, 0x99];
+    (0..count)
+        .map(|i| {
+            *seq += 1;
+            let len = sizes[usize::try_from(i).unwrap_or(0) % sizes.len()];
+            if inbound {
+                datapath::test_frame(mac, peer, *seq, len)
+            } else {
+                datapath::test_frame(peer, mac, *seq, len)
+            }
+        })
+        .collect()
+}
+
+fn apply(run: &mut Run, step: &Step) -> Result<(), String> {
+    match step {
+        Step::Send { nic, count, sizes, repeat } => {
+            let mac = datapath::nic_info(*nic).ok_or("no such NIC")?.mac;
+            for _ in 0..*repeat {
+                let out = frames(mac, &mut run.seq, *count, sizes, false);
+                run.sent += datapath::protocol_send(*nic, &out) as u64;
+            }
+        }
+        Step::Receive { nic, count, sizes, resources, repeat } => {
+            let mac = datapath::nic_info(*nic).ok_or("no such NIC")?.mac;
+            for _ in 0..*repeat {
+                run.batches += 1;
+                // Deterministic spread: batch k carries RESOURCES when floor(k*r) moves.
+                #[allow(
+                    clippy::cast_precision_loss,
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss
+                )]
+                let with_resources = ((run.batches as f64) * resources).floor() as u64
+                    != (((run.batches - 1) as f64) * resources).floor() as u64;
+                let n = datapath::nic_indicate(
+                    *nic,
+                    &frames(mac, &mut run.seq, *count, sizes, true),
+                    with_resources,
+                ) as u64;
+                run.indicated += n;
+                if with_resources {
+                    run.resources += n;
+                }
+            }
+        }
+        Step::Pump {} => {
+            datapath::pump();
+        }
+        Step::Pause {} => {
+            for m in modules(run) {
+                if ndis::module_state(m) == Some(ModuleState::Running) {
+                    ndis::pause_module(m, 0);
+                    datapath::pump();
+                }
+                if ndis::module_state(m) != Some(ModuleState::Paused) {
+                    return Err(format!(
+                        "a module is {:?} after its pause and a pump",
+                        ndis::module_state(m)
+                    ));
+                }
+            }
+        }
+        Step::Restart {} => {
+            for m in modules(run) {
+                if ndis::module_state(m) == Some(ModuleState::Paused) {
+                    let status = ndis::restart_module(m);
+                    if status != 0 {
+                        return Err(format!("FilterRestart returned {status:#x}"));
+                    }
+                }
+            }
+        }
+        Step::Detach {} => {
+            for m in modules(run) {
+                if ndis::module_state(m) != Some(ModuleState::Paused) {
+                    return Err("detach needs the modules paused: add a `pause` step first".into());
+                }
+                ndis::detach_module(m);
+            }
+            if let Some(installed) = run.installed.as_mut() {
+                installed.modules.clear();
+            }
+        }
+        Step::Attach {} => {
+            let Some(installed) = run.installed.as_mut() else { return Err("no filter installed".into()) };
+            if !installed.modules.is_empty() {
+                return Err("attach needs the modules detached: add `pause` and `detach` steps first".into());
+            }
+            let registration = ndis::registered_filters()
+                .into_iter()
+                .find(|f| f.owner == installed.driver)
+                .ok_or("the filter is not registered")?;
+            for nic in datapath::nics() {
+                let info = datapath::nic_info(nic).ok_or("no such NIC")?;
+                let m = ndis::attach_module(registration.handle, &info)
+                    .map_err(|s| format!("FilterAttach: {s:#x}"))?;
+                ndis::restart_module(m);
+                installed.modules.push(m);
+            }
+        }
+        Step::MediaDisconnect { nic } | Step::MediaConnect { nic } => {
+            let mut state = [0u8; 4];
+            datapath::nic_indicate_status(*nic, kernel::ffi::ndis::NDIS_STATUS_LINK_STATE, &mut state);
+        }
+        Step::Reset { nic } => {
+            datapath::nic_indicate_status(*nic, datapath::NDIS_STATUS_RESET_START, &mut []);
+            datapath::nic_indicate_status(*nic, datapath::NDIS_STATUS_RESET_END, &mut []);
+        }
+    }
+    Ok(())
+}
