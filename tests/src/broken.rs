@@ -412,3 +412,84 @@ broken_driver!(
         };
     }
 );
+
+// ---- scheduling (winsim::sched) ----
+
+use kernel::ffi::ntos::{
+    DelayedWorkQueue, Executive, IoAllocateWorkItem, IoFreeWorkItem, IoQueueWorkItem, KeInitializeDpc,
+    KeInitializeEvent, KeInsertQueueDpc, KeRestoreExtendedProcessorState, KeWaitForSingleObject, KernelMode,
+    NotificationEvent, DEVICE_OBJECT, KDPC, KEVENT, LARGE_INTEGER, XSTATE_SAVE,
+};
+
+unsafe extern "system" fn dpc_nothing(_: *mut KDPC, _: *mut c_void, _: *mut c_void, _: *mut c_void) {}
+unsafe extern "system" fn work_nothing(_: *mut DEVICE_OBJECT, _: *mut c_void) {}
+
+/// A zeroed kernel object leaked for the rest of the process (the broken driver's "non-paged memory").
+fn leaked<T>() -> *mut T {
+    // SAFETY: KDPC/KTIMER/KEVENT/XSTATE_SAVE are plain bytes; all-zero is their uninitialised state.
+    Box::into_raw(Box::new(unsafe { core::mem::zeroed::<T>() }))
+}
+
+broken_driver!(
+    /// Queues a DPC and unloads without removing it: `sched.dpc_pending_at_unload`.
+    unloads_with_dpc_queued,
+    |driver| {
+        let dpc = leaked::<KDPC>();
+        // SAFETY: a live KDPC, not queued.
+        unsafe { KeInitializeDpc(dpc, Some(dpc_nothing), core::ptr::null_mut()) };
+        // SAFETY: an initialised KDPC; deliberately never removed.
+        let _ = unsafe { KeInsertQueueDpc(dpc, core::ptr::null_mut(), core::ptr::null_mut()) };
+    }
+);
+
+broken_driver!(
+    /// Frees a work item while it is queued: `sched.workitem_freed_while_queued`.
+    frees_queued_work_item,
+    |driver| {
+        // SAFETY: PASSIVE_LEVEL.
+        let item = unsafe { IoAllocateWorkItem(core::ptr::null_mut()) };
+        // SAFETY: a work item this driver allocated.
+        unsafe { IoQueueWorkItem(item, Some(work_nothing), DelayedWorkQueue, core::ptr::null_mut()) };
+        // SAFETY: deliberately still queued; the simulation refuses to run it afterwards.
+        unsafe { IoFreeWorkItem(item) };
+    }
+);
+
+broken_driver!(
+    /// Waits with a nonzero timeout while holding a spin lock: `sched.wait_at_dispatch`.
+    waits_at_dispatch,
+    |driver| {
+        let event = leaked::<KEVENT>();
+        // SAFETY: a live KEVENT.
+        unsafe { KeInitializeEvent(event, NotificationEvent, 0) };
+        let mut lock: KSPIN_LOCK = 0;
+        // SAFETY: a local spin lock, released below.
+        let old = unsafe { KeAcquireSpinLockRaiseToDpc(&raw mut lock) };
+        let mut timeout: LARGE_INTEGER = -10_000;
+        // SAFETY: an initialised event; deliberately at DISPATCH_LEVEL with a 1 ms timeout.
+        let _ = unsafe { KeWaitForSingleObject(event.cast(), Executive, KernelMode, 0, &raw mut timeout) };
+        // SAFETY: the lock acquired above.
+        unsafe { KeReleaseSpinLock(&raw mut lock, old) };
+    }
+);
+
+broken_driver!(
+    /// Waits forever on an event nothing will set: `sched.wait_deadlock`.
+    waits_forever,
+    |driver| {
+        let event = leaked::<KEVENT>();
+        // SAFETY: a live KEVENT.
+        unsafe { KeInitializeEvent(event, NotificationEvent, 0) };
+        // SAFETY: an initialised event; deliberately an infinite wait nothing satisfies.
+        let _ = unsafe { KeWaitForSingleObject(event.cast(), Executive, KernelMode, 0, core::ptr::null_mut()) };
+    }
+);
+
+broken_driver!(
+    /// Restores extended processor state it never saved: `xstate.unbalanced`.
+    restores_unsaved_xstate,
+    |driver| {
+        // SAFETY: deliberately no matching KeSaveExtendedProcessorState.
+        unsafe { KeRestoreExtendedProcessorState(leaked::<XSTATE_SAVE>()) };
+    }
+);

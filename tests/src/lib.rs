@@ -10,6 +10,7 @@ pub mod passthrough;
 pub mod report;
 pub mod scenario;
 pub mod suites;
+pub mod wsk_client;
 
 use std::time::Instant;
 

@@ -13,10 +13,14 @@
 //! | [`pool`] | `ExAllocatePool2` / `ExFreePoolWithTag`, leak checks, allocation-failure injection |
 //! | [`irql`] | IRQL and spin locks |
 //! | [`debug`] | `DbgPrintEx`, `KeBugCheckEx` |
+//! | [`clock`] | `KeQueryInterruptTimePrecise`, `KeQueryPerformanceCounter`; virtual or real time, the seeded RNG |
+//! | [`sched`] | DPCs, timers, work items, events and waits, `KeSaveExtendedProcessorState` |
 //! | [`ndis`] | the NDIS filter API |
 //! | [`wdf`] | the KMDF version binding and function table |
+//! | [`wsk`] | WSK over loopback UDP: `IoAllocateIrp`/`IofCompleteRequest`, registration, datagram sockets, receive events, send faults |
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
+pub mod clock;
 pub mod context;
 pub mod datapath;
 pub mod debug;
@@ -26,8 +30,10 @@ pub mod nbl;
 pub mod ndis;
 pub mod oid;
 pub mod pool;
+pub mod sched;
 pub mod verifier;
 pub mod wdf;
+pub mod wsk;
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -87,7 +93,30 @@ struct LoadedDriver {
     registry: OwnedUnicode,
 }
 
+/// How a machine runs: [`clock::Mode::Deterministic`] (the default: virtual clock, DPCs and work items
+/// run when the machine is pumped) or [`clock::Mode::RealTime`] (worker and timer threads), and the seed
+/// of [`clock::rng`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MachineConfig {
+    pub mode: clock::Mode,
+    pub seed: u64,
+}
+
 static MACHINE: Mutex<()> = Mutex::new(());
+
+/// Clears every subsystem's state: a fresh machine.
+fn reset_subsystems() {
+    verifier::take();
+    context::reset();
+    pool::set_fault_plan(pool::FaultPlan::Never);
+    datapath::reset();
+    ndis::reset();
+    oid::reset();
+    nbl::reset();
+    mdl::reset();
+    wsk::reset();
+    wdf::reset();
+}
 
 /// The simulated machine. Dropping it unloads every driver still loaded.
 pub struct Machine {
@@ -107,17 +136,29 @@ impl Machine {
     /// Boots a fresh machine: waits for any other machine in this process to shut down, then clears every
     /// subsystem's state.
     pub fn boot() -> Machine {
+        Machine::boot_with(MachineConfig::default())
+    }
+
+    /// Boots a fresh machine as [`Machine::boot`] does, in `config.mode` with the generator seeded from
+    /// `config.seed`.
+    pub fn boot_with(config: MachineConfig) -> Machine {
         let exclusive = lock(&MACHINE);
-        verifier::take();
-        context::reset();
-        pool::set_fault_plan(pool::FaultPlan::Never);
-        datapath::reset();
-        ndis::reset();
-        oid::reset();
-        nbl::reset();
-        mdl::reset();
-        wdf::reset();
+        clock::reset(config.mode, config.seed);
+        sched::reset();
+        reset_subsystems();
         Machine { drivers: Vec::new(), next_id: 1, _exclusive: exclusive }
+    }
+
+    /// Shuts this machine down (unloading every driver, as [`Machine::shutdown`] does) and boots a fresh
+    /// one in its place without giving up the process-wide lock; returns the violations of the old one.
+    pub fn reboot(&mut self) -> Vec<Violation> {
+        self.unload_all();
+        let violations = verifier::take();
+        clock::reset(clock::mode(), clock::seed());
+        sched::reset();
+        reset_subsystems();
+        self.next_id = 1;
+        violations
     }
 
     /// Loads a driver as the I/O manager does: a fresh `DRIVER_OBJECT` named `\Driver\<service>`, the
@@ -164,6 +205,8 @@ impl Machine {
             wdf::driver_unloaded(id);
             nbl::check_unload(id, service);
             oid::check_unload(id, service);
+            wsk::check_unload(id, service);
+            sched::check_unload(id, service);
             pool::check_unload(id, service);
             Err(status)
         }
@@ -193,6 +236,8 @@ impl Machine {
         wdf::driver_unloaded(id);
         nbl::check_unload(id, &driver.service);
         oid::check_unload(id, &driver.service);
+        wsk::check_unload(id, &driver.service);
+        sched::check_unload(id, &driver.service);
         pool::check_unload(id, &driver.service);
         Ok(())
     }

@@ -58,11 +58,12 @@ pub fn tag_name(tag: u32) -> String {
     tag.to_le_bytes().iter().map(|&b| if (0x20..=0x7e).contains(&b) { b as char } else { '.' }).collect()
 }
 
-/// Sets the allocation-failure plan and restarts the sequence count.
+/// Sets the allocation-failure plan and restarts both counts.
 pub fn set_fault_plan(plan: FaultPlan) {
     let mut pool = crate::lock(&POOL);
     pool.plan = plan;
     pool.sequence = 0;
+    pool.injected = 0;
 }
 
 /// How many allocations were made since the plan was last set, and how many were failed on purpose.

@@ -115,6 +115,28 @@ rules! {
         "A NET_BUFFER whose DataOffset + DataLength lies beyond its MDL chain, a copy offset outside a NET_BUFFER's used data, or NdisFreeNetBufferListContext of more context than is in use (NdisAllocateNetBuffer / NdisCopyFromNetBufferToNetBuffer / NdisFreeNetBufferListContext docs)";
     MdlBadFree => "mdl.bad_free",
         "Freeing an MDL that is not live (double free) or through the wrong routine: IoFreeMdl only for IoAllocateMdl MDLs, NdisFreeMdl only for NdisAllocateMdl MDLs, NDIS-owned MDLs never (IoFreeMdl / NdisFreeMdl docs; bug check 0xC2 BAD_POOL_CALLER on a double free)";
+    WskReleaseUnknown => "wsk.release_unknown",
+        "WskRelease of a WSK_DATAGRAM_INDICATION the client does not hold: never indicated, not retained (the event callback returned STATUS_SUCCESS, so the provider already took it back), or released twice (PFN_WSK_RELEASE_DATAGRAM_INDICATION_LIST docs: only lists retained by returning STATUS_PENDING from WskReceiveFromEvent)";
+    WskIrpCompletedTwice => "wsk.irp_completed_twice",
+        "IoCompleteRequest on an IRP that is not being processed: completed twice, or completed by the client that owns it (bug check 0x44 MULTIPLE_IRP_COMPLETE_REQUESTS)";
+    WskIrpMisuse => "wsk.irp_misuse",
+        "IRP and call misuse around WSK (Using IRPs with Winsock Kernel Functions): passing an IRP that is still in flight, or a completed one again without IoReuseIrp; an IoAllocateIrp IRP without a completion routine invoked on success, error and cancel, or whose routine does not return STATUS_MORE_PROCESSING_REQUIRED; freeing or reusing an IRP the provider holds, freeing an IRP twice; an IRP without a stack location left; a WSK call on a socket that is closed or was never created; WskReleaseProviderNPI/WskDeregister without a capture/registration (Driver Verifier I/O verification, bug check 0xC9)";
+    WskSocketLeak => "wsk.socket_leak_at_unload",
+        "A WSK client unloads (or calls WskDeregister) with sockets open, provider NPIs captured or datagram indications retained: WskDeregister blocks until all are closed/released, and unloaded code would be called back (WskDeregister docs)";
+    WskDispatchIrql => "wsk.dispatch_irql",
+        "A WSK provider dispatch routine called above its documented IRQL (<= DISPATCH_LEVEL for WskSendTo/WskSendMessages/WskRelease/WskCloseSocket; PASSIVE_LEVEL for WskSocket and WskControlSocket with SO_WSK_EVENT_CALLBACK is recommended, <= DISPATCH_LEVEL allowed)";
+    WskCloseWithRetained => "wsk.close_with_retained",
+        "WskCloseSocket while datagram indications of the socket are still retained (PFN_WSK_RELEASE_DATAGRAM_INDICATION_LIST remarks: closing does not release them; release every retained list before WskCloseSocket)";
+    SchedPendingAtUnload => "sched.dpc_pending_at_unload",
+        "A driver unloads with a DPC it queued still queued, a timer it set still set, or a work item it queued not yet run: the kernel would call unloaded code (bug check 0xCE DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS; KeCancelTimer/KeRemoveQueueDpc/KeFlushQueuedDpcs before unload)";
+    SchedWorkItemFreedWhileQueued => "sched.workitem_freed_while_queued",
+        "IoFreeWorkItem/IoUninitializeWorkItem on a work item that is still queued (IoFreeWorkItem docs: only free a work item that is not currently queued), or other work-item misuse: queueing it again before it ran, freeing an item IoAllocateWorkItem did not allocate, or mixing the Allocate/Free and Initialize/Uninitialize pairs";
+    SchedWaitAtDispatch => "sched.wait_at_dispatch",
+        "KeWaitForSingleObject with a nonzero or infinite timeout, or KeDelayExecutionThread, at DISPATCH_LEVEL (KeWaitForSingleObject docs; SDV rule IrqlKeWaitForMultipleObjects: only a zero timeout is allowed at DISPATCH_LEVEL)";
+    SchedWaitDeadlock => "sched.wait_deadlock",
+        "An infinite wait in deterministic mode that nothing queued, set or running can ever satisfy: on Windows the thread hangs forever (the wait returns STATUS_TIMEOUT in the simulation)";
+    XStateUnbalanced => "xstate.unbalanced",
+        "KeRestoreExtendedProcessorState without a matching KeSaveExtendedProcessorState on the same thread, out of LIFO order, at another IRQL than the save, a nested save at a lower IRQL, or a callback returning with a save outstanding (KeRestoreExtendedProcessorState remarks: same thread, same IRQL, properly nested)";
 }
 
 impl fmt::Display for Rule {

@@ -1,8 +1,10 @@
 //! The suites. Each test names its suite; `--suite NAME` runs one.
+mod faults;
 mod load;
 mod scenarios;
 mod traffic;
 mod verifier;
+mod wsk_negative;
 
 use crate::Test;
 
@@ -12,6 +14,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(load::tests());
     tests.extend(traffic::tests());
     tests.extend(scenarios::tests());
+    tests.extend(faults::tests());
     tests.extend(verifier::tests());
     tests
 }

@@ -3,6 +3,7 @@
 use winsim::verifier::Rule;
 use winsim::{DriverEntry, Machine};
 
+use super::wsk_negative;
 use crate::passthrough::{self, Bug};
 use crate::{broken, install, Outcome, Test};
 
@@ -112,6 +113,27 @@ pub fn tests() -> Vec<Test> {
         "ndis.still_registered_at_unload", Rule::NdisStillRegistered, broken::never_deregisters;
         "ndis.bad_handle", Rule::NdisBadHandle, broken::deregisters_bogus_handle;
         "wdf.binding", Rule::WdfStillBound, broken::unbinds_without_bind;
+        "sched.dpc_pending_at_unload", Rule::SchedPendingAtUnload, broken::unloads_with_dpc_queued;
+        "sched.workitem_freed_while_queued", Rule::SchedWorkItemFreedWhileQueued, broken::frees_queued_work_item;
+        "sched.wait_at_dispatch", Rule::SchedWaitAtDispatch, broken::waits_at_dispatch;
+        "sched.wait_deadlock", Rule::SchedWaitDeadlock, broken::waits_forever;
+        "xstate.unbalanced", Rule::XStateUnbalanced, broken::restores_unsaved_xstate;
     });
+    tests.extend(
+        [
+            (
+                "wsk.release_unknown",
+                Rule::WskReleaseUnknown,
+                wsk_negative::release_twice as fn(&mut Machine) -> Outcome,
+            ),
+            ("wsk.irp_completed_twice", Rule::WskIrpCompletedTwice, wsk_negative::complete_twice),
+            ("wsk.irp_misuse", Rule::WskIrpMisuse, wsk_negative::reuse_without_reset),
+            ("wsk.socket_leak_at_unload", Rule::WskSocketLeak, wsk_negative::unload_with_socket),
+            ("wsk.dispatch_irql", Rule::WskDispatchIrql, wsk_negative::send_at_high_level),
+            ("wsk.close_with_retained", Rule::WskCloseWithRetained, wsk_negative::close_with_retained),
+        ]
+        .into_iter()
+        .map(|(name, rule, run)| Test { suite: "verifier", name, expect: Some(rule), run }),
+    );
     tests
 }

@@ -806,3 +806,98 @@ extern "C" {
     /// data (no `%wZ`/`%ws`/`%C`/`%S` above PASSIVE_LEVEL). Returns an `NTSTATUS` as `ULONG`.
     pub fn DbgPrintEx(component_id: u32, level: u32, format: *const c_char, ...) -> u32;
 }
+
+// ---------------------------------------------------------------------------------------------
+// IRPs a driver allocates itself (WSK clients): IoAllocateIrp / IoFreeIrp / IoReuseIrp and the
+// completion-routine macros. Wine 8.0 `ddk/wdm.h` (`IoGetNextIrpStackLocation`,
+// `IoSetCompletionRoutine`, `SL_INVOKE_ON_*`, `PIO_COMPLETION_ROUTINE`); the offsets used
+// (`StackCount`, `CurrentLocation`, `Tail.Overlay.CurrentStackLocation`, `IO_STACK_LOCATION.Control`,
+// `.CompletionRoutine`, `.Context`) are asserted above and checked by `tests/wine_layout.rs`.
+// ---------------------------------------------------------------------------------------------
+
+/// `IO_COMPLETION_ROUTINE`: runs at IRQL <= DISPATCH_LEVEL (the IRQL of the `IofCompleteRequest`
+/// caller). Returns `STATUS_MORE_PROCESSING_REQUIRED` to stop completion (required for IRPs from
+/// `IoAllocateIrp`, which the I/O manager cannot finish: the driver reuses or frees them).
+pub type PIO_COMPLETION_ROUTINE =
+    Option<unsafe extern "system" fn(device: *mut DEVICE_OBJECT, irp: *mut IRP, context: *mut c_void) -> NTSTATUS>;
+
+/// `SL_PENDING_RETURNED` (`IO_STACK_LOCATION.Control`).
+pub const SL_PENDING_RETURNED: u8 = 0x01;
+/// `SL_INVOKE_ON_CANCEL`.
+pub const SL_INVOKE_ON_CANCEL: u8 = 0x20;
+/// `SL_INVOKE_ON_SUCCESS`.
+pub const SL_INVOKE_ON_SUCCESS: u8 = 0x40;
+/// `SL_INVOKE_ON_ERROR`.
+pub const SL_INVOKE_ON_ERROR: u8 = 0x80;
+/// `IO_TYPE_IRP` (`IRP.Type`).
+pub const IO_TYPE_IRP: i16 = 6;
+
+/// `IoSizeOfIrp(StackSize)`: a macro in `wdm.h`.
+#[inline]
+pub const fn IoSizeOfIrp(stack_size: i8) -> usize {
+    core::mem::size_of::<IRP>() + stack_size.unsigned_abs() as usize * core::mem::size_of::<IO_STACK_LOCATION>()
+}
+
+/// `IoGetNextIrpStackLocation(Irp)`: a macro in `wdm.h`
+/// (`Irp->Tail.Overlay.CurrentStackLocation - 1`). Any IRQL.
+///
+/// # Safety
+/// `irp` must point to a valid IRP the caller owns with at least one stack location below the
+/// current one (`CurrentLocation > 1`).
+#[inline]
+pub unsafe fn IoGetNextIrpStackLocation(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
+    // SAFETY: the caller guarantees `irp` is valid.
+    let current = unsafe { IoGetCurrentIrpStackLocation(irp) };
+    current.wrapping_sub(1)
+}
+
+/// `IoSetCompletionRoutine(Irp, Routine, Context, OnSuccess, OnError, OnCancel)`: a macro in
+/// `wdm.h` writing the next stack location. Any IRQL.
+///
+/// # Safety
+/// As for [`IoGetNextIrpStackLocation`].
+#[inline]
+pub unsafe fn IoSetCompletionRoutine(
+    irp: *mut IRP,
+    routine: PIO_COMPLETION_ROUTINE,
+    context: *mut c_void,
+    on_success: bool,
+    on_error: bool,
+    on_cancel: bool,
+) {
+    // SAFETY: forwarded contract.
+    let next = unsafe { IoGetNextIrpStackLocation(irp) };
+    let mut control = 0;
+    if on_success {
+        control |= SL_INVOKE_ON_SUCCESS;
+    }
+    if on_error {
+        control |= SL_INVOKE_ON_ERROR;
+    }
+    if on_cancel {
+        control |= SL_INVOKE_ON_CANCEL;
+    }
+    let routine_ptr: *mut c_void = match routine {
+        Some(f) => f as *mut c_void,
+        None => core::ptr::null_mut(),
+    };
+    // SAFETY: the caller guarantees the next stack location lies inside the IRP.
+    unsafe { (*next).CompletionRoutine = routine_ptr };
+    // SAFETY: as above.
+    unsafe { (*next).Context = context };
+    // SAFETY: as above.
+    unsafe { (*next).Control = control };
+}
+
+#[cfg_attr(target_os = "windows", link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
+extern "system" {
+    /// `IoAllocateIrp`. IRQL <= DISPATCH_LEVEL. An IRP with `stack_size` stack locations, none
+    /// current (`CurrentLocation == StackSize + 1`). Null on failure.
+    pub fn IoAllocateIrp(stack_size: i8, charge_quota: BOOLEAN) -> *mut IRP;
+    /// `IoFreeIrp`. IRQL <= DISPATCH_LEVEL. Only for IRPs from `IoAllocateIrp` that no driver is
+    /// processing (inside the completion routine is fine).
+    pub fn IoFreeIrp(irp: *mut IRP);
+    /// `IoReuseIrp`. IRQL <= DISPATCH_LEVEL. Reinitializes a completed IRP for another request and
+    /// sets `IoStatus.Status`.
+    pub fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS);
+}
