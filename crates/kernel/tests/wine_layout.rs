@@ -184,7 +184,14 @@ fn generate() -> Checks {
         IRP_MJ_PNP
     );
     // Completion-routine control bits and the IRP type (IoAllocateIrp / IoSetCompletionRoutine).
-    konst!(ch, SL_PENDING_RETURNED, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_SUCCESS, SL_INVOKE_ON_ERROR, IO_TYPE_IRP);
+    konst!(
+        ch,
+        SL_PENDING_RETURNED,
+        SL_INVOKE_ON_CANCEL,
+        SL_INVOKE_ON_SUCCESS,
+        SL_INVOKE_ON_ERROR,
+        IO_TYPE_IRP
+    );
 
     size!(ch, IRP);
     off!(

@@ -818,8 +818,9 @@ extern "C" {
 /// `IO_COMPLETION_ROUTINE`: runs at IRQL <= DISPATCH_LEVEL (the IRQL of the `IofCompleteRequest`
 /// caller). Returns `STATUS_MORE_PROCESSING_REQUIRED` to stop completion (required for IRPs from
 /// `IoAllocateIrp`, which the I/O manager cannot finish: the driver reuses or frees them).
-pub type PIO_COMPLETION_ROUTINE =
-    Option<unsafe extern "system" fn(device: *mut DEVICE_OBJECT, irp: *mut IRP, context: *mut c_void) -> NTSTATUS>;
+pub type PIO_COMPLETION_ROUTINE = Option<
+    unsafe extern "system" fn(device: *mut DEVICE_OBJECT, irp: *mut IRP, context: *mut c_void) -> NTSTATUS,
+>;
 
 /// `SL_PENDING_RETURNED` (`IO_STACK_LOCATION.Control`).
 pub const SL_PENDING_RETURNED: u8 = 0x01;
@@ -835,7 +836,8 @@ pub const IO_TYPE_IRP: i16 = 6;
 /// `IoSizeOfIrp(StackSize)`: a macro in `wdm.h`.
 #[inline]
 pub const fn IoSizeOfIrp(stack_size: i8) -> usize {
-    core::mem::size_of::<IRP>() + stack_size.unsigned_abs() as usize * core::mem::size_of::<IO_STACK_LOCATION>()
+    core::mem::size_of::<IRP>()
+        + stack_size.unsigned_abs() as usize * core::mem::size_of::<IO_STACK_LOCATION>()
 }
 
 /// `IoGetNextIrpStackLocation(Irp)`: a macro in `wdm.h`
