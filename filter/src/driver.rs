@@ -1,4 +1,4 @@
-//! `DriverEntry` and unload: registration with NDIS as a lightweight filter.
+//! `DriverEntry` and unload: registration with NDIS as a lightweight filter, and the control device.
 use core::ffi::c_void;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -7,7 +7,7 @@ use kernel::ffi::ndis::{NDIS_HANDLE, NDIS_STATUS_SUCCESS};
 use kernel::ffi::ndis_filter::{NdisFDeregisterFilterDriver, NdisFRegisterFilterDriver};
 use kernel::ffi::ntos::{DRIVER_OBJECT, NTSTATUS, UNICODE_STRING};
 
-use crate::callbacks;
+use crate::{callbacks, control};
 
 /// `NdisFilterDriverHandle` from registration; null while not registered. Written at PASSIVE_LEVEL by
 /// `DriverEntry` and `DriverUnload` only.
@@ -31,14 +31,24 @@ pub unsafe extern "system" fn driver_entry(
     if status != NDIS_STATUS_SUCCESS {
         return status;
     }
+    // The control device and its configuration; on failure unwind the filter registration (in reverse
+    // order) so DriverEntry leaves nothing behind.
+    let status = control::register(handle);
+    if status != NDIS_STATUS_SUCCESS {
+        // SAFETY: the handle registered above, deregistered once, at PASSIVE_LEVEL.
+        unsafe { NdisFDeregisterFilterDriver(handle) };
+        return status;
+    }
     FILTER_DRIVER.store(handle, Ordering::Release);
     // SAFETY: the I/O manager's driver object is valid for writes during DriverEntry.
     unsafe { (*driver).DriverUnload = Some(driver_unload) };
     status
 }
 
-/// `DriverUnload`: deregisters from NDIS, which detaches every module first. PASSIVE_LEVEL.
+/// `DriverUnload`: deregisters the control device (completing any pended request and freeing the
+/// configuration), then deregisters from NDIS, which detaches every module first. PASSIVE_LEVEL.
 unsafe extern "system" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
+    control::deregister();
     let handle = FILTER_DRIVER.swap(null_mut(), Ordering::AcqRel);
     if !handle.is_null() {
         // SAFETY: `handle` is the registration handle from DriverEntry, deregistered once.

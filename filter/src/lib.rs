@@ -2,8 +2,9 @@
 //!
 //! At this stage the filter is a transparent modifying filter: it registers with NDIS, attaches to every
 //! Ethernet miniport its INF binds it to, keeps a per-module state machine, and registers no send or
-//! receive handlers, so NDIS bypasses it on the data path. The tunnel divert, the WSK worker and the
-//! control device grow on this skeleton.
+//! receive handlers, so NDIS bypasses it on the data path. Its control device (`control`) configures the
+//! engine's peer table, keys and policy and carries events; the tunnel divert and the WSK worker grow on
+//! this skeleton.
 //!
 //! Build modes: on the host this crate is an `rlib` that tests load into the simulated kernel through
 //! [`driver_entry`]; `cargo xtask package` builds it as `filter.sys`, where the exported `DriverEntry`
@@ -11,9 +12,48 @@
 #![no_std]
 
 mod callbacks;
+mod control;
 mod driver;
 
 pub use driver::driver_entry;
+
+/// Host-only hooks for tests (never in a kernel image): they stand in for data-path code that does not
+/// exist yet.
+#[cfg(not(target_os = "windows"))]
+#[doc(hidden)]
+pub mod test_hooks {
+    /// TEST HOOK: queues an event as the data path will (keepalive timeout, rekey, float), completing a
+    /// pended `IOCTL_RDCO_FILTER_READ_EVENT`. Call inside the filter's driver context at IRQL <=
+    /// DISPATCH_LEVEL. Returns false if the filter is not loaded or an older event was dropped.
+    pub fn queue_event(
+        kind: uapi::rdco_filter::RdcoEventKind,
+        peer_id: u32,
+        address: Option<core::net::SocketAddr>,
+    ) -> bool {
+        crate::control::queue_event(kind, peer_id, address)
+    }
+
+    /// TEST HOOK: the policy as the control device stored it (call inside the filter's driver context).
+    pub fn policy() -> [Option<datapath::peer::IpPrefix>; uapi::rdco_filter::MAX_POLICY_PREFIXES] {
+        crate::control::CONFIG
+            .lock()
+            .as_ref()
+            .map_or([None; uapi::rdco_filter::MAX_POLICY_PREFIXES], |c| c.policy)
+    }
+
+    /// TEST HOOK: a peer's key ids (primary, secondary), or `None` for an unknown peer (call inside the
+    /// filter's driver context).
+    pub fn peer_keys(peer_id: u32) -> Option<(Option<u8>, Option<u8>)> {
+        let guard = crate::control::CONFIG.lock();
+        let peer = guard.as_ref()?.peers.peer(peer_id)?;
+        Some((peer.keys().primary().map(|k| k.key_id()), peer.keys().secondary().map(|k| k.key_id())))
+    }
+
+    /// TEST HOOK: how many events were dropped because the queue was full.
+    pub fn events_lost() -> u64 {
+        crate::control::EVENTS_LOST.load(core::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// The image's entry point on Windows; the host calls [`driver_entry`] directly.
 ///

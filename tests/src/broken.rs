@@ -493,3 +493,133 @@ broken_driver!(
         unsafe { KeRestoreExtendedProcessorState(leaked::<XSTATE_SAVE>()) };
     }
 );
+
+// ---------------------------------------------------------------------------------------------
+// Control-device bugs: a filter driver with a control device, broken in one of three ways.
+// ---------------------------------------------------------------------------------------------
+
+/// How [`device_driver`] is broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum DeviceBug {
+    /// Unload deregisters the filter but not the device: `device.not_deregistered`.
+    NeverDeregistersDevice = 1,
+    /// IOCTLs pend forever, even across cleanup and unload: `device.irp_pending_at_unload`.
+    PendsForever = 2,
+    /// IOCTLs return STATUS_SUCCESS without IoCompleteRequest: `device.irp_misuse`.
+    ForgetsCompletion = 3,
+}
+
+/// The bug [`device_driver`] commits.
+pub static DEVICE_BUG: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static DEVICE_FILTER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+static DEVICE_HANDLE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+fn device_bug() -> u32 {
+    DEVICE_BUG.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+unsafe extern "system" fn broken_ioctl(
+    _device: *mut kernel::ffi::ntos::DEVICE_OBJECT,
+    irp: *mut kernel::ffi::ntos::IRP,
+) -> NTSTATUS {
+    if device_bug() == DeviceBug::PendsForever as u32 {
+        // SAFETY: the IRP is being dispatched to us.
+        let sp = unsafe { kernel::ffi::ntos::IoGetCurrentIrpStackLocation(irp) };
+        // SAFETY: IoMarkIrpPending on our stack location; the IRP is then deliberately never completed.
+        unsafe { (*sp).Control |= kernel::ffi::ntos::SL_PENDING_RETURNED };
+        return kernel::ffi::ntos::STATUS_PENDING;
+    }
+    if device_bug() == DeviceBug::ForgetsCompletion as u32 {
+        // Deliberately neither completed nor pended.
+        return STATUS_SUCCESS;
+    }
+    // SAFETY: the IRP is ours to complete.
+    let io_status = unsafe { &mut (*irp).IoStatus };
+    io_status.u.Status = STATUS_SUCCESS;
+    // SAFETY: completed once.
+    unsafe { kernel::ffi::ntos::IoCompleteRequest(irp, 0) };
+    STATUS_SUCCESS
+}
+
+unsafe extern "system" fn device_driver_unload(_driver: *mut DRIVER_OBJECT) {
+    let device = DEVICE_HANDLE.swap(0, core::sync::atomic::Ordering::Relaxed);
+    if device_bug() != DeviceBug::NeverDeregistersDevice as u32 && device != 0 {
+        // SAFETY: the handle NdisRegisterDeviceEx gave us.
+        unsafe { kernel::ffi::ndis_device::NdisDeregisterDeviceEx(device as NDIS_HANDLE) };
+    }
+    let filter = DEVICE_FILTER.swap(0, core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: the handle NdisFRegisterFilterDriver gave us.
+    unsafe { NdisFDeregisterFilterDriver(filter as NDIS_HANDLE) };
+}
+
+/// A filter driver with a control device `\Device\brokendev` (`\DosDevices\brokendev`) committing
+/// [`DEVICE_BUG`].
+pub unsafe extern "system" fn device_driver(
+    driver: *mut DRIVER_OBJECT,
+    _registry: *mut UNICODE_STRING,
+) -> NTSTATUS {
+    use kernel::ffi::ndis_device::{
+        NdisRegisterDeviceEx, NDIS_DEVICE_OBJECT_ATTRIBUTES, NDIS_OBJECT_TYPE_DEVICE_OBJECT_ATTRIBUTES,
+        NDIS_SIZEOF_DEVICE_OBJECT_ATTRIBUTES_REVISION_1,
+    };
+    use kernel::ffi::ndis_filter::{
+        NDIS_FILTER_CHARACTERISTICS_REVISION_2, NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2,
+    };
+    // SAFETY: plain C data; zero means no handler.
+    let mut c: kernel::ffi::ndis_filter::NDIS_FILTER_DRIVER_CHARACTERISTICS = unsafe { core::mem::zeroed() };
+    c.Header = NDIS_OBJECT_HEADER::new(
+        kernel::ffi::ndis::NDIS_OBJECT_TYPE_FILTER_DRIVER_CHARACTERISTICS,
+        NDIS_FILTER_CHARACTERISTICS_REVISION_2,
+        NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2,
+    );
+    c.MajorNdisVersion = 6;
+    c.MinorNdisVersion = 30;
+    c.FriendlyName = kernel::unicode_string!("broken device");
+    c.UniqueName = kernel::unicode_string!("{00000000-0000-0000-0000-00000000B0B1}");
+    c.ServiceName = kernel::unicode_string!("brokendev");
+    c.AttachHandler = Some(ignore_attach);
+    c.DetachHandler = Some(ignore_detach);
+    c.RestartHandler = Some(ignore_restart);
+    c.PauseHandler = Some(ignore_pause);
+    let mut filter: NDIS_HANDLE = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL in DriverEntry.
+    let status =
+        unsafe { NdisFRegisterFilterDriver(driver, core::ptr::null_mut(), &raw mut c, &raw mut filter) };
+    if status != 0 {
+        return status;
+    }
+    DEVICE_FILTER.store(filter as usize, core::sync::atomic::Ordering::Relaxed);
+    let mut table: [kernel::ffi::ntos::PDRIVER_DISPATCH; kernel::ffi::ntos::IRP_MJ_MAXIMUM_FUNCTION + 1] =
+        [None; kernel::ffi::ntos::IRP_MJ_MAXIMUM_FUNCTION + 1];
+    table[kernel::ffi::ntos::IRP_MJ_DEVICE_CONTROL] = Some(broken_ioctl);
+    let mut name = kernel::unicode_string!("\\Device\\brokendev");
+    let mut link = kernel::unicode_string!("\\DosDevices\\brokendev");
+    let mut attributes = NDIS_DEVICE_OBJECT_ATTRIBUTES {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_DEVICE_OBJECT_ATTRIBUTES,
+            1,
+            NDIS_SIZEOF_DEVICE_OBJECT_ATTRIBUTES_REVISION_1,
+        ),
+        DeviceName: &raw mut name,
+        SymbolicName: &raw mut link,
+        MajorFunctions: table.as_mut_ptr(),
+        ExtensionSize: 0,
+        DefaultSDDLString: core::ptr::null(),
+        DeviceClassGuid: core::ptr::null(),
+    };
+    let mut object = core::ptr::null_mut();
+    let mut device: NDIS_HANDLE = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL; everything lives for the call.
+    let status =
+        unsafe { NdisRegisterDeviceEx(filter, &raw mut attributes, &raw mut object, &raw mut device) };
+    if status != 0 {
+        // SAFETY: unwinds the registration above.
+        unsafe { NdisFDeregisterFilterDriver(filter) };
+        return status;
+    }
+    DEVICE_HANDLE.store(device as usize, core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: the I/O manager passes a valid driver object to DriverEntry.
+    unsafe { (*driver).DriverUnload = Some(device_driver_unload) };
+    STATUS_SUCCESS
+}

@@ -81,6 +81,11 @@ pub enum Bug {
     SetAttributesInRestart,
     /// Pends an OID request and never completes it: `oid.timeout`.
     NeverCompleteOid,
+    /// Pends its pause and never completes it: `ndis.pause_timeout`.
+    PauseNeverCompletes,
+    /// Marks every send it passes down for LSOv1, which the NIC does not advertise:
+    /// `offload.not_advertised`.
+    LsoNotAdvertised,
 }
 
 /// The mistake to make (set before loading the driver).
@@ -105,6 +110,8 @@ fn bug() -> Bug {
         15 => Bug::ReturnOwnReceive,
         16 => Bug::SetAttributesInRestart,
         17 => Bug::NeverCompleteOid,
+        18 => Bug::PauseNeverCompletes,
+        19 => Bug::LsoNotAdvertised,
         _ => Bug::None,
     }
 }
@@ -195,6 +202,9 @@ pub unsafe extern "system" fn driver_entry(
     c.ReturnNetBufferListsHandler = Some(return_nbls);
     c.StatusHandler = Some(status);
     c.OidRequestHandler = Some(oid_request);
+    c.NetPnPEventHandler = Some(net_pnp_event);
+    c.DevicePnPEventNotifyHandler = Some(device_pnp_event);
+    c.SetFilterModuleOptionsHandler = Some(set_module_options);
     c.OidRequestCompleteHandler = Some(oid_request_complete);
     let mut handle: NDIS_HANDLE = null_mut();
     // SAFETY: PASSIVE_LEVEL in DriverEntry; NDIS copies the characteristics.
@@ -311,6 +321,10 @@ unsafe extern "system" fn pause(
 ) -> NDIS_STATUS {
     let m = module(context);
     m.state.store(PAUSING, Ordering::Release);
+    if bug() == Bug::PauseNeverCompletes {
+        // Deliberately wrong: pended and forgotten.
+        return NDIS_STATUS_PENDING;
+    }
     if bug() == Bug::PauseWhileHolding || m.outstanding.load(Ordering::Acquire) == 0 {
         m.state.store(PAUSED, Ordering::Release);
         return NDIS_STATUS_SUCCESS;
@@ -359,6 +373,9 @@ unsafe extern "system" fn send(
         let own_flags = if at_dispatch() { NDIS_SEND_FLAGS_DISPATCH_LEVEL } else { 0 };
         // SAFETY: sends the filter's own NBL down.
         unsafe { NdisFSendNetBufferLists(m.handle, own, port, own_flags) };
+    }
+    if bug() == Bug::LsoNotAdvertised {
+        mark_lso_v1(nbls);
     }
     m.outstanding.fetch_add(count(nbls), Ordering::AcqRel);
     let send_flags =
@@ -607,4 +624,43 @@ fn release_own_resources(m: &Module) {
     unsafe { ExFreePoolWithTag(m.own_buffer, OWN_TAG) };
     // SAFETY: as above; the own NBL was freed.
     unsafe { NdisFreeNetBufferListPool(m.own_pool) };
+}
+
+/// How often NDIS called FilterSetModuleOptions (before each restart).
+pub static MODULE_OPTIONS_CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// `FilterSetModuleOptions`. PASSIVE_LEVEL, Paused, before FilterRestart.
+unsafe extern "system" fn set_module_options(_context: NDIS_HANDLE) -> NDIS_STATUS {
+    MODULE_OPTIONS_CALLS.fetch_add(1, Ordering::Relaxed);
+    NDIS_STATUS_SUCCESS
+}
+
+/// `FilterNetPnPEvent`: forwards the event to the overlying drivers. PASSIVE_LEVEL.
+unsafe extern "system" fn net_pnp_event(
+    context: NDIS_HANDLE,
+    notification: *mut kernel::ffi::ndis::NET_PNP_EVENT_NOTIFICATION,
+) -> NDIS_STATUS {
+    // SAFETY: forwards NDIS's notification unchanged during the call.
+    unsafe { kernel::ffi::ndis_filter::NdisFNetPnPEvent(module(context).handle, notification) }
+}
+
+/// `FilterDevicePnPEventNotify`: forwards the event to the underlying drivers. PASSIVE_LEVEL.
+unsafe extern "system" fn device_pnp_event(
+    context: NDIS_HANDLE,
+    event: *mut kernel::ffi::ndis::NET_DEVICE_PNP_EVENT,
+) {
+    // SAFETY: forwards NDIS's event unchanged during the call.
+    unsafe { kernel::ffi::ndis_filter::NdisFDevicePnPEventNotify(module(context).handle, event) };
+}
+
+/// [`Bug::LsoNotAdvertised`]: asks the NIC for `LSOv1` (MSS 1460 at TCP header offset 34) on every send.
+fn mark_lso_v1(mut nbl: *mut NET_BUFFER_LIST) {
+    use kernel::ffi::nbl::{TcpLargeSendNetBufferListInfo, NDIS_TCP_LARGE_SEND_OFFLOAD_NET_BUFFER_LIST_INFO};
+    let v1 = NDIS_TCP_LARGE_SEND_OFFLOAD_NET_BUFFER_LIST_INFO(0x5b4 | (34 << 20)); // MSS 1460, Type V1
+    while !nbl.is_null() {
+        // SAFETY: the filter owns the chain it was handed; the index is below MaxNetBufferListInfo.
+        unsafe { (*nbl).NetBufferListInfo[TcpLargeSendNetBufferListInfo] = v1.to_ptr() };
+        // SAFETY: as above.
+        nbl = unsafe { (*nbl).Next };
+    }
 }

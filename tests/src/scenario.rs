@@ -44,6 +44,72 @@ pub struct NicSpec {
     /// Unused bytes in front of received data.
     #[serde(default)]
     pub rx_data_offset: u32,
+    /// The task offloads the NIC advertises (default: all, as a modern NIC).
+    #[serde(default)]
+    pub offloads: OffloadSpec,
+}
+
+/// A NIC's task offloads (`offloads = { lso_v2 = false }`); unnamed keys keep a modern NIC's values.
+#[allow(clippy::struct_excessive_bools)] // the NDIS_OFFLOAD switches, one key each
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields, default)]
+pub struct OffloadSpec {
+    pub checksum_v4: bool,
+    pub checksum_v6: bool,
+    pub lso_v2: bool,
+    pub lso_max: u32,
+    pub lso_min_segments: u32,
+    pub uso: bool,
+    pub uso_max: u32,
+    pub uso_min_segments: u32,
+}
+
+impl Default for OffloadSpec {
+    fn default() -> Self {
+        let o = datapath::Offloads::default();
+        OffloadSpec {
+            checksum_v4: o.checksum_v4,
+            checksum_v6: o.checksum_v6,
+            lso_v2: o.lso_v2,
+            lso_max: o.lso_max,
+            lso_min_segments: o.lso_min_segments,
+            uso: o.uso,
+            uso_max: o.uso_max,
+            uso_min_segments: o.uso_min_segments,
+        }
+    }
+}
+
+impl OffloadSpec {
+    fn offloads(self) -> datapath::Offloads {
+        datapath::Offloads {
+            checksum_v4: self.checksum_v4,
+            checksum_v6: self.checksum_v6,
+            lso_v2: self.lso_v2,
+            lso_max: self.lso_max,
+            lso_min_segments: self.lso_min_segments,
+            uso: self.uso,
+            uso_max: self.uso_max,
+            uso_min_segments: self.uso_min_segments,
+        }
+    }
+}
+
+/// IP versions or transports of a `send_ip` step.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IpChoice {
+    V4,
+    V6,
+    Both,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtoChoice {
+    Tcp,
+    Udp,
+    Both,
 }
 
 fn default_mtu() -> u32 {
@@ -98,6 +164,26 @@ pub enum Step {
         #[serde(default = "one")]
         repeat: u32,
     },
+    /// The protocol sends real IP packets (`count` per size, IP version and transport): payloads above the
+    /// MSS go as LSOv2/USO super-packets when the NIC advertised them, else the stack segments them.
+    SendIp {
+        nic: u32,
+        count: u64,
+        #[serde(default = "default_ip_sizes")]
+        sizes: Vec<usize>,
+        #[serde(default = "default_ip")]
+        ip: IpChoice,
+        #[serde(default = "default_proto")]
+        proto: ProtoChoice,
+        /// Maximum segment size (default: the NIC's MTU minus 60).
+        #[serde(default)]
+        mss: Option<u16>,
+        /// Ask the NIC for checksum offload (when it advertises it).
+        #[serde(default = "yes")]
+        checksum: bool,
+        #[serde(default = "one")]
+        repeat: u32,
+    },
     /// NICs complete their sends and the protocol returns its receives.
     Pump {},
     /// NDIS pauses every module (waiting for pended pauses).
@@ -119,6 +205,18 @@ pub enum Step {
     Reset {
         nic: u32,
     },
+    /// The NIC goes to D3 (the stack pauses for low power; NetEventSetPower travels up).
+    PowerD3 {
+        nic: u32,
+    },
+    /// The NIC returns to D0 (NetEventSetPower travels up; the stack restarts).
+    PowerD0 {
+        nic: u32,
+    },
+    /// The NIC disappears (the device event travels down, held sends fail, the modules detach).
+    SurpriseRemoval {
+        nic: u32,
+    },
 }
 
 fn default_sizes() -> Vec<usize> {
@@ -127,6 +225,22 @@ fn default_sizes() -> Vec<usize> {
 
 fn one() -> u32 {
     1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_ip_sizes() -> Vec<usize> {
+    vec![1, 1400, 65_536]
+}
+
+fn default_ip() -> IpChoice {
+    IpChoice::Both
+}
+
+fn default_proto() -> ProtoChoice {
+    ProtoChoice::Both
 }
 
 /// Parses a scenario; the error names the problem (TOML syntax, unknown key or action, bad value).
@@ -143,7 +257,25 @@ pub fn parse(text: &str) -> Result<Scenario, String> {
                 }
                 Some(*nic)
             }
-            Step::MediaDisconnect { nic } | Step::MediaConnect { nic } | Step::Reset { nic } => Some(*nic),
+            Step::SendIp { nic, sizes, mss, .. } => {
+                if sizes.is_empty() || sizes.iter().any(|&s| s == 0 || s > 65_536) {
+                    return Err(format!("step {step:?}: sizes must be 1..=65536 bytes of payload"));
+                }
+                let mtu = scenario.nics.iter().find(|n| n.if_index == *nic).map_or(1500, |n| n.mtu);
+                if mss.is_some_and(|m| m == 0 || u32::from(m) + 60 > mtu) {
+                    return Err(format!(
+                        "step {step:?}: mss must be 1..=MTU-60 ({})",
+                        mtu.saturating_sub(60)
+                    ));
+                }
+                Some(*nic)
+            }
+            Step::MediaDisconnect { nic }
+            | Step::MediaConnect { nic }
+            | Step::Reset { nic }
+            | Step::PowerD3 { nic }
+            | Step::PowerD0 { nic }
+            | Step::SurpriseRemoval { nic } => Some(*nic),
             _ => None,
         };
         if let Some(nic) = nic {
@@ -182,6 +314,13 @@ fn install_filter(machine: &mut Machine, scenario: &Scenario) -> Result<Installe
     }
 }
 
+/// Every NIC indicates its offload configuration (as a miniport does when the stack comes up).
+fn announce_offloads() {
+    for nic in datapath::nics() {
+        datapath::nic_announce_offloads(nic);
+    }
+}
+
 fn modules(run: &Run) -> Vec<usize> {
     run.installed.as_ref().map(|i| i.modules.clone()).unwrap_or_default()
 }
@@ -195,6 +334,7 @@ pub fn run(machine: &mut Machine, scenario: &Scenario) -> Outcome {
             mtu: nic.mtu,
             rx_split: nic.rx_split.clone(),
             rx_data_offset: nic.rx_data_offset,
+            offloads: nic.offloads.offloads(),
         })
         .map_err(|s| format!("add_nic: {s:#x}"))?;
     }
@@ -206,6 +346,7 @@ pub fn run(machine: &mut Machine, scenario: &Scenario) -> Outcome {
         resources: 0,
         sent: 0,
     };
+    announce_offloads();
     if scenario.faults.alloc_fail_every > 0 {
         winsim::pool::set_fault_plan(winsim::pool::FaultPlan::EveryNth(scenario.faults.alloc_fail_every));
     }
@@ -250,6 +391,19 @@ pub fn run(machine: &mut Machine, scenario: &Scenario) -> Outcome {
         *counters.entry("completed_failed".to_string()).or_default() += ledger.failed.values().sum::<u64>();
         *counters.entry("received".to_string()).or_default() += ledger.received_ok;
         *counters.entry("on_wire".to_string()).or_default() += ledger.on_wire;
+        let wire = datapath::check_ip_wire(nic.if_index).map_err(|e| format!("NIC {}: {e}", nic.if_index))?;
+        let failed = ledger.failed.values().sum::<u64>();
+        if wire.sends_missing > failed {
+            return Err(format!(
+                "NIC {}: {} IP send(s) never reached the wire but only {failed} completed with a failure",
+                nic.if_index, wire.sends_missing
+            ));
+        }
+        *counters.entry("ip_sends".to_string()).or_default() += ledger.ip_sends;
+        *counters.entry("ip_sends_intact".to_string()).or_default() += wire.sends_intact;
+        *counters.entry("super_packets".to_string()).or_default() += ledger.super_packets;
+        *counters.entry("segments".to_string()).or_default() += ledger.segments;
+        *counters.entry("lso_completed".to_string()).or_default() += ledger.lso_completed;
     }
     if counters.get("received").copied().unwrap_or(0) != run.indicated {
         return Err(format!(
@@ -316,6 +470,39 @@ fn apply(run: &mut Run, step: &Step) -> Result<(), String> {
                 }
             }
         }
+        Step::SendIp { nic, count, sizes, ip, proto, mss, checksum, repeat } => {
+            let mtu = datapath::nic_info(*nic).ok_or("no such NIC")?.mtu;
+            let mss = mss.unwrap_or_else(|| u16::try_from(mtu.saturating_sub(60)).unwrap_or(1440));
+            let versions: &[bool] = match ip {
+                IpChoice::V4 => &[false],
+                IpChoice::V6 => &[true],
+                IpChoice::Both => &[false, true],
+            };
+            let protos: &[datapath::Proto] = match proto {
+                ProtoChoice::Tcp => &[datapath::Proto::Tcp],
+                ProtoChoice::Udp => &[datapath::Proto::Udp],
+                ProtoChoice::Both => &[datapath::Proto::Tcp, datapath::Proto::Udp],
+            };
+            let mut batch = Vec::new();
+            for &size in sizes {
+                for &v6 in versions {
+                    for &p in protos {
+                        for _ in 0..*count {
+                            batch.push(datapath::IpSend {
+                                v6,
+                                proto: p,
+                                payload_len: size,
+                                request_checksum: *checksum,
+                                mss,
+                            });
+                        }
+                    }
+                }
+            }
+            for _ in 0..*repeat {
+                run.sent += datapath::protocol_send_ip(*nic, &batch) as u64;
+            }
+        }
         Step::Pump {} => {
             datapath::pump();
         }
@@ -323,7 +510,7 @@ fn apply(run: &mut Run, step: &Step) -> Result<(), String> {
             for m in modules(run) {
                 if ndis::module_state(m) == Some(ModuleState::Running) {
                     ndis::pause_module(m, 0);
-                    datapath::pump();
+                    winsim::pnp::settle_pause(m);
                 }
                 if ndis::module_state(m) != Some(ModuleState::Paused) {
                     return Err(format!(
@@ -342,6 +529,7 @@ fn apply(run: &mut Run, step: &Step) -> Result<(), String> {
                     }
                 }
             }
+            announce_offloads();
         }
         Step::Detach {} => {
             for m in modules(run) {
@@ -370,10 +558,23 @@ fn apply(run: &mut Run, step: &Step) -> Result<(), String> {
                 ndis::restart_module(m);
                 installed.modules.push(m);
             }
+            announce_offloads();
         }
         Step::MediaDisconnect { nic } | Step::MediaConnect { nic } => {
             let mut state = [0u8; 4];
             datapath::nic_indicate_status(*nic, kernel::ffi::ndis::NDIS_STATUS_LINK_STATE, &mut state);
+        }
+        Step::PowerD3 { nic } => {
+            winsim::pnp::power_down(*nic);
+        }
+        Step::PowerD0 { nic } => {
+            winsim::pnp::power_up(*nic);
+        }
+        Step::SurpriseRemoval { nic } => {
+            winsim::pnp::surprise_remove(*nic);
+            if let Some(installed) = run.installed.as_mut() {
+                installed.modules.retain(|&m| ndis::module_state(m).is_some());
+            }
         }
         Step::Reset { nic } => {
             datapath::nic_indicate_status(*nic, datapath::NDIS_STATUS_RESET_START, &mut []);

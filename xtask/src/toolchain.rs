@@ -1,5 +1,6 @@
-//! The Debian cross toolchain: `rustc-web`/`cargo-web` with `rust-web-src` (for `-Zbuild-std`) and
-//! `lld-link-16`. Installed with apt-get when missing and we are root; otherwise we stop with the exact
+//! The Debian cross toolchain: `rustc-web`/`cargo-web` with `rust-web-src` (for `-Zbuild-std`),
+//! `lld-link-16`, and `clang-16` + `llvm-16` (`llvm-lib`, `llvm-dlltool`) for ring's C in the kernel
+//! images. Installed with apt-get when missing and we are root; otherwise we stop with the exact
 //! command to run.
 use std::path::Path;
 use std::process::Command;
@@ -7,11 +8,17 @@ use std::process::Command;
 use crate::{run, Result};
 
 /// Debian packages the cross build needs.
-pub const PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "lld-16"];
+pub const PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "lld-16", "clang-16", "llvm-16"];
 /// Debian's rustc and cargo (rustup's are first on PATH, so we always name these explicitly).
 pub const RUSTC: &str = "/usr/bin/rustc";
 pub const CARGO: &str = "/usr/bin/cargo";
 pub const LINKER: &str = "lld-link-16";
+/// C compiler of ring's sources for the Windows targets (GNU-style driver, msvc target).
+pub const CLANG: &str = "/usr/bin/clang-16";
+/// Archiver cc-rs uses for msvc targets (lib.exe-compatible).
+pub const LLVM_LIB: &str = "/usr/lib/llvm-16/bin/llvm-lib";
+/// Makes the small ntoskrnl.exe import library ring's objects need.
+pub const LLVM_DLLTOOL: &str = "/usr/lib/llvm-16/bin/llvm-dlltool";
 const STD_SOURCES: &str = "/usr/lib/rustlib/src/rust/library/core";
 
 fn installed(package: &str) -> bool {
@@ -48,7 +55,14 @@ fn ensure_packages(packages: &[&str], purpose: &str) -> Result<()> {
 /// Makes sure the cross toolchain is present, installing it if we can.
 pub fn ensure() -> Result<()> {
     ensure_packages(PACKAGES, "the cross build")?;
-    for (path, package) in [(RUSTC, "rustc-web"), (CARGO, "cargo-web"), (STD_SOURCES, "rust-web-src")] {
+    for (path, package) in [
+        (RUSTC, "rustc-web"),
+        (CARGO, "cargo-web"),
+        (STD_SOURCES, "rust-web-src"),
+        (CLANG, "clang-16"),
+        (LLVM_LIB, "llvm-16"),
+        (LLVM_DLLTOOL, "llvm-16"),
+    ] {
         if !Path::new(path).exists() {
             return Err(format!("{path} is missing although {package} is installed"));
         }

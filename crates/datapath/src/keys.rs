@@ -481,6 +481,9 @@ pub struct SealInfo {
     pub packet_id: u64,
     /// The key should be replaced soon (raise "rekey needed").
     pub rekey_needed: bool,
+    /// The backend copied the plaintext into the output before its AEAD pass
+    /// ([`crate::crypto::Aead::seal_gathers`]): one plaintext touch beyond the AEAD pass.
+    pub gathered: bool,
 }
 
 /// The result of opening one packet.
@@ -662,7 +665,12 @@ impl<A: Aead> KeySlot<A> {
                 if self.cipher.is_aead() {
                     head[field::CLASSIC_TAG].copy_from_slice(&tag);
                 }
-                Ok(SealInfo { len: total, packet_id: u64::from(id), rekey_needed: rekey })
+                Ok(SealInfo {
+                    len: total,
+                    packet_id: u64::from(id),
+                    rekey_needed: rekey,
+                    gathered: aead.seal_gathers(),
+                })
             }
             TxState::Epoch(tx) => {
                 let (id, rekey) = tx.next_packet_id(plain_len)?;
@@ -674,7 +682,12 @@ impl<A: Aead> KeySlot<A> {
                 rest.get_mut(plain_len..plain_len + TAG_LEN)
                     .ok_or(SealError::BufferTooSmall)?
                     .copy_from_slice(&tag);
-                Ok(SealInfo { len: total, packet_id: id, rekey_needed: rekey })
+                Ok(SealInfo {
+                    len: total,
+                    packet_id: id,
+                    rekey_needed: rekey,
+                    gathered: tx.key.aead.seal_gathers(),
+                })
             }
         }
     }

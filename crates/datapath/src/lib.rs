@@ -9,7 +9,8 @@
 //! Layout of the crate, one module per layer:
 //! - [`wire`]: the `P_DATA_V2` header wrapper, data/control classification, packet layouts.
 //! - [`crypto`]: the [`crypto::Aead`] backend trait, the [`crypto::Cipher`] enum, the `RustCrypto`
-//!   backend (default, kernel-safe) and an optional `ring` backend (host comparison only).
+//!   backend (default, zero-copy) and the `ring` backend (feature `ring`; the default AEAD with
+//!   feature `ring-default`, which the drivers' kernel builds enable).
 //! - [`keys`]: key material, primary/secondary key slots, classic and epoch (`NEW_KEY_V2`) keys.
 //! - [`pktid`]: transmit packet ids with exhaustion handling.
 //! - [`replay`]: the receive replay window (check before AEAD, commit after authentication).
@@ -21,9 +22,10 @@
 //!
 //! # Extended processor state (AVX) in the kernel
 //! See [`crypto`]: the AES-GCM path of the `RustCrypto` backend uses AES-NI and PCLMULQDQ in their
-//! legacy-SSE encodings only; the ChaCha20-Poly1305 path may select AVX2 code at run time and so
-//! must run under the kernel's extended-state guard. [`crypto::Cipher::needs_extended_state`] tells
-//! the drivers which case they are in.
+//! legacy-SSE encodings only; its ChaCha20-Poly1305 path may select AVX2 code at run time and so
+//! must run under the kernel's extended-state guard; with the ring backend every ring cipher (key
+//! setup included) needs the guard on `x86_64`. [`crypto::Cipher::needs_extended_state`] tells the
+//! drivers which case they are in for [`crypto::DefaultAead`].
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -41,7 +43,7 @@ pub mod replay;
 pub mod time;
 pub mod wire;
 
-pub use crypto::{Aead, Cipher, RustCryptoAead};
+pub use crypto::{Aead, Cipher, DefaultAead, RustCryptoAead};
 pub use keys::{KeyConfig, KeyDirection, KeyFormat, KeySlotId};
 pub use peer::{Endpoint, OpenError, Opened, Peer, PeerConfig, PeerTable, Received, SealError, Sealed};
 pub use time::Instant;

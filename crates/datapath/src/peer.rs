@@ -8,7 +8,7 @@
 //! Configuration calls (`add_peer`, `add_route`, `install_key`, ...) may allocate; the per-packet
 //! calls (`seal`, `seal_keepalive`, `open`, `lookup_*`, `poll`) never do.
 
-use crate::crypto::{Aead, RustCryptoAead};
+use crate::crypto::{Aead, DefaultAead};
 use crate::keepalive::{Keepalive, KeepaliveAction};
 use crate::keys::{KeyConfig, KeySet, KeySlot, KeySlotId};
 pub use crate::keys::{KeyError, OpenError, SealError};
@@ -92,6 +92,9 @@ pub struct PeerStats {
     pub rx_other_drops: u64,
     /// MSS options clamped (both directions).
     pub mss_clamped: u64,
+    /// Packets sealed whose plaintext the backend first copied into the output (an in-place
+    /// backend such as ring): each is one plaintext touch beyond the AEAD pass.
+    pub tx_gathered: u64,
 }
 
 /// The result of sealing one packet.
@@ -105,6 +108,10 @@ pub struct Sealed {
     pub packet_id: u64,
     /// Event: the key should be replaced (renegotiate) soon.
     pub rekey_needed: bool,
+    /// The backend copied the plaintext into the output before sealing it in place (ring): one
+    /// plaintext touch beyond the AEAD pass, for the caller to count. Also counted in
+    /// [`PeerStats::tx_gathered`].
+    pub gathered: bool,
 }
 
 /// An authenticated, decrypted packet.
@@ -136,7 +143,7 @@ pub enum Received {
 }
 
 /// One peer's data path.
-pub struct Peer<A: Aead = RustCryptoAead> {
+pub struct Peer<A: Aead = DefaultAead> {
     id: u32,
     remote: Option<Endpoint>,
     keys: KeySet<A>,
@@ -245,11 +252,13 @@ impl<A: Aead> Peer<A> {
         self.keepalive.on_sent(now);
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += (info.len - slot.overhead()) as u64;
+        self.stats.tx_gathered += u64::from(info.gathered);
         Ok(Sealed {
             peer_id: self.id,
             len: info.len,
             packet_id: info.packet_id,
             rekey_needed: info.rekey_needed,
+            gathered: info.gathered,
         })
     }
 
@@ -259,11 +268,13 @@ impl<A: Aead> Peer<A> {
         let info = slot.seal(self.id, &[&KEEPALIVE_PING], &[], out)?;
         self.keepalive.on_sent(now);
         self.stats.tx_packets += 1;
+        self.stats.tx_gathered += u64::from(info.gathered);
         Ok(Sealed {
             peer_id: self.id,
             len: info.len,
             packet_id: info.packet_id,
             rekey_needed: info.rekey_needed,
+            gathered: info.gathered,
         })
     }
 
@@ -404,31 +415,69 @@ const NO_PEER: u32 = u32::MAX;
 trait LpmKey: Copy + Ord {
     const ZERO: Self;
     const MAX: Self;
+    const BITS: u32;
     fn succ(self) -> Self;
+    /// `self - base` (callers guarantee `self >= base`).
+    fn offset_from(self, base: Self) -> Self;
+    /// `self >> shift` as an index, saturated to `usize::MAX`.
+    fn bucket(self, shift: u32) -> usize;
+    /// `base + (bucket << shift)`, or `None` past `MAX`.
+    fn bucket_start(base: Self, bucket: usize, shift: u32) -> Option<Self>;
+    fn leading_zeros(self) -> u32;
 }
 
-impl LpmKey for u32 {
-    const ZERO: Self = 0;
-    const MAX: Self = u32::MAX;
-    fn succ(self) -> Self {
-        self.saturating_add(1)
-    }
+macro_rules! lpm_key {
+    ($t:ty) => {
+        impl LpmKey for $t {
+            const ZERO: Self = 0;
+            const MAX: Self = <$t>::MAX;
+            const BITS: u32 = <$t>::BITS;
+            fn succ(self) -> Self {
+                self.saturating_add(1)
+            }
+            fn offset_from(self, base: Self) -> Self {
+                self.wrapping_sub(base)
+            }
+            fn bucket(self, shift: u32) -> usize {
+                usize::try_from(self.checked_shr(shift).unwrap_or(0)).unwrap_or(usize::MAX)
+            }
+            fn bucket_start(base: Self, bucket: usize, shift: u32) -> Option<Self> {
+                let b = <$t>::try_from(bucket).ok()?;
+                if b != 0 && b.leading_zeros() < shift {
+                    return None;
+                }
+                base.checked_add(b.checked_shl(shift)?)
+            }
+            fn leading_zeros(self) -> u32 {
+                <$t>::leading_zeros(self)
+            }
+        }
+    };
 }
+lpm_key!(u32);
+lpm_key!(u128);
 
-impl LpmKey for u128 {
-    const ZERO: Self = 0;
-    const MAX: Self = u128::MAX;
-    fn succ(self) -> Self {
-        self.saturating_add(1)
-    }
-}
+/// Most buckets of the [`Lpm`] index (4 MiB of `u32`), whatever the table size.
+const LPM_MAX_BUCKET_BITS: u32 = 20;
 
 /// Longest-prefix match as a flat, sorted table of breakpoints: each breakpoint starts a run of
-/// addresses with one best route. Built at configuration time; lookup is one binary search.
+/// addresses with one best route. Built at configuration time.
+///
+/// Lookup does not binary-search the whole table: a direct-indexed bucket array over the span of
+/// the breakpoints (`base` = the first breakpoint after 0, `shift` chosen for about two buckets
+/// per breakpoint) gives the few breakpoints that can hold the answer, and a binary search runs
+/// over those only. For routes spread over the span that is 0-2 candidates (one subtraction, one
+/// shift, two loads, at most a couple of compares); a cluster of many breakpoints inside one
+/// bucket degrades to a binary search over that cluster, never worse than over the whole table.
 #[derive(Clone, Debug, Default)]
 struct Lpm<K> {
     starts: Vec<K>,
     values: Vec<u32>,
+    /// `first[j]`: index of the first breakpoint at or after `base + (j << shift)`; one more
+    /// entry than there are buckets (the last is `starts.len()`). Empty: no index.
+    first: Vec<u32>,
+    base: K,
+    shift: u32,
 }
 
 impl<K: LpmKey> Lpm<K> {
@@ -471,19 +520,66 @@ impl<K: LpmKey> Lpm<K> {
             }
         }
         // Merge runs with the same value.
-        let mut out =
-            Lpm { starts: Vec::with_capacity(starts.len()), values: Vec::with_capacity(starts.len()) };
+        let mut out = Lpm {
+            starts: Vec::with_capacity(starts.len()),
+            values: Vec::with_capacity(starts.len()),
+            first: Vec::new(),
+            base: K::ZERO,
+            shift: 0,
+        };
         for (s, v) in starts.into_iter().zip(values) {
             if out.values.last() != Some(&v) {
                 out.starts.push(s);
                 out.values.push(v);
             }
         }
+        out.index();
         out
     }
 
+    /// Builds the bucket index over `starts[1..]` (`starts[0]` is always `ZERO`).
+    fn index(&mut self) {
+        let (Some(&base), Some(&last)) = (self.starts.get(1), self.starts.last()) else { return };
+        let Ok(len) = u32::try_from(self.starts.len()) else { return };
+        let want_bits = (2 * self.starts.len()).next_power_of_two().trailing_zeros().min(LPM_MAX_BUCKET_BITS);
+        let span_bits = K::BITS - last.offset_from(base).leading_zeros();
+        let shift = span_bits.saturating_sub(want_bits);
+        let buckets = last.offset_from(base).bucket(shift).saturating_add(1);
+        let mut first = Vec::with_capacity(buckets.saturating_add(1));
+        let mut i = 1usize;
+        for j in 0..buckets {
+            match K::bucket_start(base, j, shift) {
+                Some(b) => {
+                    while self.starts.get(i).is_some_and(|s| *s < b) {
+                        i += 1;
+                    }
+                }
+                None => i = self.starts.len(),
+            }
+            first.push(u32::try_from(i).unwrap_or(len));
+        }
+        first.push(len);
+        self.first = first;
+        self.base = base;
+        self.shift = shift;
+    }
+
     fn lookup(&self, k: K) -> Option<u32> {
-        let i = self.starts.partition_point(|s| *s <= k);
+        let i = if self.first.is_empty() {
+            self.starts.partition_point(|s| *s <= k)
+        } else if k < self.base {
+            1
+        } else {
+            let j = k.offset_from(self.base).bucket(self.shift);
+            match (self.first.get(j), self.first.get(j.wrapping_add(1))) {
+                (Some(&lo), Some(&hi)) => {
+                    let (lo, hi) = (lo as usize, hi as usize);
+                    lo + self.starts.get(lo..hi)?.partition_point(|s| *s <= k)
+                }
+                // Past the last bucket: after the last breakpoint.
+                _ => self.starts.len(),
+            }
+        };
         let v = *self.values.get(i.checked_sub(1)?)?;
         (v != NO_PEER).then_some(v)
     }
@@ -521,7 +617,7 @@ impl InnerDest {
 }
 
 /// Many peers: by peer-id on receive, by inner destination on send.
-pub struct PeerTable<A: Aead = RustCryptoAead> {
+pub struct PeerTable<A: Aead = DefaultAead> {
     /// Sorted by peer-id.
     peers: Vec<Peer<A>>,
     routes: Vec<(IpPrefix, u32)>,

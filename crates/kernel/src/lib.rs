@@ -16,3 +16,5 @@ pub mod kmdf;
 pub mod pool;
 pub mod runtime;
 pub mod strings;
+pub mod sync;
+pub mod wsk;

@@ -16,18 +16,20 @@ use std::sync::Mutex;
 
 use kernel::ffi::mdl::MDL;
 use kernel::ffi::nbl::{
-    NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL, NDIS_RECEIVE_FLAGS_RESOURCES, NDIS_RETURN_FLAGS_DISPATCH_LEVEL,
-    NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL, NDIS_SEND_FLAGS_DISPATCH_LEVEL, NET_BUFFER, NET_BUFFER_LIST,
-    NET_BUFFER_LIST_POOL_PARAMETERS,
+    NetBufferListHashInfo, NetBufferListHashValue, TcpIpChecksumNetBufferListInfo,
+    TcpLargeSendNetBufferListInfo, UdpSegmentationOffloadInfo, NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL,
+    NDIS_RECEIVE_FLAGS_RESOURCES, NDIS_RETURN_FLAGS_DISPATCH_LEVEL, NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL,
+    NDIS_SEND_FLAGS_DISPATCH_LEVEL, NET_BUFFER, NET_BUFFER_LIST, NET_BUFFER_LIST_POOL_PARAMETERS,
 };
 use kernel::ffi::ndis::{
     NDIS_HANDLE, NDIS_OBJECT_HEADER, NDIS_OBJECT_TYPE_DEFAULT, NDIS_PORT_NUMBER, NDIS_STATUS,
-    NDIS_STATUS_PAUSED, NDIS_STATUS_SUCCESS,
+    NDIS_STATUS_PAUSED, NDIS_STATUS_SUCCESS, NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG,
 };
 use kernel::ffi::ntos::{DISPATCH_LEVEL, KIRQL, PASSIVE_LEVEL};
 
 use crate::context::{call_driver, irql};
 use crate::ndis::{self, ModuleState};
+pub use crate::offload::{IpSend, Offloads, Proto};
 use crate::verifier::{violation, Rule};
 
 /// The ethertype of the protocol's test frames: IEEE 802 "local experimental ethertype 1".
@@ -75,6 +77,8 @@ pub struct NicConfig {
     pub rx_split: Vec<usize>,
     /// Unused bytes in front of the data in the first MDL (`DataOffset`), room for a retreat.
     pub rx_data_offset: u32,
+    /// The task offloads the miniport advertises (and carries out on the wire).
+    pub offloads: Offloads,
 }
 
 impl NicConfig {
@@ -87,6 +91,7 @@ impl NicConfig {
             mtu: 1500,
             rx_split: vec![7, 13],
             rx_data_offset: 32,
+            offloads: Offloads::default(),
         }
     }
 }
@@ -100,8 +105,15 @@ pub struct Ledger {
     pub failed: BTreeMap<i32, u64>,
     pub received_ok: u64,
     pub received_corrupt: u64,
-    /// Frames the wire saw (sent by the NIC).
+    /// Frames the wire saw (sent by the NIC): a segmented super-packet counts once per segment.
     pub on_wire: u64,
+    /// IP sends (`protocol_send_ip`) the protocol made, and the NBLs they took.
+    pub ip_sends: u64,
+    /// LSOv2/USO super-packets the NIC segmented, and the packets it cut them into.
+    pub super_packets: u64,
+    pub segments: u64,
+    /// LSOv2 sends that came back with `LsoV2TransmitComplete` set as the docs require.
+    pub lso_completed: u64,
 }
 
 impl Ledger {
@@ -129,6 +141,12 @@ struct Nic {
     ledger: Ledger,
     /// Alternates the IRQL of data-path calls (PASSIVE / DISPATCH), as the NDIS verifier habitually does.
     dispatch_toggle: bool,
+    /// IP sends by id (the source port of their packets), for checking the wire.
+    ip_sends: BTreeMap<u16, IpSend>,
+    /// Sends the NIC could not carry out (an offload it does not offer): they complete with
+    /// `NDIS_STATUS_FAILURE` ("Drivers must fail any send request they can't perform", USO docs).
+    refused: std::collections::BTreeSet<usize>,
+    next_ip_id: u16,
 }
 
 #[derive(Default)]
@@ -150,6 +168,7 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
 
 pub(crate) fn reset() {
     crate::lock(&STATUS_SEEN).clear();
+    crate::lock(&OFFLOAD_SEEN).clear();
     let built: Vec<usize> = with(|s| s.built.keys().copied().collect());
     for nbl in built {
         free_built(nbl);
@@ -376,6 +395,9 @@ pub fn add_nic(config: NicConfig) -> Result<(), NDIS_STATUS> {
                 protocol_held: Vec::new(),
                 ledger: Ledger::default(),
                 dispatch_toggle: false,
+                ip_sends: BTreeMap::new(),
+                refused: std::collections::BTreeSet::new(),
+                next_ip_id: 0,
             },
         )
     });
@@ -472,10 +494,68 @@ fn stack_running(nic: u32) -> bool {
 /// The protocol sends `frames` on `nic`, one NBL each, as one chain. A paused stack completes them with
 /// `NDIS_STATUS_PAUSED` (NDIS does so for a paused binding).
 pub fn protocol_send(nic: u32, frames: &[Vec<u8>]) -> usize {
+    let marked: Vec<(Vec<u8>, usize, NblInfo)> =
+        frames.iter().map(|f| (f.clone(), ETH_HEADER, Vec::new())).collect();
+    protocol_send_marked(nic, &marked)
+}
+
+/// The protocol (as TCP/IP) sends real IP packets on `nic`: Ethernet + IPv4/IPv6 + TCP/UDP with a payload
+/// derived from each send's id. It uses the offloads it last saw advertised (the
+/// `NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG` indication or its `OID_TCP_OFFLOAD_CURRENT_CONFIG` query, as
+/// it came through the filters): checksum offload requests, LSOv2 and USO super-packets (one NBL, headers
+/// in the first MDL); without them it computes checksums and segments itself. Returns the NBLs sent.
+pub fn protocol_send_ip(nic: u32, sends: &[IpSend]) -> usize {
+    let view = protocol_offloads(nic);
+    let Some((mac, first)) = with(|s| {
+        s.nics.get_mut(&nic).map(|n| {
+            let first = n.next_ip_id;
+            n.next_ip_id = n.next_ip_id.wrapping_add(u16::try_from(sends.len()).unwrap_or(0));
+            for (i, send) in sends.iter().enumerate() {
+                n.ip_sends.insert(first.wrapping_add(u16::try_from(i).unwrap_or(0)), *send);
+            }
+            n.ledger.ip_sends += sends.len() as u64;
+            (n.config.mac, first)
+        })
+    }) else {
+        return 0;
+    };
+    let mut marked = Vec::new();
+    for (i, send) in sends.iter().enumerate() {
+        let id = first.wrapping_add(u16::try_from(i).unwrap_or(0));
+        for p in crate::offload::protocol_packets(PEER_MAC, mac, send, id, view.as_ref()) {
+            let mut info = Vec::new();
+            let mut split = ETH_HEADER;
+            if p.checksum != 0 {
+                info.push((TcpIpChecksumNetBufferListInfo, p.checksum as usize));
+            }
+            if p.lso != 0 {
+                info.push((TcpLargeSendNetBufferListInfo, p.lso as usize));
+            }
+            if p.uso != 0 {
+                info.push((UdpSegmentationOffloadInfo, p.uso as usize));
+            }
+            if p.lso | p.uso != 0 {
+                // "All packet headers (Ethernet, IP, TCP) will be in the first MDL" for LSO.
+                split = crate::offload::layout(&p.frame).map_or(ETH_HEADER, |l| l.payload);
+            }
+            marked.push((p.frame, split, info));
+        }
+    }
+    protocol_send_marked(nic, &marked)
+}
+
+fn protocol_send_marked(nic: u32, frames: &[(Vec<u8>, usize, NblInfo)]) -> usize {
     let Some(pool) = with(|s| s.nics.get(&nic).map(|n| n.pool)) else { return 0 };
     let mut nbls = Vec::new();
-    for frame in frames {
-        if let Some(nbl) = build(pool, frame, &[ETH_HEADER], 0) {
+    for (frame, split, info) in frames {
+        if let Some(nbl) = build(pool, frame, &[*split], 0) {
+            for &(index, value) in info {
+                // SAFETY: the protocol owns the NBL it just built; the index is below MaxNetBufferListInfo.
+                unsafe {
+                    (*(nbl as *mut NET_BUFFER_LIST)).NetBufferListInfo[index] =
+                        value as *mut core::ffi::c_void;
+                };
+            }
             nbls.push(nbl);
         }
     }
@@ -539,28 +619,103 @@ fn hand_down(nic: u32, from: Layer, nbls: Vec<usize>) {
     }
 }
 
+/// The per-NBL offload information of a send: (checksum, LSO, USO) as their 32-bit values.
+fn offload_info(nbl: usize) -> (u32, u32, u32) {
+    let p = nbl as *const NET_BUFFER_LIST;
+    // SAFETY: the NIC holds this live NBL; the indices are below MaxNetBufferListInfo.
+    let info = unsafe { (*p).NetBufferListInfo };
+    #[allow(clippy::cast_possible_truncation)]
+    let value = |i: usize| info[i] as usize as u32;
+    (
+        value(TcpIpChecksumNetBufferListInfo),
+        value(TcpLargeSendNetBufferListInfo),
+        value(UdpSegmentationOffloadInfo),
+    )
+}
+
+/// The miniport takes sends: it checks each one's offload metadata against what it advertised, carries
+/// the offloads out (checksums, LSOv2/USO segmentation) for every NET_BUFFER and puts the resulting packets
+/// on the wire. A send asking for what the NIC does not offer trips `offload.not_advertised` and is failed
+/// without reaching the wire.
 fn nic_take_sends(nic: u32, nbls: &[usize]) {
-    let frames: Vec<Vec<u8>> = nbls
-        .iter()
-        .map(|&n| {
-            // SAFETY: the NIC holds these live NBLs.
-            unsafe { read_first_nb(n as *const NET_BUFFER_LIST) }
-        })
-        .collect();
+    let offloads = with(|s| s.nics.get(&nic).map(|n| n.config.offloads)).unwrap_or_else(Offloads::none);
+    let mut frames = Vec::new();
+    let mut refused = Vec::new();
+    let mut super_packets = 0;
+    let mut segments = 0;
+    for &n in nbls {
+        let buffers = read_nbs(n);
+        let (checksum, lso, uso) = offload_info(n);
+        if checksum | lso | uso != 0 {
+            let first = buffers.first().map_or(&[][..], Vec::as_slice);
+            if let Some(problem) =
+                crate::offload::check_request(&offloads, checksum, lso, uso, buffers.len(), first)
+            {
+                violation(Rule::OffloadNotAdvertised, format!("NBL {n:#x}: {problem}"));
+                refused.push(n);
+                continue;
+            }
+        }
+        for frame in &buffers {
+            let out = crate::offload::nic_transmit(frame, checksum, lso, uso);
+            if lso | uso != 0 {
+                super_packets += 1;
+                segments += out.len() as u64;
+            }
+            frames.extend(out);
+        }
+    }
     with(|s| {
         if let Some(n) = s.nics.get_mut(&nic) {
             n.ledger.on_wire += frames.len() as u64;
+            n.ledger.super_packets += super_packets;
+            n.ledger.segments += segments;
             n.wire.extend(frames);
+            n.refused.extend(refused);
             n.pending_sends.extend(nbls.iter().copied());
         }
     });
+}
+
+/// The bytes of every NET_BUFFER of an NBL the NIC holds, in order.
+fn read_nbs(nbl: usize) -> Vec<Vec<u8>> {
+    // SAFETY: the NIC holds this live NBL.
+    let mut nb = unsafe { (*(nbl as *const NET_BUFFER_LIST)).FirstNetBuffer };
+    let mut out = Vec::new();
+    while !nb.is_null() && out.len() < 1_000_000 {
+        // A one-NB view of the NBL to reuse `read_first_nb`.
+        // SAFETY: plain C data; zero is valid for every field.
+        let mut view: NET_BUFFER_LIST = unsafe { std::mem::zeroed() };
+        view.FirstNetBuffer = nb;
+        // SAFETY: `view` points at a live NB of a live NBL.
+        out.push(unsafe { read_first_nb(&raw const view) });
+        // SAFETY: NBs of a live NBL are valid.
+        nb = unsafe { (*nb).Next };
+    }
+    out
 }
 
 /// The NIC completes every send it holds with `status`.
 pub fn nic_complete_sends(nic: u32, status: NDIS_STATUS) {
     let pending: Vec<usize> =
         with(|s| s.nics.get_mut(&nic).map(|n| n.pending_sends.drain(..).collect()).unwrap_or_default());
+    let refused: std::collections::BTreeSet<usize> =
+        with(|s| s.nics.get_mut(&nic).map(|n| std::mem::take(&mut n.refused)).unwrap_or_default());
     for nbl in pending {
+        let status = if refused.contains(&nbl) && status == NDIS_STATUS_SUCCESS {
+            kernel::ffi::ndis::NDIS_STATUS_FAILURE
+        } else {
+            status
+        };
+        // "Before completing the send operation for the large packet" the miniport writes
+        // LsoV2TransmitComplete: Reserved = 0, Type = NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE.
+        let (_, lso, _) = offload_info(nbl);
+        if lso != 0 && !refused.contains(&nbl) {
+            let p = nbl as *mut NET_BUFFER_LIST;
+            let done = crate::offload::LSO_V2_TRANSMIT_COMPLETE as usize as *mut core::ffi::c_void;
+            // SAFETY: the NIC holds the NBL until it completes it.
+            unsafe { (*p).NetBufferListInfo[TcpLargeSendNetBufferListInfo] = done };
+        }
         // SAFETY: the NIC holds the NBL until it completes it.
         unsafe { (*(nbl as *mut NET_BUFFER_LIST)).Status = status };
         complete_up(nbl);
@@ -603,10 +758,14 @@ fn complete_up(nbl: usize) {
 fn protocol_complete(nbl: usize) {
     // SAFETY: the NBL is back with its originator, the protocol.
     let status = unsafe { (*(nbl as *mut NET_BUFFER_LIST)).Status };
+    let (_, lso, _) = offload_info(nbl);
     with(|s| {
         if let Some(t) = s.tracks.remove(&nbl) {
             if let Some(n) = s.nics.get_mut(&t.nic) {
                 n.ledger.completed += 1;
+                if lso == crate::offload::LSO_V2_TRANSMIT_COMPLETE {
+                    n.ledger.lso_completed += 1;
+                }
                 if status != NDIS_STATUS_SUCCESS {
                     *n.ledger.failed.entry(status).or_default() += 1;
                 }
@@ -751,6 +910,57 @@ pub unsafe extern "system" fn NdisFSendNetBufferListsComplete(
 /// when `resources` (the NIC is low on receive buffers: the NBLs come back when the indication returns).
 /// Returns how many were indicated (none while the stack is not running).
 pub fn nic_indicate(nic: u32, frames: &[Vec<u8>], resources: bool) -> usize {
+    let marked: Vec<(Vec<u8>, NblInfo)> = frames.iter().map(|f| (f.clone(), Vec::new())).collect();
+    nic_indicate_marked(nic, &marked, resources)
+}
+
+/// The NIC receives real IP packets for the protocol (peer to local, one frame per `IpSend`, each payload
+/// at most an MTU's worth) and indicates them as one chain, marking each NBL as a NIC with receive
+/// offloads does: `TcpIpChecksumNetBufferListInfo` with the receive checksum results when it offloads
+/// receive checksums for the IP version (IpChecksumSucceeded, TcpChecksumSucceeded / UdpChecksumSucceeded),
+/// and, when `rss`, the Toeplitz RSS hash (`NET_BUFFER_LIST_SET_HASH_VALUE/TYPE/FUNCTION`). The protocol
+/// checks that the marks describe the frame it gets, so a filter that rewrites a receive must clear or
+/// rewrite them. Returns how many were indicated.
+pub fn nic_indicate_ip(nic: u32, packets: &[IpSend], resources: bool, rss: bool) -> usize {
+    let Some((mac, offloads, first)) = with(|s| {
+        s.nics.get_mut(&nic).map(|n| {
+            let first = n.next_ip_id;
+            n.next_ip_id = n.next_ip_id.wrapping_add(u16::try_from(packets.len()).unwrap_or(0));
+            (n.config.mac, n.config.offloads, first)
+        })
+    }) else {
+        return 0;
+    };
+    let marked: Vec<(Vec<u8>, NblInfo)> = packets
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let id = first.wrapping_add(u16::try_from(i).unwrap_or(0));
+            let frame = crate::offload::inbound_frame(mac, PEER_MAC, p, id);
+            let mut info = Vec::new();
+            let marks = crate::offload::rx_checksum_marks(&frame, &offloads);
+            if marks != 0 {
+                info.push((TcpIpChecksumNetBufferListInfo, marks as usize));
+            }
+            if rss {
+                if let Some((value, kind)) = crate::offload::rss_hash(&frame) {
+                    info.push((NetBufferListHashValue, value as usize));
+                    info.push((NetBufferListHashInfo, kind as usize));
+                }
+            }
+            (frame, info)
+        })
+        .collect();
+    nic_indicate_marked(nic, &marked, resources)
+}
+
+/// Per-NBL information to set on a built NBL: (NET_BUFFER_LIST_INFO index, value).
+type NblInfo = Vec<(usize, usize)>;
+
+/// The simulated peer's MAC (the source of `nic_indicate_ip` frames, the destination of IP sends).
+pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+
+fn nic_indicate_marked(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool) -> usize {
     let Some((pool, split, offset)) =
         with(|s| s.nics.get(&nic).map(|n| (n.pool, n.config.rx_split.clone(), n.config.rx_data_offset)))
     else {
@@ -760,8 +970,15 @@ pub fn nic_indicate(nic: u32, frames: &[Vec<u8>], resources: bool) -> usize {
         return 0;
     }
     let mut nbls = Vec::new();
-    for frame in frames {
+    for (frame, info) in frames {
         if let Some(nbl) = build(pool, frame, &split, offset) {
+            for &(index, value) in info {
+                // SAFETY: the NIC owns the NBL it just built; the index is below MaxNetBufferListInfo.
+                unsafe {
+                    (*(nbl as *mut NET_BUFFER_LIST)).NetBufferListInfo[index] =
+                        value as *mut core::ffi::c_void;
+                };
+            }
             nbls.push(nbl);
         }
     }
@@ -849,7 +1066,29 @@ fn protocol_receive(nic: u32, nbls: &[usize], resources: bool) {
     for &nbl in nbls {
         // SAFETY: the protocol holds these live NBLs for the duration of the indication.
         let frame = unsafe { read_first_nb(nbl as *const NET_BUFFER_LIST) };
-        if check_test_frame(&frame).is_some() {
+        let intact = if crate::offload::layout(&frame).is_some() {
+            // SAFETY: as above; the indices are below MaxNetBufferListInfo.
+            let info = unsafe { (*(nbl as *const NET_BUFFER_LIST)).NetBufferListInfo };
+            #[allow(clippy::cast_possible_truncation)]
+            let value = |i: usize| info[i] as usize as u32;
+            match crate::offload::check_received(
+                &frame,
+                value(TcpIpChecksumNetBufferListInfo),
+                value(NetBufferListHashValue),
+                value(NetBufferListHashInfo),
+            ) {
+                Ok(_) => true,
+                Err(why) => {
+                    if std::env::var_os("WINSIM_VERBOSE").is_some() {
+                        eprintln!("winsim protocol: received IP packet rejected: {why}");
+                    }
+                    false
+                }
+            }
+        } else {
+            check_test_frame(&frame).is_some()
+        };
+        if intact {
             ok += 1;
         } else {
             corrupt += 1;
@@ -1133,6 +1372,19 @@ fn status_up(nic: u32, from: Layer, indication: *mut kernel::ffi::oid::NDIS_STAT
             // SAFETY: the indication is valid for the duration of the indication.
             let code = unsafe { (*indication).StatusCode };
             crate::lock(&STATUS_SEEN).push((nic, code));
+            if code == NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG {
+                // SAFETY: as above.
+                let buffer = unsafe { (*indication).StatusBuffer };
+                // SAFETY: as above.
+                let size = unsafe { (*indication).StatusBufferSize };
+                let bytes = if buffer.is_null() {
+                    Vec::new()
+                } else {
+                    // SAFETY: the indicator's status buffer holds StatusBufferSize bytes for the call.
+                    unsafe { std::slice::from_raw_parts(buffer.cast::<u8>(), size as usize) }.to_vec()
+                };
+                crate::lock(&OFFLOAD_SEEN).insert(nic, bytes);
+            }
         }
     }
 }
@@ -1154,4 +1406,110 @@ pub unsafe extern "system" fn NdisFIndicateStatus(
 /// The NICs of the machine (their ifIndex), in order.
 pub fn nics() -> Vec<u32> {
     with(|s| s.nics.keys().copied().collect())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Task offloads
+// ---------------------------------------------------------------------------------------------------------
+
+/// The `NDIS_OFFLOAD` each NIC's protocol last saw, as bytes (from the status indication or its query).
+static OFFLOAD_SEEN: Mutex<BTreeMap<u32, Vec<u8>>> = Mutex::new(BTreeMap::new());
+
+/// The offloads the miniport of `nic` advertises.
+pub fn nic_offloads(nic: u32) -> Option<Offloads> {
+    with(|s| s.nics.get(&nic).map(|n| n.config.offloads))
+}
+
+/// The miniport's current `NDIS_OFFLOAD` (revision 6, 216 bytes), as OID_TCP_OFFLOAD_CURRENT_CONFIG
+/// returns it.
+pub fn nic_offload_bytes(nic: u32) -> Option<Vec<u8>> {
+    nic_offloads(nic).map(|o| crate::offload::ndis_offload_bytes(&o))
+}
+
+/// The miniport reports its current offload configuration as the stack comes up (after attach and
+/// restart, or after a change): `NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG` with an `NDIS_OFFLOAD`, up
+/// through every filter's FilterStatus to the protocol, which uses what reaches it.
+pub fn nic_announce_offloads(nic: u32) {
+    let Some(mut bytes) = nic_offload_bytes(nic) else { return };
+    nic_indicate_status(nic, NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG, &mut bytes);
+}
+
+/// The `NDIS_OFFLOAD` bytes the protocol of `nic` last saw, if any.
+pub fn protocol_offload_bytes(nic: u32) -> Option<Vec<u8>> {
+    crate::lock(&OFFLOAD_SEEN).get(&nic).cloned()
+}
+
+/// The offloads the protocol of `nic` believes the NIC has (what it last saw; none before that).
+pub fn protocol_offloads(nic: u32) -> Option<Offloads> {
+    protocol_offload_bytes(nic).and_then(|b| crate::offload::parse_ndis_offload(&b))
+}
+
+/// The protocol queries `OID_TCP_OFFLOAD_CURRENT_CONFIG` through the stack; a successful answer becomes
+/// its view of the NIC's offloads.
+pub fn protocol_query_offloads(nic: u32) -> crate::oid::OidResult {
+    let r = crate::oid::protocol_request(
+        nic,
+        kernel::ffi::oid::NdisRequestQueryInformation,
+        kernel::ffi::oid::OID_TCP_OFFLOAD_CURRENT_CONFIG,
+        &[0u8; kernel::ffi::oid::NDIS_SIZEOF_NDIS_OFFLOAD_REVISION_6],
+    );
+    if r.status == NDIS_STATUS_SUCCESS {
+        crate::lock(&OFFLOAD_SEEN).insert(nic, r.buffer[..r.bytes as usize].to_vec());
+    }
+    r
+}
+
+/// What the wire of a NIC carried for the protocol's IP sends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpWireReport {
+    /// IP packets on the wire, each with valid lengths and checksums and at most MTU-sized.
+    pub packets: u64,
+    /// IP sends whose packets reassemble to exactly the payload sent.
+    pub sends_intact: u64,
+    /// IP sends with no packet on the wire (e.g. completed as paused before reaching the NIC).
+    pub sends_missing: u64,
+    pub payload_bytes: u64,
+}
+
+/// Checks every IP packet the NIC put on the wire (lengths, IPv4 header checksum, TCP/UDP checksum, size
+/// within the MTU) and that each IP send's packets reassemble to its payload byte for byte. `Err` names
+/// the first problem.
+pub fn check_ip_wire(nic: u32) -> Result<IpWireReport, String> {
+    let (wire, sends, mtu) = with(|s| {
+        s.nics.get(&nic).map(|n| (n.wire.clone(), n.ip_sends.clone(), n.config.mtu)).unwrap_or_default()
+    });
+    let mut by_send: BTreeMap<u16, Vec<&[u8]>> = BTreeMap::new();
+    let mut report = IpWireReport::default();
+    for frame in &wire {
+        if crate::offload::layout(frame).is_none() {
+            continue;
+        }
+        crate::offload::verify_packet(frame).map_err(|e| format!("wire packet {}: {e}", report.packets))?;
+        if frame.len() > ETH_HEADER + mtu as usize {
+            return Err(format!("wire packet of {} bytes exceeds the MTU {mtu}", frame.len() - ETH_HEADER));
+        }
+        report.packets += 1;
+        let id = crate::offload::send_id(frame).unwrap_or(u16::MAX);
+        by_send.entry(id).or_default().push(frame);
+    }
+    for (id, send) in &sends {
+        let Some(packets) = by_send.get(id) else {
+            report.sends_missing += 1;
+            continue;
+        };
+        let payload = crate::offload::reassemble(packets);
+        if payload.len() != send.payload_len
+            || payload.iter().enumerate().any(|(i, &b)| b != crate::offload::payload_byte(*id, i))
+        {
+            return Err(format!(
+                "IP send {id} ({send:?}): {} packets reassemble to {} bytes that differ from the {} sent",
+                packets.len(),
+                payload.len(),
+                send.payload_len
+            ));
+        }
+        report.sends_intact += 1;
+        report.payload_bytes += payload.len() as u64;
+    }
+    Ok(report)
 }

@@ -24,11 +24,14 @@ pub mod clock;
 pub mod context;
 pub mod datapath;
 pub mod debug;
+pub mod device;
 pub mod irql;
 pub mod mdl;
 pub mod nbl;
 pub mod ndis;
+pub mod offload;
 pub mod oid;
+pub mod pnp;
 pub mod pool;
 pub mod sched;
 pub mod verifier;
@@ -111,11 +114,13 @@ fn reset_subsystems() {
     pool::set_fault_plan(pool::FaultPlan::Never);
     datapath::reset();
     ndis::reset();
+    pnp::reset();
     oid::reset();
     nbl::reset();
     mdl::reset();
     wsk::reset();
     wdf::reset();
+    device::reset();
 }
 
 /// The simulated machine. Dropping it unloads every driver still loaded.
@@ -207,6 +212,7 @@ impl Machine {
             oid::check_unload(id, service);
             wsk::check_unload(id, service);
             sched::check_unload(id, service);
+            device::check_unload(id, service);
             pool::check_unload(id, service);
             Err(status)
         }
@@ -238,6 +244,7 @@ impl Machine {
         oid::check_unload(id, &driver.service);
         wsk::check_unload(id, &driver.service);
         sched::check_unload(id, &driver.service);
+        device::check_unload(id, &driver.service);
         pool::check_unload(id, &driver.service);
         Ok(())
     }

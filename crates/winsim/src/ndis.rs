@@ -337,6 +337,17 @@ pub fn restart_module(module: usize) -> NDIS_STATUS {
     if state_of(module) != Some(ModuleState::Paused) {
         return NDIS_STATUS_FAILURE;
     }
+    // "To start a paused filter module, NDIS calls the filter driver's FilterSetModuleOptions function, if
+    // any, and then calls FilterRestart" (Starting a Filter Module).
+    if let Some(options) = driver.characteristics.0.SetFilterModuleOptionsHandler {
+        // SAFETY: the registered handler with the module's own context.
+        let status = call_driver(owner, PASSIVE_LEVEL, "FilterSetModuleOptions", || unsafe {
+            options(context as NDIS_HANDLE)
+        });
+        if status != NDIS_STATUS_SUCCESS {
+            return status;
+        }
+    }
     set_state(module, ModuleState::Restarting);
     // SAFETY: plain C data, zero is valid for every field.
     let mut params: NDIS_FILTER_RESTART_PARAMETERS = unsafe { std::mem::zeroed() };
@@ -488,6 +499,16 @@ pub unsafe extern "system" fn NdisFRestartComplete(handle: NDIS_HANDLE, status: 
             violation(Rule::NdisBadHandle, format!("NdisFRestartComplete({handle:p}): unknown filter module"))
         }
     }
+}
+
+/// Whether no module is attached to the NIC with `if_index`.
+pub fn modules_on_nic_empty(if_index: u32) -> bool {
+    modules_on(if_index).is_empty()
+}
+
+/// Moves a module stuck in Pausing to Paused after the verifier recorded the timeout.
+pub(crate) fn force_paused(module: usize) {
+    set_state(module, ModuleState::Paused);
 }
 
 /// The state of a module, if attached.

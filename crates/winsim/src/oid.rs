@@ -254,6 +254,12 @@ fn nic_request(nic: u32, request: *mut NDIS_OID_REQUEST) -> NDIS_STATUS {
         (NdisRequestQueryInformation, OID_GEN_MAXIMUM_FRAME_SIZE) => Some(info.mtu.to_le_bytes().to_vec()),
         (NdisRequestQueryInformation, OID_802_3_CURRENT_ADDRESS) => Some(info.mac.to_vec()),
         (NdisRequestQueryInformation, OID_GEN_LINK_SPEED) => Some(100_000_000u32.to_le_bytes().to_vec()),
+        // The miniport's current NDIS_OFFLOAD (revision 6, 216 bytes); NDIS answers this OID from what the
+        // miniport reported (OID_TCP_OFFLOAD_CURRENT_CONFIG docs), modelled here at the bottom of the stack
+        // so filters see the request and the answer pass through them.
+        (NdisRequestQueryInformation, kernel::ffi::oid::OID_TCP_OFFLOAD_CURRENT_CONFIG) => {
+            crate::datapath::nic_offload_bytes(nic)
+        }
         (NdisRequestSetInformation, OID_GEN_CURRENT_PACKET_FILTER) => {
             if q.InformationBufferLength < 4 {
                 q.BytesNeeded = 4;

@@ -99,6 +99,8 @@ rules! {
         "An OID request not completed within 12 seconds (the NDIS OID timeout Driver Verifier enforces)";
     OidCloneLeak => "oid.clone_leak",
         "A filter unloads still holding cloned OID requests";
+    NdisPauseTimeout => "ndis.pause_timeout",
+        "A pended pause not completed within 10 seconds of machine time (NDIS's stack-pause watchdog)";
     NotSimulated => "sim.not_simulated",
         "The driver called a kernel function the simulation does not implement (a gap in the simulation, never a pass)";
     NblDoubleFree => "nbl.double_free",
@@ -137,6 +139,14 @@ rules! {
         "An infinite wait in deterministic mode that nothing queued, set or running can ever satisfy: on Windows the thread hangs forever (the wait returns STATUS_TIMEOUT in the simulation)";
     XStateUnbalanced => "xstate.unbalanced",
         "KeRestoreExtendedProcessorState without a matching KeSaveExtendedProcessorState on the same thread, out of LIFO order, at another IRQL than the save, a nested save at a lower IRQL, or a callback returning with a save outstanding (KeRestoreExtendedProcessorState remarks: same thread, same IRQL, properly nested)";
+    DeviceNotDeregistered => "device.not_deregistered",
+        "A driver unloads with a control device it registered with NdisRegisterDeviceEx still registered (NdisDeregisterDeviceEx docs: a filter deregisters its device in FilterUnload; the I/O manager would dispatch IRPs into unloaded code)";
+    DeviceIrpPendingAtUnload => "device.irp_pending_at_unload",
+        "A driver unloads while an IRP sent to its device is still pending: it must complete or cancel pending IRPs at IRP_MJ_CLEANUP and before unload (bug check 0xCE DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS)";
+    DeviceIrpMisuse => "device.irp_misuse",
+        "IRP dispatch misuse (Driver Verifier I/O verification, bug check 0xC9 DRIVER_VERIFIER_IOMANAGER_VIOLATION; IoMarkIrpPending / IoCompleteRequest docs): a dispatch routine returning a status other than STATUS_PENDING without completing the IRP, returning STATUS_PENDING without IoMarkIrpPending, returning a status other than the one it completed with, completing with STATUS_PENDING, completing twice, or IoStatus.Information beyond the buffered output buffer";
+    OffloadNotAdvertised => "offload.not_advertised",
+        "A send reaches the miniport carrying offload metadata it did not advertise in its NDIS_OFFLOAD (OID_TCP_OFFLOAD_CURRENT_CONFIG / NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG): checksum offload for an IP version without it, LSOv1, LSOv2 or USO when not offered, a super-packet beyond MaxOffLoadSize or with fewer than MinSegmentCount segments, more than one NET_BUFFER, or a header offset that is not the TCP/UDP header (Offloading the Segmentation of Large TCP Packets; UDP Segmentation Offload: the transport offloads only what the miniport reported)";
 }
 
 impl fmt::Display for Rule {

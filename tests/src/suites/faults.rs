@@ -19,7 +19,7 @@ fn lifecycle(machine: &mut Machine, service: &str, entry: DriverEntry) -> Result
     datapath::pump();
     for &m in &installed.modules {
         winsim::ndis::pause_module(m, 0);
-        datapath::pump();
+        winsim::pnp::settle_pause(m);
         winsim::ndis::detach_module(m);
     }
     machine.unload_driver(installed.driver)

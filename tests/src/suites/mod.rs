@@ -1,4 +1,5 @@
 //! The suites. Each test names its suite; `--suite NAME` runs one.
+mod control;
 mod faults;
 mod load;
 mod scenarios;
@@ -12,6 +13,7 @@ use crate::Test;
 pub fn all() -> Vec<Test> {
     let mut tests = Vec::new();
     tests.extend(load::tests());
+    tests.extend(control::tests());
     tests.extend(traffic::tests());
     tests.extend(scenarios::tests());
     tests.extend(faults::tests());

@@ -20,5 +20,7 @@ pub fn tests() -> Vec<Test> {
         "pause_under_traffic" => "pause_under_traffic.toml";
         "link_reset_reattach" => "link_reset_reattach.toml";
         "rdcofilter_bypass" => "rdcofilter_bypass.toml";
+        "ip_offloads" => "ip_offloads.toml";
+        "power_and_removal" => "power_and_removal.toml";
     }
 }

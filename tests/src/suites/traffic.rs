@@ -33,7 +33,7 @@ fn pause_all(installed: &Installed) -> Result<u64, String> {
         let status = ndis::pause_module(m, 0);
         if status == NDIS_STATUS_PENDING {
             pended += 1;
-            datapath::pump();
+            winsim::pnp::settle_pause(m);
         } else if status != NDIS_STATUS_SUCCESS {
             return Err(format!("FilterPause returned {status:#x}"));
         }
@@ -182,8 +182,221 @@ fn bidirectional(machine: &mut Machine, service: &str, entry: DriverEntry, from_
     ])
 }
 
+/// Power D3 and back to D0 under traffic (the stack pauses for low power, NetEventSetPower travels up
+/// through the filter), module options before every restart, then a surprise removal with sends held by
+/// the NIC (they fail with NDIS_STATUS_ADAPTER_REMOVED) and the stack torn down; everything accounted for.
+fn power_and_surprise_removal(machine: &mut Machine) -> Outcome {
+    use kernel::ffi::ndis::NDIS_STATUS_ADAPTER_REMOVED;
+    datapath::add_nic(NicConfig::ethernet(NIC)).map_err(|s| format!("add_nic: {s:#x}"))?;
+    let installed = install::install(machine, passthrough::SERVICE, passthrough::driver_entry)?;
+    let mac = datapath::nic_info(NIC).ok_or("no NIC")?.mac;
+    datapath::protocol_send(NIC, &frames(mac, 0, 8, false));
+    datapath::nic_indicate(NIC, &frames(mac, 100, 8, true), false);
+    let options_before = passthrough::MODULE_OPTIONS_CALLS.load(std::sync::atomic::Ordering::Relaxed);
+    winsim::pnp::power_down(NIC);
+    for &m in &installed.modules {
+        if ndis::module_state(m) != Some(ModuleState::Paused) {
+            return Err(format!("module {:?} after power down", ndis::module_state(m)));
+        }
+    }
+    // Asleep: nothing is indicated and sends complete paused.
+    if datapath::nic_indicate(NIC, &frames(mac, 200, 4, true), false) != 0 {
+        return Err("the NIC indicated receives in D3".into());
+    }
+    datapath::protocol_send(NIC, &frames(mac, 300, 4, false));
+    winsim::pnp::power_up(NIC);
+    let options_after = passthrough::MODULE_OPTIONS_CALLS.load(std::sync::atomic::Ordering::Relaxed);
+    if options_after != options_before + 1 {
+        return Err(format!(
+            "FilterSetModuleOptions ran {} time(s) for one restart",
+            options_after - options_before
+        ));
+    }
+    let seen = winsim::pnp::seen(NIC);
+    if seen != ["net:0:4", "net:0:1"] {
+        return Err(format!(
+            "NetEventSetPower D3 then D0 did not reach the protocol through the filter: {seen:?}"
+        ));
+    }
+    datapath::protocol_send(NIC, &frames(mac, 400, 8, false));
+    datapath::nic_indicate(NIC, &frames(mac, 500, 8, true), true);
+    // Sends at the NIC when it disappears.
+    winsim::pnp::surprise_remove(NIC);
+    if !winsim::pnp::seen(NIC).iter().any(|e| e.starts_with("device:")) {
+        return Err("the surprise-removal event did not reach the miniport through the filter".into());
+    }
+    if !ndis::modules_on_nic_empty(NIC) {
+        return Err("modules still attached after surprise removal".into());
+    }
+    datapath::pump();
+    machine.unload_driver(installed.driver)?;
+    let ledger = datapath::ledger(NIC);
+    let removed = ledger.failed.get(&NDIS_STATUS_ADAPTER_REMOVED).copied().unwrap_or(0);
+    let paused = ledger.failed.get(&kernel::ffi::ndis::NDIS_STATUS_PAUSED).copied().unwrap_or(0);
+    if ledger.owed() != 0
+        || !datapath::in_flight(NIC).is_empty()
+        || removed != 8
+        || paused != 4
+        || ledger.received_ok != 16
+    {
+        return Err(format!("ledger after surprise removal: {ledger:?}"));
+    }
+    Ok(vec![
+        ("sent".into(), ledger.sent),
+        ("failed_adapter_removed".into(), removed),
+        ("failed_paused".into(), paused),
+        ("received".into(), ledger.received_ok),
+    ])
+}
+
+/// IP traffic with task offloads through the passthrough filter: NIC 1 advertises checksum, `LSOv2` and USO
+/// offloads (announced with `NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG` after attach and after every restart,
+/// and answered through `OID_TCP_OFFLOAD_CURRENT_CONFIG`), NIC 2 none. The protocol sends TCP and UDP over
+/// IPv4 and IPv6, small packets and super-packets up to 64 KB, with and without checksum requests; a pause
+/// and restart happen with super-packets at the NIC; receives carry checksum results and RSS hashes. Every
+/// wire packet must carry valid checksums and lengths, fit the MTU, and every send must reassemble byte
+/// for byte.
+#[allow(clippy::too_many_lines)] // one scenario, read top to bottom
+fn ip_offloads(machine: &mut Machine) -> Outcome {
+    use datapath::{IpSend, Offloads, Proto};
+    use kernel::ffi::ndis::{NDIS_STATUS_BUFFER_TOO_SHORT, NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG};
+    const PLAIN: u32 = 2;
+    datapath::add_nic(NicConfig::ethernet(NIC)).map_err(|s| format!("add_nic: {s:#x}"))?;
+    let mut plain = NicConfig::ethernet(PLAIN);
+    plain.offloads = Offloads::none();
+    datapath::add_nic(plain).map_err(|s| format!("add_nic: {s:#x}"))?;
+    let installed = install::install(machine, passthrough::SERVICE, passthrough::driver_entry)?;
+    for nic in [NIC, PLAIN] {
+        datapath::nic_announce_offloads(nic);
+        let expected = datapath::nic_offload_bytes(nic).ok_or("no NIC")?;
+        if datapath::protocol_offload_bytes(nic).as_ref() != Some(&expected)
+            || !datapath::protocol_status(nic).contains(&NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG)
+        {
+            return Err(format!("NIC {nic}: the protocol did not see the NDIS_OFFLOAD the NIC indicated"));
+        }
+        let short = winsim::oid::protocol_request(
+            nic,
+            kernel::ffi::oid::NdisRequestQueryInformation,
+            kernel::ffi::oid::OID_TCP_OFFLOAD_CURRENT_CONFIG,
+            &[0; 64],
+        );
+        let full = datapath::protocol_query_offloads(nic);
+        if short.status != NDIS_STATUS_BUFFER_TOO_SHORT
+            || short.bytes_needed != 216
+            || full.status != NDIS_STATUS_SUCCESS
+            || full.buffer != expected
+        {
+            return Err(format!(
+                "NIC {nic}: OID_TCP_OFFLOAD_CURRENT_CONFIG: {short:x?} / {:x?}",
+                full.status
+            ));
+        }
+    }
+    let send = |v6, proto, payload_len, request_checksum, mss| IpSend {
+        v6,
+        proto,
+        payload_len,
+        request_checksum,
+        mss,
+    };
+    let mut sends = Vec::new();
+    for v6 in [false, true] {
+        let (tcp_mss, udp_mss) = if v6 { (1440, 1452) } else { (1460, 1472) };
+        sends.extend([
+            send(v6, Proto::Tcp, 65_536, true, tcp_mss),
+            send(v6, Proto::Tcp, 20_000, false, tcp_mss),
+            send(v6, Proto::Tcp, 1, true, tcp_mss),
+            send(v6, Proto::Tcp, usize::from(tcp_mss), true, tcp_mss),
+            send(v6, Proto::Udp, 65_000, true, udp_mss),
+            send(v6, Proto::Udp, 3000, false, 1000),
+            send(v6, Proto::Udp, 100, true, udp_mss),
+        ]);
+    }
+    let mut ip_sends = 0u64;
+    let mut indicated = 0u64;
+    let inbound: Vec<IpSend> =
+        sends.iter().map(|s| IpSend { payload_len: s.payload_len.min(1400), ..*s }).collect();
+    for round in 0..4u32 {
+        for nic in [NIC, PLAIN] {
+            datapath::protocol_send_ip(nic, &sends);
+            ip_sends += sends.len() as u64;
+            indicated += datapath::nic_indicate_ip(nic, &inbound, round % 2 == 1, true) as u64;
+        }
+        if round == 1 {
+            // Super-packets sit at the NIC while the stack pauses; the restart re-announces the offloads.
+            pause_all(&installed)?;
+            restart_all(&installed)?;
+            datapath::nic_announce_offloads(NIC);
+            datapath::nic_announce_offloads(PLAIN);
+        } else {
+            datapath::pump();
+        }
+    }
+    datapath::pump();
+    pause_all(&installed)?;
+    for &m in &installed.modules {
+        ndis::detach_module(m);
+    }
+    machine.unload_driver(installed.driver)?;
+    let mut counters = Vec::new();
+    let mut wire_packets = 0;
+    let mut intact = 0;
+    for nic in [NIC, PLAIN] {
+        let ledger = datapath::ledger(nic);
+        if ledger.owed() != 0 || !datapath::in_flight(nic).is_empty() || !ledger.failed.is_empty() {
+            return Err(format!("NIC {nic}: sends not all completed successfully: {ledger:?}"));
+        }
+        let report = datapath::check_ip_wire(nic).map_err(|e| format!("NIC {nic}: {e}"))?;
+        if report.sends_missing != 0 {
+            return Err(format!("NIC {nic}: {} IP sends never reached the wire", report.sends_missing));
+        }
+        let offloaded = nic == NIC;
+        if offloaded != (ledger.super_packets > 0) || offloaded != (ledger.lso_completed > 0) {
+            return Err(format!(
+                "NIC {nic}: super-packets {} / LSO completions {} (offloads {offloaded})",
+                ledger.super_packets, ledger.lso_completed
+            ));
+        }
+        if ledger.received_corrupt != 0 {
+            return Err(format!("NIC {nic}: {} receives failed their checks", ledger.received_corrupt));
+        }
+        wire_packets += report.packets;
+        intact += report.sends_intact;
+        if offloaded {
+            counters.push(("super_packets".to_string(), ledger.super_packets));
+            counters.push(("segments".to_string(), ledger.segments));
+            counters.push(("lso_completed".to_string(), ledger.lso_completed));
+        }
+        counters.push((format!("nbls_sent_nic{nic}"), ledger.sent));
+    }
+    let received: u64 = [NIC, PLAIN].iter().map(|&n| datapath::ledger(n).received_ok).sum();
+    if intact != ip_sends || received != indicated {
+        return Err(format!(
+            "{intact} of {ip_sends} IP sends intact on the wire; {received} of {indicated} receives intact"
+        ));
+    }
+    counters.extend([
+        ("ip_sends".to_string(), ip_sends),
+        ("wire_packets".to_string(), wire_packets),
+        ("received".to_string(), received),
+    ]);
+    Ok(counters)
+}
+
 pub fn tests() -> Vec<Test> {
     vec![
+        Test {
+            suite: "traffic",
+            name: "passthrough.ip_offloads_checksum_lso_uso",
+            expect: None,
+            run: ip_offloads,
+        },
+        Test {
+            suite: "traffic",
+            name: "passthrough.power_d3_d0_surprise_removal",
+            expect: None,
+            run: power_and_surprise_removal,
+        },
         Test {
             suite: "traffic",
             name: "passthrough.pause_restart_resources_link_reset",

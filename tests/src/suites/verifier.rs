@@ -42,7 +42,7 @@ fn passthrough_with(machine: &mut Machine, bug: Bug) -> Outcome {
     datapath::pump();
     for &m in &installed.modules {
         winsim::ndis::pause_module(m, 0);
-        datapath::pump();
+        winsim::pnp::settle_pause(m);
         winsim::ndis::detach_module(m);
     }
     machine.unload_driver(installed.driver)?;
@@ -90,6 +90,8 @@ pub fn tests() -> Vec<Test> {
         "ndis.return_own_nbl", Rule::NdisReturnOwn, Bug::ReturnOwnReceive;
         "ndis.filter_state", Rule::NdisFilterState, Bug::SetAttributesInRestart;
         "oid.timeout", Rule::OidTimeout, Bug::NeverCompleteOid;
+        "ndis.pause_timeout", Rule::NdisPauseTimeout, Bug::PauseNeverCompletes;
+        "offload.not_advertised", Rule::OffloadNotAdvertised, Bug::LsoNotAdvertised;
     };
     tests.extend(negative! {
         "pool.leak_at_unload", Rule::PoolLeakAtUnload, broken::leaks_pool;
@@ -135,5 +137,45 @@ pub fn tests() -> Vec<Test> {
         .into_iter()
         .map(|(name, rule, run)| Test { suite: "verifier", name, expect: Some(rule), run }),
     );
+    tests.extend(device_tests());
     tests
+}
+
+/// Loads [`broken::device_driver`] committing `bug`, sends one IOCTL through a handle, closes it and
+/// unloads: exactly the bug's rule must fire.
+fn device_with(machine: &mut Machine, bug: broken::DeviceBug) -> Outcome {
+    broken::DEVICE_BUG.store(bug as u32, std::sync::atomic::Ordering::Relaxed);
+    let id = machine
+        .load_driver("brokendev", broken::device_driver)
+        .map_err(|s| format!("DriverEntry: {s:#x}"))?;
+    let h = winsim::device::open("\\\\.\\brokendev").map_err(|s| format!("open: {s:#x}"))?;
+    let _ = winsim::device::device_io_control(h, uapi::ioctl::buffered(0x801), &[0; 8], 8);
+    winsim::device::close(h);
+    machine.unload_driver(id)?;
+    Ok(Vec::new())
+}
+
+/// The control-device rules (appended).
+pub fn device_tests() -> Vec<Test> {
+    use broken::DeviceBug;
+    vec![
+        Test {
+            suite: "verifier",
+            name: "device.not_deregistered",
+            expect: Some(Rule::DeviceNotDeregistered),
+            run: |m| device_with(m, DeviceBug::NeverDeregistersDevice),
+        },
+        Test {
+            suite: "verifier",
+            name: "device.irp_pending_at_unload",
+            expect: Some(Rule::DeviceIrpPendingAtUnload),
+            run: |m| device_with(m, DeviceBug::PendsForever),
+        },
+        Test {
+            suite: "verifier",
+            name: "device.irp_misuse",
+            expect: Some(Rule::DeviceIrpMisuse),
+            run: |m| device_with(m, DeviceBug::ForgetsCompletion),
+        },
+    ]
 }

@@ -1,6 +1,7 @@
 //! `rdco`: the user-mode tool.
 //!
-//! For now: `rdco packet seal` and `rdco packet open`, the data-channel engine on hex lines.
+//! `rdco packet seal` and `rdco packet open`, the data-channel engine on hex lines; `rdco filter ...`, the
+//! filter's configuration.
 //!
 //! ```text
 //! rdco packet seal --key data64.key --direction 0 --cipher aes-256-gcm --key-id 0 --peer-id 1 [--packet-id N] [--epoch]
@@ -9,8 +10,19 @@
 //! rdco packet open --key data64.key --direction 1 --cipher aes-256-gcm --key-id 0 --peer-id 1 [--epoch]
 //!     reads one packet per line through one receive state (replays are caught) and prints
 //!     `ok <packet-id> <plaintext-hex>` or `drop <reason>` per line.
+//! rdco filter [--sim-socket PATH] policy add PREFIX... | policy clear | policy list
+//! rdco filter peer add --peer-id N --remote ADDR:PORT [--local ADDR:PORT] | peer del --peer-id N
+//! rdco filter key new --peer-id N --key data64.key --direction 0|1 --cipher NAME [--key-id K] [--slot primary|secondary] [--epoch]
+//! rdco filter key swap --peer-id N
+//! rdco filter keepalive set --peer-id N --interval S --timeout S [--mss M]
+//! rdco filter stats [--peer-id N]
+//! rdco filter events [--count N] [--timeout-ms MS]
+//!     configure the lightweight filter through its control device: DeviceIoControl on Windows, a
+//!     simulated machine's control socket elsewhere (--sim-socket or RDCO_SIM_SOCKET).
 //! ```
 //! Bad input (bad hex, a short key file, an unknown cipher) exits non-zero with a one-line error.
+
+mod filter;
 
 use clap::{Args, Parser, Subcommand};
 use datapath::crypto::{Cipher, RustCryptoAead};
@@ -34,6 +46,8 @@ enum Command {
     /// Data-channel packets: seal and open with a data64.key.
     #[command(subcommand)]
     Packet(PacketCommand),
+    /// Configure the lightweight filter through its control device.
+    Filter(filter::FilterArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,7 +90,7 @@ struct SealArgs {
 }
 
 /// A one-line error.
-struct Fail(String);
+pub(crate) struct Fail(pub(crate) String);
 
 impl<E: std::fmt::Display> From<E> for Fail {
     fn from(e: E) -> Self {
@@ -213,6 +227,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Packet(PacketCommand::Seal(a)) => seal(a),
         Command::Packet(PacketCommand::Open(a)) => open(a),
+        Command::Filter(a) => filter::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

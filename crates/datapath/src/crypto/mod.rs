@@ -8,24 +8,49 @@
 //! [`Aead::open_in_place`] authenticates and decrypts in place.
 //!
 //! # Backends
-//! - [`RustCryptoAead`] (default, used in the kernel images): GCM composed from the `aes` block
-//!   cipher in `ctr` mode and `ghash`, and ChaCha20-Poly1305 composed from `chacha20` and
+//! - [`RustCryptoAead`] (the default unless feature `ring-default`): GCM composed from the `aes`
+//!   block cipher in `ctr` mode and `ghash`, and ChaCha20-Poly1305 composed from `chacha20` and
 //!   `poly1305` (RFC 8439), so that the keystream is applied out of place, segment by segment
-//!   (`apply_keystream_b2b`), straight from the caller's plaintext into the output. No AES, GHASH,
-//!   `ChaCha` or Poly1305 primitive is hand-written here.
-//! - `RingAead` (feature `ring`, host only, for comparison): ring seals only in place, so it
-//!   gathers the segments into the output first (one plaintext copy) and seals there.
+//!   (`apply_keystream_b2b`), straight from the caller's plaintext into the output: the AEAD pass
+//!   is the only touch of the payload. No AES, GHASH, `ChaCha` or Poly1305 primitive is
+//!   hand-written here.
+//! - `RingAead` (feature `ring`; the default with feature `ring-default`, which the drivers' kernel
+//!   builds enable through their `crypto-ring` feature): ring 0.17 seals only in place, so it
+//!   gathers the segments into the output first (one plaintext copy, reported through
+//!   [`Aead::seal_gathers`] and counted by the engine) and seals there. AES-192-GCM, which ring
+//!   lacks, falls back to a `RustCrypto` key inside the same type. About 4x faster than
+//!   `RustCrypto` for AES-GCM on `x86_64` with VAES (docs/performance.md).
+//!
+//! [`DefaultAead`] names the backend the engine uses when none is given.
 //!
 //! # Extended processor state (kernel)
+//! The kernel crate's extended-state guard (`KeSaveExtendedProcessorState` / `Restore`) is taken
+//! once per batch of packets. Which operations need it, per backend ([`Aead::needs_extended_state`];
+//! [`Cipher::needs_extended_state`] answers for [`DefaultAead`]):
+//!
+//! | backend | cipher | `x86_64` | `aarch64` |
+//! |---|---|---|---|
+//! | `RustCrypto` | AES-GCM | no guard: AES-NI + PCLMULQDQ in legacy-SSE encoding (XMM only) | no guard (NEON) |
+//! | `RustCrypto` | ChaCha20-Poly1305 | **guard** for seal and open: AVX2 backends picked at run time | no guard |
+//! | ring | AES-128/256-GCM | **guard** for key setup (`Aead::new`, i.e. `install_key` and epoch key derivation), seal and open: VAES/VPCLMULQDQ/AVX2 or AVX (`aesni-gcm`, `gcm_init_avx`) code picked by CPUID | no guard (NEON) |
+//! | ring | ChaCha20-Poly1305 | **guard** for seal and open (AVX2 `ChaCha` and Poly1305) | no guard |
+//! | ring | AES-192-GCM | as `RustCrypto` AES-GCM (it is `RustCrypto`) | no guard |
+//! | any | `none` | no guard (copies) | no guard |
+//!
+//! Details:
 //! - AES-GCM in the `RustCrypto` backend: `aes` 0.8 selects AES-NI at run time and `polyval` 0.6
 //!   (under `ghash`) selects PCLMULQDQ; both are compiled with `#[target_feature(enable = "aes")]`
 //!   / `"pclmulqdq"` over SSE2 and emit legacy-SSE encodings (XMM only), never VEX/AVX, as long as
 //!   the crate is not built with `-C target-feature=+avx`. x64 Windows saves XMM state for kernel
-//!   code, so no guard is needed. (On aarch64 the AES/PMULL instructions are NEON, also saved.)
-//! - ChaCha20-Poly1305: `chacha20` 0.9 and `poly1305` 0.8 select AVX2 backends at run time on
-//!   `x86_64` when the CPU has AVX2. Those are VEX-encoded and touch YMM state, so on `x86_64` the
-//!   seal/open of a ChaCha20-Poly1305 key must run inside the extended-state guard
-//!   (`KeSaveExtendedProcessorState`), taken once per batch. [`Cipher::needs_extended_state`].
+//!   code, so no guard is needed. (On `aarch64` the AES/PMULL instructions are NEON, also saved.)
+//! - ChaCha20-Poly1305 (`RustCrypto`): `chacha20` 0.9 and `poly1305` 0.8 select AVX2 backends at
+//!   run time on `x86_64` when the CPU has AVX2. Those are VEX-encoded and touch YMM state.
+//! - ring on `x86_64`: its CPUID dispatch (done once, no VEX) picks `aes-gcm-avx2` (VAES +
+//!   VPCLMULQDQ on YMM), else `aesni-gcm` (AVX), else AES-NI + CLMUL; the GHASH key table is built
+//!   by `gcm_init_avx`/`gcm_init_vpclmulqdq_avx2` in `UnboundKey::new`, so key creation is VEX too.
+//!   ChaCha20-Poly1305 uses `chacha20_poly1305_x86_64` (AVX2 when present). ring's assembly
+//!   saves the non-volatile XMM6-15 itself. A ring key must therefore be created, used and (for
+//!   epoch keys) derived only while the guard is held on `x86_64`.
 //! - `none`: plain copies.
 
 mod rustcrypto;
@@ -35,6 +60,15 @@ pub use rustcrypto::RustCryptoAead;
 mod ring_backend;
 #[cfg(feature = "ring")]
 pub use ring_backend::RingAead;
+
+/// The engine's default backend: [`RustCryptoAead`], or `RingAead` with feature `ring-default`
+/// (the drivers' kernel builds).
+#[cfg(not(feature = "ring-default"))]
+pub type DefaultAead = RustCryptoAead;
+/// The engine's default backend: [`RustCryptoAead`], or `RingAead` with feature `ring-default`
+/// (the drivers' kernel builds).
+#[cfg(feature = "ring-default")]
+pub type DefaultAead = RingAead;
 
 use core::fmt;
 
@@ -108,10 +142,20 @@ impl Cipher {
         }
     }
 
-    /// Whether seal/open with this cipher in the default backend may execute AVX (VEX)
-    /// instructions, so that kernel callers must hold the extended-processor-state guard.
+    /// Whether key setup, seal and open with this cipher in the default backend ([`DefaultAead`])
+    /// may execute AVX (VEX) instructions, so that kernel callers must hold the
+    /// extended-processor-state guard around them (see the module docs for the table).
+    /// `RustCrypto`: ChaCha20-Poly1305 on x86. ring (`ring-default`): every ring cipher on x86
+    /// (AES-128/256-GCM, ChaCha20-Poly1305), key setup included. Never on `aarch64`.
     pub const fn needs_extended_state(self) -> bool {
-        matches!(self, Cipher::ChaCha20Poly1305) && cfg!(any(target_arch = "x86_64", target_arch = "x86"))
+        #[cfg(feature = "ring-default")]
+        {
+            RingAead::needs_extended_state_for(self)
+        }
+        #[cfg(not(feature = "ring-default"))]
+        {
+            RustCryptoAead::needs_extended_state_for(self)
+        }
     }
 }
 
@@ -182,6 +226,18 @@ pub trait Aead: Sized + fmt::Debug {
     /// The cipher of this key.
     fn cipher(&self) -> Cipher;
 
+    /// Whether [`Aead::seal`] with this key copies the plaintext segments into `out` before its
+    /// AEAD pass (an in-place backend): one plaintext touch beyond the AEAD pass, which the engine
+    /// reports (`Sealed::gathered`) so drivers can count it. `false` when the AEAD pass reads the
+    /// segments directly, and for `none` (whose only pass is that copy).
+    fn seal_gathers(&self) -> bool {
+        false
+    }
+
+    /// Whether key setup ([`Aead::new`]), seal and open with `cipher` in this backend may execute
+    /// AVX (VEX) instructions, so that kernel callers must hold the extended-state guard.
+    fn needs_extended_state(cipher: Cipher) -> bool;
+
     /// Encrypts the concatenation of `segments` (with `patches` applied) into
     /// `out[..total_len(segments)]` and returns the tag (all zero for `none`).
     /// `aad` is authenticated, not encrypted.
@@ -195,7 +251,8 @@ pub trait Aead: Sized + fmt::Debug {
     ) -> Result<[u8; TAG_LEN], CryptoError>;
 
     /// Verifies `tag` over `aad` and the ciphertext `buf`, then decrypts `buf` in place. On
-    /// failure `buf` is left as it was.
+    /// failure the `RustCrypto` backend leaves `buf` as it was; ring may have overwritten it (its
+    /// contents are then unspecified, and the engine drops the packet either way).
     fn open_in_place(
         &self,
         nonce: &[u8; NONCE_LEN],

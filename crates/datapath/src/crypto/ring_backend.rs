@@ -1,21 +1,63 @@
-//! The `ring` backend (feature `ring`): host comparison only, never in the kernel images.
+//! The `ring` backend (feature `ring`; the engine's default AEAD with feature `ring-default`, which
+//! the drivers' kernel builds enable).
 //!
-//! ring seals only in place, so [`Aead::seal`] first gathers the segments into the output (a
-//! plaintext copy the `RustCrypto` backend does not make) and seals there. AES-192-GCM is not in
-//! ring and reports [`CryptoError::Unsupported`].
+//! ring 0.17 seals only in place, so [`Aead::seal`] first gathers the segments into the output (one
+//! plaintext copy the `RustCrypto` backend does not make), applies the MSS patches there, and seals
+//! in place. That copy is reported: [`Aead::seal_gathers`] is `true` for the ring ciphers, and the
+//! engine passes it on as `Sealed::gathered` and `PeerStats::tx_gathered`.
+//!
+//! AES-192-GCM is not in ring; a [`RingAead`] for it holds a [`RustCryptoAead`] key instead, so the
+//! backend covers every data-channel cipher and can be the engine's default.
+//!
+//! # Kernel use
+//! - Builds for `x86_64-pc-windows-msvc` and `aarch64-pc-windows-msvc` with `clang-16`, a tiny
+//!   freestanding header shim (`crates/datapath/kernel-shim/include`) and link-time stubs; see
+//!   `xtask/src/cross.rs` and docs/performance.md ("Backend decision"). Nothing here calls
+//!   `ring::rand`, so getrandom's `BCryptGenRandom`/`RtlGenRandom` are never referenced and never
+//!   imported.
+//! - On `x86_64` ring selects VAES/VPCLMULQDQ/AVX2 (or AVX) AES-GCM and AVX2 ChaCha20-Poly1305 code
+//!   at run time, also in key setup (the GHASH key table): key creation, seal and open must run
+//!   inside the extended-state guard there ([`Aead::needs_extended_state`]).
 
-use super::{apply_patches, gather, Aead, Cipher, CryptoError, Patch, NONCE_LEN, TAG_LEN};
+use super::{apply_patches, gather, Aead, Cipher, CryptoError, Patch, RustCryptoAead, NONCE_LEN, TAG_LEN};
 use ring::aead::{self, LessSafeKey, Nonce, UnboundKey};
 
-/// A ring AEAD key (ring zeroizes nothing itself; its key schedules live in its own types).
+// One key per direction, built at configuration time; boxing a variant would only add an indirection
+// to every packet.
+#[allow(clippy::large_enum_variant)]
+enum Key {
+    /// `none`: copies only.
+    None,
+    /// A ring AEAD key (ring keeps its key schedule in its own types).
+    Ring(LessSafeKey),
+    /// AES-192-GCM, which ring lacks.
+    RustCrypto(RustCryptoAead),
+}
+
+/// A ring AEAD key, or a `RustCrypto` key for the one cipher ring lacks (AES-192-GCM).
 pub struct RingAead {
     cipher: Cipher,
-    key: Option<LessSafeKey>,
+    key: Key,
 }
 
 impl core::fmt::Debug for RingAead {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RingAead").field("cipher", &self.cipher).finish_non_exhaustive()
+    }
+}
+
+impl RingAead {
+    /// Whether seal/open/key setup with `cipher` may run AVX (VEX) code in this backend: every ring
+    /// cipher on x86 (ring dispatches to VAES/AVX2/AVX code by CPUID); AES-192-GCM uses the
+    /// `RustCrypto` rule; never on `aarch64` (NEON, saved by the kernel).
+    pub const fn needs_extended_state_for(cipher: Cipher) -> bool {
+        match cipher {
+            Cipher::None => false,
+            Cipher::Aes192Gcm => RustCryptoAead::needs_extended_state_for(cipher),
+            Cipher::Aes128Gcm | Cipher::Aes256Gcm | Cipher::ChaCha20Poly1305 => {
+                cfg!(any(target_arch = "x86_64", target_arch = "x86"))
+            }
+        }
     }
 }
 
@@ -25,18 +67,28 @@ impl Aead for RingAead {
             return Err(CryptoError::BadKeyLength);
         }
         let alg = match cipher {
-            Cipher::None => return Ok(RingAead { cipher, key: None }),
+            Cipher::None => return Ok(RingAead { cipher, key: Key::None }),
             Cipher::Aes128Gcm => &aead::AES_128_GCM,
             Cipher::Aes256Gcm => &aead::AES_256_GCM,
             Cipher::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
-            Cipher::Aes192Gcm => return Err(CryptoError::Unsupported),
+            Cipher::Aes192Gcm => {
+                return Ok(RingAead { cipher, key: Key::RustCrypto(RustCryptoAead::new(cipher, key)?) });
+            }
         };
         let k = UnboundKey::new(alg, key).map_err(|_| CryptoError::BadKeyLength)?;
-        Ok(RingAead { cipher, key: Some(LessSafeKey::new(k)) })
+        Ok(RingAead { cipher, key: Key::Ring(LessSafeKey::new(k)) })
     }
 
     fn cipher(&self) -> Cipher {
         self.cipher
+    }
+
+    fn seal_gathers(&self) -> bool {
+        matches!(self.key, Key::Ring(_))
+    }
+
+    fn needs_extended_state(cipher: Cipher) -> bool {
+        Self::needs_extended_state_for(cipher)
     }
 
     fn seal(
@@ -47,10 +99,15 @@ impl Aead for RingAead {
         patches: &[Patch],
         out: &mut [u8],
     ) -> Result<[u8; TAG_LEN], CryptoError> {
+        let key = match &self.key {
+            Key::RustCrypto(k) => return k.seal(nonce, aad, segments, patches, out),
+            Key::None => None,
+            Key::Ring(k) => Some(k),
+        };
         let len = gather(segments, out)?;
         let buf = out.get_mut(..len).ok_or(CryptoError::BufferTooSmall)?;
         apply_patches(buf, patches)?;
-        let Some(key) = &self.key else { return Ok([0; TAG_LEN]) };
+        let Some(key) = key else { return Ok([0; TAG_LEN]) };
         let tag = key
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), buf)
             .map_err(|_| CryptoError::BufferTooSmall)?;
@@ -66,7 +123,11 @@ impl Aead for RingAead {
         buf: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), CryptoError> {
-        let Some(key) = &self.key else { return Ok(()) };
+        let key = match &self.key {
+            Key::None => return Ok(()),
+            Key::RustCrypto(k) => return k.open_in_place(nonce, aad, buf, tag),
+            Key::Ring(k) => k,
+        };
         let tag = aead::Tag::from(*tag);
         key.open_in_place_separate_tag(
             Nonce::assume_unique_for_key(*nonce),

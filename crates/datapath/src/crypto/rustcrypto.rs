@@ -148,6 +148,14 @@ pub struct RustCryptoAead {
     inner: Inner,
 }
 
+impl RustCryptoAead {
+    /// Whether seal/open with `cipher` may run AVX (VEX) code in this backend: ChaCha20-Poly1305 on
+    /// x86 (AVX2 `chacha20`/`poly1305` backends picked at run time). AES-GCM is legacy-SSE only.
+    pub const fn needs_extended_state_for(cipher: Cipher) -> bool {
+        matches!(cipher, Cipher::ChaCha20Poly1305) && cfg!(any(target_arch = "x86_64", target_arch = "x86"))
+    }
+}
+
 impl core::fmt::Debug for RustCryptoAead {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("RustCryptoAead").field("cipher", &self.cipher()).finish_non_exhaustive()
@@ -155,6 +163,10 @@ impl core::fmt::Debug for RustCryptoAead {
 }
 
 impl Aead for RustCryptoAead {
+    fn needs_extended_state(cipher: Cipher) -> bool {
+        Self::needs_extended_state_for(cipher)
+    }
+
     fn new(cipher: Cipher, key: &[u8]) -> Result<Self, CryptoError> {
         if key.len() != cipher.key_len() {
             return Err(CryptoError::BadKeyLength);
