@@ -86,6 +86,12 @@ pub enum Bug {
     /// Marks every send it passes down for LSOv1, which the NIC does not advertise:
     /// `offload.not_advertised`.
     LsoNotAdvertised,
+    /// Holds its first send chain until the next pause (then completes it properly): past 30 s of machine
+    /// time that is `ndis.timed_data_send`.
+    HoldSends,
+    /// Holds its first receive chain until the next pause (then returns it properly):
+    /// `ndis.timed_data_receive`.
+    HoldReceives,
 }
 
 /// The mistake to make (set before loading the driver).
@@ -112,6 +118,8 @@ fn bug() -> Bug {
         17 => Bug::NeverCompleteOid,
         18 => Bug::PauseNeverCompletes,
         19 => Bug::LsoNotAdvertised,
+        20 => Bug::HoldSends,
+        21 => Bug::HoldReceives,
         _ => Bug::None,
     }
 }
@@ -133,6 +141,8 @@ struct Module {
     pause_pending: AtomicBool,
     /// Sends held by [`Bug::PauseWhileHolding`], completed at detach.
     held: AtomicPtr<NET_BUFFER_LIST>,
+    /// Receives held by [`Bug::HoldReceives`], returned at pause.
+    held_rx: AtomicPtr<NET_BUFFER_LIST>,
     /// Resources for one filter-originated NBL (the own-NBL bug modes).
     own_pool: NDIS_HANDLE,
     own_buffer: *mut c_void,
@@ -236,6 +246,7 @@ unsafe extern "system" fn attach(
         outstanding: AtomicI64::new(0),
         pause_pending: AtomicBool::new(false),
         held: AtomicPtr::new(null_mut()),
+        held_rx: AtomicPtr::new(null_mut()),
         own_pool,
         own_buffer,
         own_mdl,
@@ -325,6 +336,27 @@ unsafe extern "system" fn pause(
         // Deliberately wrong: pended and forgotten.
         return NDIS_STATUS_PENDING;
     }
+    if bug() == Bug::HoldSends {
+        let held = m.held.swap(null_mut(), Ordering::AcqRel);
+        if !held.is_null() {
+            let mut nbl = held;
+            while !nbl.is_null() {
+                // SAFETY: the held chain is the filter's to complete.
+                unsafe { (*nbl).Status = NDIS_STATUS_PAUSED };
+                // SAFETY: as above.
+                nbl = unsafe { (*nbl).Next };
+            }
+            // SAFETY: completes sends the filter held (Pausing a Filter Module: complete queued sends).
+            unsafe { NdisFSendNetBufferListsComplete(m.handle, held, 0) };
+        }
+    }
+    if bug() == Bug::HoldReceives {
+        let held = m.held_rx.swap(null_mut(), Ordering::AcqRel);
+        if !held.is_null() {
+            // SAFETY: returns receives the filter held (Pausing a Filter Module: return queued receives).
+            unsafe { NdisFReturnNetBufferLists(m.handle, held, 0) };
+        }
+    }
     if bug() == Bug::PauseWhileHolding || m.outstanding.load(Ordering::Acquire) == 0 {
         m.state.store(PAUSED, Ordering::Release);
         return NDIS_STATUS_SUCCESS;
@@ -360,6 +392,11 @@ unsafe extern "system" fn send(
     }
     if bug() == Bug::PauseWhileHolding {
         m.held.store(nbls, Ordering::Release);
+        return;
+    }
+    if bug() == Bug::HoldSends
+        && m.held.compare_exchange(null_mut(), nbls, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    {
         return;
     }
     if matches!(bug(), Bug::OwnSendWithoutSourceHandle | Bug::CompleteOwnSend)
@@ -453,6 +490,12 @@ unsafe extern "system" fn receive(
         let own_flags = flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL;
         // SAFETY: indicates the filter's own NBL up.
         unsafe { NdisFIndicateReceiveNetBufferLists(m.handle, own, port, 1, own_flags) };
+    }
+    if bug() == Bug::HoldReceives
+        && !resources
+        && m.held_rx.compare_exchange(null_mut(), nbls, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    {
+        return;
     }
     if !resources {
         m.outstanding.fetch_add(i64::from(number), Ordering::AcqRel);

@@ -205,6 +205,10 @@ pub enum Step {
     Reset {
         nic: u32,
     },
+    /// Machine time passes (timers fire; NBLs a filter holds past 30 s are reported).
+    Wait {
+        seconds: u64,
+    },
     /// The NIC goes to D3 (the stack pauses for low power; NetEventSetPower travels up).
     PowerD3 {
         nic: u32,
@@ -563,6 +567,9 @@ fn apply(run: &mut Run, step: &Step) -> Result<(), String> {
         Step::MediaDisconnect { nic } | Step::MediaConnect { nic } => {
             let mut state = [0u8; 4];
             datapath::nic_indicate_status(*nic, kernel::ffi::ndis::NDIS_STATUS_LINK_STATE, &mut state);
+        }
+        Step::Wait { seconds } => {
+            datapath::wait(std::time::Duration::from_secs(*seconds));
         }
         Step::PowerD3 { nic } => {
             winsim::pnp::power_down(*nic);

@@ -64,6 +64,10 @@ struct Track {
     path: Vec<Layer>,
     resources: bool,
     source_handle: usize,
+    /// Machine time (100-ns units) when `holder` last changed.
+    since: u64,
+    /// Reported as held past its deadline already.
+    late: bool,
 }
 
 /// How a NIC lays received frames out in memory.
@@ -574,6 +578,8 @@ fn protocol_send_marked(nic: u32, frames: &[(Vec<u8>, usize, NblInfo)]) -> usize
                     path: Vec::new(),
                     resources: false,
                     source_handle: 0,
+                    since: crate::clock::now(),
+                    late: false,
                 },
             );
         }
@@ -599,6 +605,7 @@ fn hand_down(nic: u32, from: Layer, nbls: Vec<usize>) {
             if let Some(t) = s.tracks.get_mut(nbl) {
                 t.path.push(from);
                 t.holder = target;
+                t.since = crate::clock::now();
             }
         }
     });
@@ -728,6 +735,7 @@ fn complete_up(nbl: usize) {
         let t = s.tracks.get_mut(&nbl)?;
         let sender = t.path.pop()?;
         t.holder = sender;
+        t.since = crate::clock::now();
         Some((sender, t.nic))
     }) else {
         return;
@@ -846,6 +854,8 @@ pub unsafe extern "system" fn NdisFSendNetBufferLists(
                         path: Vec::new(),
                         resources: false,
                         source_handle: source,
+                        since: crate::clock::now(),
+                        late: false,
                     },
                 );
                 (source != m).then(|| {
@@ -994,6 +1004,8 @@ fn nic_indicate_marked(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool)
                     path: Vec::new(),
                     resources,
                     source_handle: 0,
+                    since: crate::clock::now(),
+                    late: false,
                 },
             );
         }
@@ -1020,6 +1032,7 @@ fn hand_up(nic: u32, from: Layer, nbls: &[usize], flags: u32) {
             if let Some(t) = s.tracks.get_mut(nbl) {
                 t.path.push(from);
                 t.holder = target;
+                t.since = crate::clock::now();
             }
         }
     });
@@ -1054,6 +1067,7 @@ fn hand_up(nic: u32, from: Layer, nbls: &[usize], flags: u32) {
                 if let Some(t) = s.tracks.get_mut(nbl) {
                     t.path.pop();
                     t.holder = from;
+                    t.since = crate::clock::now();
                 }
             }
         });
@@ -1120,6 +1134,7 @@ fn return_down(nbl: usize) {
         let t = s.tracks.get_mut(&nbl)?;
         let indicator = t.path.pop()?;
         t.holder = indicator;
+        t.since = crate::clock::now();
         Some((indicator, t.nic))
     }) else {
         return;
@@ -1203,6 +1218,8 @@ pub unsafe extern "system" fn NdisFIndicateReceiveNetBufferLists(
                         path: Vec::new(),
                         resources: false,
                         source_handle: 0,
+                        since: crate::clock::now(),
+                        late: false,
                     },
                 );
                 None
@@ -1512,4 +1529,55 @@ pub fn check_ip_wire(nic: u32) -> Result<IpWireReport, String> {
         report.payload_bytes += payload.len() as u64;
     }
     Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Time budgets
+// ---------------------------------------------------------------------------------------------------------
+
+/// How long a filter module may hold an NBL: the NDIS verifier's NdisTimedDataSend rule gives a miniport 30
+/// seconds to complete a send (bug check 0xC4, 0x9200D); NdisFilterTimedDataReceive (0xC4, 0x92012) times a
+/// filter's receive without stating the value, so the same 30 seconds is used for receives.
+pub const DATA_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reports every NBL a filter module has held longer than [`DATA_DEADLINE`] of machine time (once each).
+pub fn check_deadlines() {
+    let now = crate::clock::now();
+    let limit = crate::clock::ticks(DATA_DEADLINE);
+    let late: Vec<(Direction, usize, Layer, u64)> = with(|s| {
+        s.tracks
+            .iter_mut()
+            .filter(|(&a, t)| {
+                matches!(t.holder, Layer::Module(_))
+                    && !t.late
+                    && now.saturating_sub(t.since) > limit
+                    && crate::nbl::is_live(a as *const NET_BUFFER_LIST)
+            })
+            .map(|(&a, t)| {
+                t.late = true;
+                (t.direction, a, t.holder, now.saturating_sub(t.since))
+            })
+            .collect()
+    });
+    for (direction, nbl, holder, held) in late {
+        let rule = match direction {
+            Direction::Send => Rule::NdisTimedDataSend,
+            Direction::Receive => Rule::NdisTimedDataReceive,
+        };
+        violation(rule, format!("{holder:?} held NBL {nbl:#x} for {:?}", crate::clock::duration(held)));
+    }
+}
+
+/// Lets `duration` of machine time pass in one-second steps: timers fire, WSK and the data path run, and the
+/// time budgets are checked after every step.
+pub fn wait(duration: std::time::Duration) {
+    let step = std::time::Duration::from_secs(1);
+    let mut left = duration;
+    while !left.is_zero() {
+        let now = left.min(step);
+        crate::sched::advance(now);
+        crate::wsk::pump();
+        check_deadlines();
+        left -= now;
+    }
 }

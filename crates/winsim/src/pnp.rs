@@ -63,6 +63,7 @@ pub fn settle_pause(module: usize) -> bool {
         crate::sched::advance(step);
         crate::wsk::pump();
         crate::datapath::pump();
+        crate::datapath::check_deadlines();
         waited += step;
     }
     if ndis::module_state(module) == Some(ModuleState::Pausing) {

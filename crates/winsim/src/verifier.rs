@@ -101,6 +101,10 @@ rules! {
         "A filter unloads still holding cloned OID requests";
     NdisPauseTimeout => "ndis.pause_timeout",
         "A pended pause not completed within 10 seconds of machine time (NDIS's stack-pause watchdog)";
+    NdisTimedDataSend => "ndis.timed_data_send",
+        "A filter holds a send NBL longer than 30 s of machine time (Driver Verifier NdisTimedDataSend, bug check 0xC4 / 0x9200D)";
+    NdisTimedDataReceive => "ndis.timed_data_receive",
+        "A filter holds a receive NBL longer than 30 s of machine time (Driver Verifier NdisFilterTimedDataReceive, bug check 0xC4 / 0x92012)";
     NotSimulated => "sim.not_simulated",
         "The driver called a kernel function the simulation does not implement (a gap in the simulation, never a pass)";
     NblDoubleFree => "nbl.double_free",
