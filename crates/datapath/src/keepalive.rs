@@ -40,6 +40,7 @@ impl Keepalive {
     }
 
     /// Something was sent at `now`.
+    #[inline]
     pub fn on_sent(&mut self, now: Instant) {
         if now > self.last_tx {
             self.last_tx = now;
@@ -47,6 +48,7 @@ impl Keepalive {
     }
 
     /// An authenticated packet was received at `now`.
+    #[inline]
     pub fn on_received(&mut self, now: Instant) {
         if now > self.last_rx {
             self.last_rx = now;

@@ -315,11 +315,20 @@ impl<A> EpochDataKey<A> {
     }
 }
 
+#[inline]
 fn classic_nonce(packet_id: u32, tail: [u8; NONCE_TAIL_LEN]) -> [u8; NONCE_LEN] {
     let mut n = [0u8; NONCE_LEN];
     n[..4].copy_from_slice(&packet_id.to_be_bytes());
     n[4..].copy_from_slice(&tail);
     n
+}
+
+/// A backend error on the seal path.
+fn seal_crypto_error(e: CryptoError) -> SealError {
+    match e {
+        CryptoError::BufferTooSmall => SealError::BufferTooSmall,
+        e => SealError::Crypto(e),
+    }
 }
 
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -338,7 +347,11 @@ struct EpochTx<A> {
 }
 
 impl<A: Aead> EpochTx<A> {
-    /// Replaces the send data key with the one of `epoch_key` and restarts the counter.
+    /// Replaces the send data key with the one of `epoch_key` and restarts the counter. Rare (an
+    /// epoch rollover) and kept out of line: the new key is built on the stack, and inlined into
+    /// the seal path it would give every packet a kilobyte-sized frame.
+    #[cold]
+    #[inline(never)]
     fn install_current(&mut self) -> Result<(), CryptoError> {
         self.key = self.epoch_key.data_key(self.cipher)?;
         self.counter = 0;
@@ -359,6 +372,36 @@ impl<A: Aead> EpochTx<A> {
         self.blocks = self.blocks.saturating_add((len as u64).div_ceil(16));
         let rekey = self.epoch_key.epoch() >= u16::MAX - 16;
         Ok((u64::from(self.key.epoch) << 48 | self.counter, rekey))
+    }
+
+    /// Seals one epoch-format packet (`out` holds at least `total` bytes). Out of line, so that
+    /// the classic path [`KeySlot::seal`] inlines into its callers without it.
+    #[inline(never)]
+    fn seal(
+        &mut self,
+        header: [u8; 4],
+        plain_len: usize,
+        total: usize,
+        segments: &[&[u8]],
+        patches: &[Patch],
+        out: &mut [u8],
+    ) -> Result<SealInfo, SealError> {
+        let (id, rekey) = self.next_packet_id(plain_len)?;
+        let (head, rest) = out.split_at_mut_checked(field::EPOCH_PAYLOAD).ok_or(SealError::BufferTooSmall)?;
+        head[..4].copy_from_slice(&header);
+        head[field::EPOCH_PKTID].copy_from_slice(&id.to_be_bytes());
+        let nonce = self.key.nonce(id);
+        // [header 4][packet id 8][ciphertext][tag 16]: the tag goes straight to the end.
+        let (ct, tail) = rest.split_at_mut_checked(plain_len).ok_or(SealError::BufferTooSmall)?;
+        let tag: &mut [u8; TAG_LEN] =
+            tail.get_mut(..TAG_LEN).and_then(|t| t.try_into().ok()).ok_or(SealError::BufferTooSmall)?;
+        self.key.aead.seal_into(&nonce, head, segments, patches, ct, tag).map_err(seal_crypto_error)?;
+        Ok(SealInfo {
+            len: total,
+            packet_id: id,
+            rekey_needed: rekey,
+            gathered: self.key.aead.seal_gathers(),
+        })
     }
 
     /// Follows the peer to `epoch` (it authenticated a packet of that epoch).
@@ -627,6 +670,10 @@ impl<A: Aead> KeySlot<A> {
 
     /// Seals the concatenated `segments` (with `patches`) into `out` as one packet with header
     /// `peer_id`. Returns the length written.
+    ///
+    /// Inline: the per-packet path (classic keys) merges with the caller's; the epoch path is out of
+    /// line.
+    #[inline]
     pub fn seal(
         &mut self,
         peer_id: u32,
@@ -640,10 +687,6 @@ impl<A: Aead> KeySlot<A> {
             return Err(SealError::BufferTooSmall);
         }
         let header = wire::header_word(self.key_id, peer_id);
-        let crypto = |e: CryptoError| match e {
-            CryptoError::BufferTooSmall => SealError::BufferTooSmall,
-            e => SealError::Crypto(e),
-        };
         match &mut self.tx {
             TxState::Classic { aead, tail, pktid, blocks, limit } => {
                 let (id, mut rekey) =
@@ -652,18 +695,24 @@ impl<A: Aead> KeySlot<A> {
                 if *limit > 0 && blocks.saturating_add(u64::from(id)) > *limit / 8 * 7 {
                     rekey = true;
                 }
-                let payload_at = if self.cipher.is_aead() {
-                    field::CLASSIC_AEAD_PAYLOAD
-                } else {
-                    field::CLASSIC_NONE_PAYLOAD
-                };
-                let (head, rest) = out.split_at_mut(payload_at);
-                head[..4].copy_from_slice(&header);
-                head[field::CLASSIC_PKTID].copy_from_slice(&id.to_be_bytes());
+                let id_word = u64::from(u32::from_be_bytes(header)) << 32 | u64::from(id);
                 let nonce = classic_nonce(id, tail.0);
-                let tag = aead.seal(&nonce, &head[..8], segments, patches, rest).map_err(crypto)?;
                 if self.cipher.is_aead() {
-                    head[field::CLASSIC_TAG].copy_from_slice(&tag);
+                    // [header 4][packet id 4][tag 16][ciphertext]: the tag goes straight into its
+                    // field, the AAD is the first 8 bytes.
+                    let (head, rest) = out
+                        .split_at_mut_checked(field::CLASSIC_AEAD_PAYLOAD)
+                        .ok_or(SealError::BufferTooSmall)?;
+                    let (aad, tag) = head.split_at_mut(field::CLASSIC_TAG.start);
+                    let tag: &mut [u8; TAG_LEN] = tag.try_into().map_err(|_| SealError::BufferTooSmall)?;
+                    aad.copy_from_slice(&id_word.to_be_bytes());
+                    aead.seal_into(&nonce, aad, segments, patches, rest, tag).map_err(seal_crypto_error)?;
+                } else {
+                    let (head, rest) = out
+                        .split_at_mut_checked(field::CLASSIC_NONE_PAYLOAD)
+                        .ok_or(SealError::BufferTooSmall)?;
+                    head.copy_from_slice(&id_word.to_be_bytes());
+                    aead.seal(&nonce, head, segments, patches, rest).map_err(seal_crypto_error)?;
                 }
                 Ok(SealInfo {
                     len: total,
@@ -672,28 +721,14 @@ impl<A: Aead> KeySlot<A> {
                     gathered: aead.seal_gathers(),
                 })
             }
-            TxState::Epoch(tx) => {
-                let (id, rekey) = tx.next_packet_id(plain_len)?;
-                let (head, rest) = out.split_at_mut(field::EPOCH_PAYLOAD);
-                head[..4].copy_from_slice(&header);
-                head[field::EPOCH_PKTID].copy_from_slice(&id.to_be_bytes());
-                let nonce = tx.key.nonce(id);
-                let tag = tx.key.aead.seal(&nonce, head, segments, patches, rest).map_err(crypto)?;
-                rest.get_mut(plain_len..plain_len + TAG_LEN)
-                    .ok_or(SealError::BufferTooSmall)?
-                    .copy_from_slice(&tag);
-                Ok(SealInfo {
-                    len: total,
-                    packet_id: id,
-                    rekey_needed: rekey,
-                    gathered: tx.key.aead.seal_gathers(),
-                })
-            }
+            TxState::Epoch(tx) => tx.seal(header, plain_len, total, segments, patches, out),
         }
     }
 
     /// Authenticates, replay-checks and decrypts `packet` in place. The replay window is checked
-    /// before the AEAD and committed only after the tag verified.
+    /// before the AEAD and committed only after the tag verified. Inline for classic keys; the
+    /// epoch path is out of line.
+    #[inline]
     pub fn open(&mut self, now: Instant, packet: &mut [u8]) -> Result<OpenInfo, OpenError> {
         let malformed = OpenError::Malformed(WireError::Truncated);
         match &mut self.rx {
@@ -705,15 +740,17 @@ impl<A: Aead> KeySlot<A> {
                     return Err(malformed);
                 }
                 let (head, body) = packet.split_at_mut(payload_at);
-                let mut idb = [0u8; 4];
-                idb.copy_from_slice(&head[field::CLASSIC_PKTID]);
-                let id = u32::from_be_bytes(idb);
+                let (aad, tag) = head.split_at_checked(field::CLASSIC_TAG.start).ok_or(malformed)?;
+                let id = aad
+                    .get(field::CLASSIC_PKTID)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u32::from_be_bytes);
                 window.check(u64::from(id), now).map_err(OpenError::Replay)?;
                 if aead_cipher {
-                    let mut tag = [0u8; TAG_LEN];
-                    tag.copy_from_slice(&head[field::CLASSIC_TAG]);
+                    // The tag is read in place from the packet, not copied out first.
+                    let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| malformed)?;
                     let nonce = classic_nonce(id, tail.0);
-                    aead.open_in_place(&nonce, &head[..8], body, &tag).map_err(|_| OpenError::AuthFailed)?;
+                    aead.open_in_place(&nonce, aad, body, tag).map_err(|_| OpenError::AuthFailed)?;
                 }
                 window.commit(u64::from(id), now);
                 Ok(OpenInfo {
@@ -722,67 +759,74 @@ impl<A: Aead> KeySlot<A> {
                     epoch_advanced: false,
                 })
             }
-            RxState::Epoch(rx) => {
-                let len = packet.len();
-                if len < wire::EPOCH_OVERHEAD {
-                    return Err(malformed);
-                }
-                let (head, body) = packet.split_at_mut(field::EPOCH_PAYLOAD);
-                let mut idb = [0u8; 8];
-                idb.copy_from_slice(&head[field::EPOCH_PKTID]);
-                let id = u64::from_be_bytes(idb);
-                let epoch = u16::try_from(id >> 48).unwrap_or(0);
-                let counter = id & EPOCH_COUNTER_MAX;
-                let (which, key) = rx.lookup(epoch).ok_or(OpenError::UnknownEpoch)?;
-                match which {
-                    EpochWhich::Current => rx.window.check(counter, now),
-                    EpochWhich::Retiring => match &rx.retiring {
-                        Some((_, w)) => w.check(counter, now),
-                        None => Err(ReplayError::TooOld),
-                    },
-                    EpochWhich::Future(_) => {
-                        if counter == 0 {
-                            Err(ReplayError::ZeroId)
-                        } else {
-                            Ok(())
-                        }
-                    }
-                }
-                .map_err(OpenError::Replay)?;
-                let ct_len = body.len() - TAG_LEN;
-                let (ct, tag_bytes) = body.split_at_mut(ct_len);
-                let mut tag = [0u8; TAG_LEN];
-                tag.copy_from_slice(tag_bytes);
-                let nonce = key.nonce(id);
-                key.aead.open_in_place(&nonce, head, ct, &tag).map_err(|_| OpenError::AuthFailed)?;
-                let mut advanced = false;
-                match which {
-                    EpochWhich::Current => rx.window.commit(counter, now),
-                    EpochWhich::Retiring => {
-                        if let Some((_, w)) = &mut rx.retiring {
-                            w.commit(counter, now);
-                        }
-                    }
-                    EpochWhich::Future(idx) => {
-                        // Key derivation cannot fail for a cipher that was accepted at install.
-                        let _ = rx.advance(idx);
-                        rx.window.commit(counter, now);
-                        advanced = true;
-                    }
-                }
-                if advanced {
-                    if let TxState::Epoch(tx) = &mut self.tx {
-                        let _ = tx.bump_to(epoch);
-                    }
-                }
-                Ok(OpenInfo {
-                    payload: field::EPOCH_PAYLOAD..len - TAG_LEN,
-                    packet_id: id,
-                    epoch_advanced: advanced,
-                })
+            RxState::Epoch(rx) => open_epoch(rx, &mut self.tx, now, packet),
+        }
+    }
+}
+
+/// Opens one epoch-format packet (see [`KeySlot::open`]). Out of line, so that the classic path
+/// inlines into its callers without it.
+#[inline(never)]
+fn open_epoch<A: Aead>(
+    rx: &mut EpochRx<A>,
+    tx: &mut TxState<A>,
+    now: Instant,
+    packet: &mut [u8],
+) -> Result<OpenInfo, OpenError> {
+    let malformed = OpenError::Malformed(WireError::Truncated);
+    let len = packet.len();
+    if len < wire::EPOCH_OVERHEAD {
+        return Err(malformed);
+    }
+    let (head, body) = packet.split_at_mut(field::EPOCH_PAYLOAD);
+    let mut idb = [0u8; 8];
+    idb.copy_from_slice(&head[field::EPOCH_PKTID]);
+    let id = u64::from_be_bytes(idb);
+    let epoch = u16::try_from(id >> 48).unwrap_or(0);
+    let counter = id & EPOCH_COUNTER_MAX;
+    let (which, key) = rx.lookup(epoch).ok_or(OpenError::UnknownEpoch)?;
+    match which {
+        EpochWhich::Current => rx.window.check(counter, now),
+        EpochWhich::Retiring => match &rx.retiring {
+            Some((_, w)) => w.check(counter, now),
+            None => Err(ReplayError::TooOld),
+        },
+        EpochWhich::Future(_) => {
+            if counter == 0 {
+                Err(ReplayError::ZeroId)
+            } else {
+                Ok(())
             }
         }
     }
+    .map_err(OpenError::Replay)?;
+    let ct_len = body.len() - TAG_LEN;
+    let (ct, tag_bytes) = body.split_at_mut(ct_len);
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(tag_bytes);
+    let nonce = key.nonce(id);
+    key.aead.open_in_place(&nonce, head, ct, &tag).map_err(|_| OpenError::AuthFailed)?;
+    let mut advanced = false;
+    match which {
+        EpochWhich::Current => rx.window.commit(counter, now),
+        EpochWhich::Retiring => {
+            if let Some((_, w)) = &mut rx.retiring {
+                w.commit(counter, now);
+            }
+        }
+        EpochWhich::Future(idx) => {
+            // Key derivation cannot fail for a cipher that was accepted at install.
+            let _ = rx.advance(idx);
+            rx.window.commit(counter, now);
+            advanced = true;
+        }
+    }
+    if advanced {
+        if let TxState::Epoch(tx) = tx {
+            let _ = tx.bump_to(epoch);
+        }
+    }
+    Ok(OpenInfo { payload: field::EPOCH_PAYLOAD..len - TAG_LEN, packet_id: id, epoch_advanced: advanced })
 }
 
 /// The primary and secondary key slots of a peer.

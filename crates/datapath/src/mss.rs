@@ -144,11 +144,17 @@ pub fn plan(head: &[u8], total_len: usize, mss: u16) -> Option<MssEdit> {
 
 /// Plans the clamp for a packet given as segments and returns it as seal patches (XOR masks).
 /// Reads at most [`MAX_HEADER_PREFIX`] header bytes; never writes the segments.
+#[inline]
 pub fn patches(segments: &[&[u8]], mss: u16) -> ArrayVec<Patch, MAX_PATCHES> {
-    let mut out = ArrayVec::new();
+    // Clamp off (the common case): no call, no work.
     if mss == 0 {
-        return out;
+        return ArrayVec::new();
     }
+    patches_for(segments, mss)
+}
+
+fn patches_for(segments: &[&[u8]], mss: u16) -> ArrayVec<Patch, MAX_PATCHES> {
+    let mut out = ArrayVec::new();
     let total: usize = segments.iter().map(|s| s.len()).sum();
     // The headers usually sit in the first segment; gather them only when they do not.
     let mut buf = [0u8; MAX_HEADER_PREFIX];

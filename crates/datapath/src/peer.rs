@@ -336,7 +336,7 @@ impl<A: Aead> Peer<A> {
             return Ok(Received::Keepalive(opened));
         }
         self.stats.rx_bytes += payload.len() as u64;
-        if mss::clamp_in_place(payload, self.mss) {
+        if self.mss != 0 && mss::clamp_in_place(payload, self.mss) {
             self.stats.mss_clamped += 1;
         }
         Ok(Received::Data(opened))

@@ -105,16 +105,19 @@ impl ReplayWindow {
         self.highest
     }
 
+    #[inline]
     fn word(id: u64) -> usize {
         // `WORDS` is a power of two; the result is < WORDS.
         ((id / WORD_BITS) % (WORDS as u64)) as usize
     }
 
+    #[inline]
     fn bit(id: u64) -> u64 {
         1u64 << (id % WORD_BITS)
     }
 
     /// Whether `id` would be accepted now. Does not change the window.
+    #[inline]
     pub fn check(&self, id: u64, now: Instant) -> Result<(), ReplayError> {
         if id == 0 {
             return Err(ReplayError::ZeroId);
@@ -141,6 +144,7 @@ impl ReplayWindow {
 
     /// Records `id` as received. Call only after the packet authenticated, and after
     /// [`Self::check`] accepted it.
+    #[inline]
     pub fn commit(&mut self, id: u64, now: Instant) {
         if id == 0 {
             return;

@@ -175,6 +175,7 @@ pub enum PacketKind {
 
 /// Classifies a received packet by its first byte. Empty input is [`WireError::Truncated`]; a
 /// data opcode with fewer than 4 bytes is also truncated.
+#[inline]
 pub fn classify(packet: &[u8]) -> Result<PacketKind, WireError> {
     let first = *packet.first().ok_or(WireError::Truncated)?;
     let opcode = first >> OPCODE_SHIFT;

@@ -201,6 +201,7 @@ pub struct Patch {
 
 /// Applies `patches` (XOR masks) to `buf`, which holds the plaintext stream or a keystream-XORed
 /// image of it (XOR commutes with a stream cipher).
+#[inline]
 pub(crate) fn apply_patches(buf: &mut [u8], patches: &[Patch]) -> Result<(), CryptoError> {
     for p in patches {
         let end = p.offset.checked_add(2).ok_or(CryptoError::BufferTooSmall)?;
@@ -212,6 +213,7 @@ pub(crate) fn apply_patches(buf: &mut [u8], patches: &[Patch]) -> Result<(), Cry
 }
 
 /// Total length of a scatter list.
+#[inline]
 pub fn total_len(segments: &[&[u8]]) -> usize {
     segments.iter().map(|s| s.len()).sum()
 }
@@ -250,6 +252,23 @@ pub trait Aead: Sized + fmt::Debug {
         out: &mut [u8],
     ) -> Result<[u8; TAG_LEN], CryptoError>;
 
+    /// As [`Aead::seal`], but writes the tag straight into `tag` (the packet's tag field) instead
+    /// of returning it, so that the engine's hot path moves the tag once. `tag` is unspecified
+    /// when this fails. Backends whose AEAD hands back the tag by value (ring) override it.
+    #[inline]
+    fn seal_into(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        segments: &[&[u8]],
+        patches: &[Patch],
+        out: &mut [u8],
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        *tag = self.seal(nonce, aad, segments, patches, out)?;
+        Ok(())
+    }
+
     /// Verifies `tag` over `aad` and the ciphertext `buf`, then decrypts `buf` in place. On
     /// failure the `RustCrypto` backend leaves `buf` as it was; ring may have overwritten it (its
     /// contents are then unspecified, and the engine drops the packet either way).
@@ -263,7 +282,13 @@ pub trait Aead: Sized + fmt::Debug {
 }
 
 /// Copies the segments into `out` (the `none` cipher, and gather for in-place backends).
+#[inline]
 pub(crate) fn gather(segments: &[&[u8]], out: &mut [u8]) -> Result<usize, CryptoError> {
+    // One segment (the usual case): one bounds check, one copy.
+    if let [s] = segments {
+        out.get_mut(..s.len()).ok_or(CryptoError::BufferTooSmall)?.copy_from_slice(s);
+        return Ok(s.len());
+    }
     let mut off = 0usize;
     for s in segments {
         let end = off.checked_add(s.len()).ok_or(CryptoError::BufferTooSmall)?;

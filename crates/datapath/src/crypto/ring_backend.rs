@@ -79,18 +79,22 @@ impl Aead for RingAead {
         Ok(RingAead { cipher, key: Key::Ring(LessSafeKey::new(k)) })
     }
 
+    #[inline]
     fn cipher(&self) -> Cipher {
         self.cipher
     }
 
+    #[inline]
     fn seal_gathers(&self) -> bool {
         matches!(self.key, Key::Ring(_))
     }
 
+    #[inline]
     fn needs_extended_state(cipher: Cipher) -> bool {
         Self::needs_extended_state_for(cipher)
     }
 
+    #[inline]
     fn seal(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -99,23 +103,46 @@ impl Aead for RingAead {
         patches: &[Patch],
         out: &mut [u8],
     ) -> Result<[u8; TAG_LEN], CryptoError> {
+        let mut tag = [0u8; TAG_LEN];
+        self.seal_into(nonce, aad, segments, patches, out, &mut tag)?;
+        Ok(tag)
+    }
+
+    #[inline]
+    fn seal_into(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        segments: &[&[u8]],
+        patches: &[Patch],
+        out: &mut [u8],
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<(), CryptoError> {
         let key = match &self.key {
-            Key::RustCrypto(k) => return k.seal(nonce, aad, segments, patches, out),
-            Key::None => None,
-            Key::Ring(k) => Some(k),
+            Key::Ring(k) => k,
+            Key::RustCrypto(k) => return k.seal_into(nonce, aad, segments, patches, out, tag),
+            Key::None => {
+                let len = gather(segments, out)?;
+                apply_patches(out.get_mut(..len).ok_or(CryptoError::BufferTooSmall)?, patches)?;
+                *tag = [0; TAG_LEN];
+                return Ok(());
+            }
         };
         let len = gather(segments, out)?;
         let buf = out.get_mut(..len).ok_or(CryptoError::BufferTooSmall)?;
         apply_patches(buf, patches)?;
-        let Some(key) = key else { return Ok([0; TAG_LEN]) };
-        let tag = key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), buf)
-            .map_err(|_| CryptoError::BufferTooSmall)?;
-        let mut t = [0u8; TAG_LEN];
-        t.copy_from_slice(tag.as_ref());
-        Ok(t)
+        // ring hands the tag back by value; it is moved once, straight into the caller's field.
+        match key.seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), buf)
+        {
+            Ok(t) => {
+                tag.copy_from_slice(t.as_ref());
+                Ok(())
+            }
+            Err(_) => Err(CryptoError::BufferTooSmall),
+        }
     }
 
+    #[inline]
     fn open_in_place(
         &self,
         nonce: &[u8; NONCE_LEN],
