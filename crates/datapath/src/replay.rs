@@ -101,6 +101,7 @@ impl ReplayWindow {
     }
 
     /// The highest id committed so far (0 if none).
+    #[inline]
     pub fn highest(&self) -> u64 {
         self.highest
     }
@@ -144,8 +145,35 @@ impl ReplayWindow {
 
     /// Records `id` as received. Call only after the packet authenticated, and after
     /// [`Self::check`] accepted it.
+    ///
+    /// The common case, the next id in order (`highest + 1`), is a single word update inline;
+    /// anything else (first packet, a jump ahead, a late packet) goes out of line.
     #[inline]
     pub fn commit(&mut self, id: u64, now: Instant) {
+        // `id > 1` also rules out id 0 and a window not started yet (`highest == 0`).
+        if id > 1 && id - 1 == self.highest {
+            let w = Self::word(id);
+            if id.is_multiple_of(WORD_BITS) {
+                // First id of a new word: open it (clearing the lap-old bits) with `id` set.
+                if let Some(b) = self.bits.get_mut(w) {
+                    *b = 1;
+                }
+                if let Some(t) = self.opened.get_mut(w) {
+                    *t = now.as_millis();
+                }
+            } else if let Some(b) = self.bits.get_mut(w) {
+                // Same word as `highest`: only bit `id` is above it, and it is set here.
+                *b |= Self::bit(id);
+            }
+            self.highest = id;
+            return;
+        }
+        self.commit_slow(id, now);
+    }
+
+    /// [`Self::commit`] for everything but the next id in order.
+    #[inline(never)]
+    fn commit_slow(&mut self, id: u64, now: Instant) {
         if id == 0 {
             return;
         }
@@ -203,6 +231,7 @@ impl ReplayWindow {
     }
 
     /// `check` then `commit`, for callers that have already authenticated.
+    #[inline]
     pub fn accept(&mut self, id: u64, now: Instant) -> Result<(), ReplayError> {
         self.check(id, now)?;
         self.commit(id, now);
@@ -329,6 +358,37 @@ mod tests {
         assert_eq!(w.check(150, t(16_001)), Err(ReplayError::TimeBacktrack));
         // New ids are never limited by time.
         assert_eq!(w.check(201, t(1_000_000)), Ok(()));
+    }
+
+    #[test]
+    fn in_order_fast_path_matches_slow_path() {
+        // Mostly in-order ids (the inline fast path of `commit`) with jumps and late packets,
+        // against a window committed only through the general path.
+        let cfg = ReplayConfig { window: 256, time_backtrack: Duration::from_secs(1) };
+        let (mut fast, mut slow) = (ReplayWindow::new(cfg), ReplayWindow::new(cfg));
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = 1u64;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = match x % 16 {
+                0 => next + x % 300,
+                1 => next.saturating_sub(x % 300).max(1),
+                _ => next,
+            };
+            let now = t(step * 7);
+            let got = fast.check(id, now);
+            assert_eq!(got, slow.check(id, now), "id {id}");
+            if got.is_ok() {
+                fast.commit(id, now);
+                slow.commit_slow(id, now);
+                next = next.max(id + 1);
+            }
+            assert_eq!(fast.highest, slow.highest);
+            assert_eq!(fast.bits, slow.bits, "step {step} id {id}");
+            assert_eq!(fast.opened, slow.opened, "step {step} id {id}");
+        }
     }
 
     #[test]
