@@ -597,18 +597,24 @@ fn protocol_send_marked(nic: u32, frames: &[(Vec<u8>, usize, NblInfo)]) -> usize
     count
 }
 
-/// Moves `nbls` from `from` to the next layer below and calls it.
-fn hand_down(nic: u32, from: Layer, nbls: Vec<usize>) {
-    let target = layer_below(nic, from);
+/// Records that `from` handed `nbls` on to `to` (which holds them now and must hand them back).
+fn pass_on(nbls: &[usize], from: Layer, to: Layer) {
+    let now = crate::clock::now();
     with(|s| {
-        for nbl in &nbls {
+        for nbl in nbls {
             if let Some(t) = s.tracks.get_mut(nbl) {
                 t.path.push(from);
-                t.holder = target;
-                t.since = crate::clock::now();
+                t.holder = to;
+                t.since = now;
             }
         }
     });
+}
+
+/// Moves `nbls` from `from` to the next layer below and calls it.
+fn hand_down(nic: u32, from: Layer, nbls: Vec<usize>) {
+    let target = layer_below(nic, from);
+    pass_on(&nbls, from, target);
     match target {
         Layer::Module(m) => {
             let Some(view) = ndis::module_view(m) else { return };
@@ -1027,15 +1033,7 @@ fn nic_indicate_marked(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool)
 fn hand_up(nic: u32, from: Layer, nbls: &[usize], flags: u32) {
     let target = layer_above(nic, from);
     let resources = flags & NDIS_RECEIVE_FLAGS_RESOURCES != 0;
-    with(|s| {
-        for nbl in nbls {
-            if let Some(t) = s.tracks.get_mut(nbl) {
-                t.path.push(from);
-                t.holder = target;
-                t.since = crate::clock::now();
-            }
-        }
-    });
+    pass_on(nbls, from, target);
     match target {
         Layer::Module(m) => {
             let Some(view) = ndis::module_view(m) else { return };
