@@ -278,6 +278,25 @@ fn build_as_system(pool: usize, frame: &[u8], split: &[usize], data_offset: u32)
     Some(nbl as usize)
 }
 
+/// [`build`], then writes `info` (`(NetBufferListInfo index, value)` pairs) into the new NBL, as the stack or
+/// the NIC marks what it sends or indicates.
+fn build_with_info(
+    pool: usize,
+    frame: &[u8],
+    split: &[usize],
+    data_offset: u32,
+    info: &[(usize, usize)],
+) -> Option<usize> {
+    let nbl = build(pool, frame, split, data_offset)?;
+    for &(index, value) in info {
+        // SAFETY: the simulation owns the NBL it just built; callers pass indices below MaxNetBufferListInfo.
+        unsafe {
+            (*(nbl as *mut NET_BUFFER_LIST)).NetBufferListInfo[index] = value as *mut core::ffi::c_void
+        };
+    }
+    Some(nbl)
+}
+
 fn free_built(nbl: usize) {
     crate::context::as_system(|| free_built_as_system(nbl));
 }
@@ -552,16 +571,7 @@ fn protocol_send_marked(nic: u32, frames: &[(Vec<u8>, usize, NblInfo)]) -> usize
     let Some(pool) = with(|s| s.nics.get(&nic).map(|n| n.pool)) else { return 0 };
     let mut nbls = Vec::new();
     for (frame, split, info) in frames {
-        if let Some(nbl) = build(pool, frame, &[*split], 0) {
-            for &(index, value) in info {
-                // SAFETY: the protocol owns the NBL it just built; the index is below MaxNetBufferListInfo.
-                unsafe {
-                    (*(nbl as *mut NET_BUFFER_LIST)).NetBufferListInfo[index] =
-                        value as *mut core::ffi::c_void;
-                };
-            }
-            nbls.push(nbl);
-        }
+        nbls.extend(build_with_info(pool, frame, &[*split], 0, info));
     }
     with(|s| {
         if let Some(n) = s.nics.get_mut(&nic) {
@@ -987,16 +997,7 @@ fn nic_indicate_marked(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool)
     }
     let mut nbls = Vec::new();
     for (frame, info) in frames {
-        if let Some(nbl) = build(pool, frame, &split, offset) {
-            for &(index, value) in info {
-                // SAFETY: the NIC owns the NBL it just built; the index is below MaxNetBufferListInfo.
-                unsafe {
-                    (*(nbl as *mut NET_BUFFER_LIST)).NetBufferListInfo[index] =
-                        value as *mut core::ffi::c_void;
-                };
-            }
-            nbls.push(nbl);
-        }
+        nbls.extend(build_with_info(pool, frame, &split, offset, info));
     }
     with(|s| {
         for &nbl in &nbls {
