@@ -6,6 +6,8 @@
 //! and the data path land.
 #![no_std]
 
+pub mod control;
+
 use kernel::ffi::ntos::{DRIVER_OBJECT, NTSTATUS, STATUS_NOT_IMPLEMENTED, STATUS_SUCCESS, UNICODE_STRING};
 use kernel::ffi::wdf::{PWDFDEVICE_INIT, WDFDRIVER, WDF_DRIVER_CONFIG};
 use kernel::kmdf;

@@ -137,8 +137,8 @@ enum KeepaliveCommand {
     },
 }
 
-/// `NTSTATUS` names for the statuses the filter returns.
-fn status_name(status: i32) -> String {
+/// `NTSTATUS` names for the statuses the filter and the miniport return.
+pub(crate) fn status_name(status: i32) -> String {
     #[allow(clippy::cast_sign_loss)]
     let name = match status as u32 {
         0xC000_0023 => "STATUS_BUFFER_TOO_SMALL",
@@ -152,6 +152,11 @@ fn status_name(status: i32) -> String {
         0xC000_0120 => "STATUS_CANCELLED",
         0xC000_0034 => "STATUS_OBJECT_NAME_NOT_FOUND",
         0xC000_0008 => "STATUS_INVALID_HANDLE",
+        0xC000_022B => "STATUS_OBJECTID_EXISTS",
+        0xC000_02F0 => "STATUS_OBJECTID_NOT_FOUND",
+        0xC000_0510 => "STATUS_ALREADY_INITIALIZED",
+        0xC000_020C => "STATUS_CONNECTION_DISCONNECTED",
+        0x8000_0005 => "STATUS_BUFFER_OVERFLOW",
         _ => "",
     };
     #[allow(clippy::cast_sign_loss)]
@@ -163,8 +168,8 @@ fn status_name(status: i32) -> String {
     }
 }
 
-/// One open handle on the control device.
-trait Device {
+/// One open handle on a control device.
+pub(crate) trait Device {
     /// `DeviceIoControl`: the final status and the bytes returned. `Ok(None)` on a timeout.
     fn ioctl(
         &mut self,
@@ -176,7 +181,7 @@ trait Device {
 }
 
 #[cfg(unix)]
-mod sim {
+pub(crate) mod sim {
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
@@ -268,7 +273,7 @@ mod sim {
 }
 
 #[cfg(windows)]
-mod win {
+pub(crate) mod win {
     //! `CreateFileW` + `DeviceIoControl` (untested here: these machines have no Windows).
     use windows_sys::Win32::Foundation::{CloseHandle, GetLastError, HANDLE, INVALID_HANDLE_VALUE};
     use windows_sys::Win32::Storage::FileSystem::{
@@ -349,21 +354,26 @@ mod win {
 }
 
 fn open(args: &FilterArgs) -> Result<Box<dyn Device>, Fail> {
+    open_device(args.sim_socket.as_ref(), uapi::names::FILTER_USER_PATH)
+}
+
+/// Opens the control device at `path` (`\\.\name`): `CreateFileW` on Windows, the simulated machine's
+/// control socket elsewhere (`sim_socket` or `RDCO_SIM_SOCKET`).
+pub(crate) fn open_device(sim_socket: Option<&PathBuf>, path: &str) -> Result<Box<dyn Device>, Fail> {
     #[cfg(windows)]
     {
-        let _ = &args.sim_socket;
-        Ok(Box::new(win::Win::open(uapi::names::FILTER_USER_PATH)?))
+        let _ = sim_socket;
+        Ok(Box::new(win::Win::open(path)?))
     }
     #[cfg(unix)]
     {
-        let path = args
-            .sim_socket
-            .clone()
+        let socket = sim_socket
+            .cloned()
             .or_else(|| std::env::var_os("RDCO_SIM_SOCKET").map(PathBuf::from))
             .ok_or_else(|| {
-                Fail("no control device here: give --sim-socket PATH or set RDCO_SIM_SOCKET".into())
-            })?;
-        Ok(Box::new(sim::Sim::open(&path, uapi::names::FILTER_USER_PATH)?))
+            Fail("no control device here: give --sim-socket PATH or set RDCO_SIM_SOCKET".into())
+        })?;
+        Ok(Box::new(sim::Sim::open(&socket, path)?))
     }
 }
 

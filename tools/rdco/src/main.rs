@@ -19,9 +19,17 @@
 //! rdco filter events [--count N] [--timeout-ms MS]
 //!     configure the lightweight filter through its control device: DeviceIoControl on Windows, a
 //!     simulated machine's control socket elsewhere (--sim-socket or RDCO_SIM_SOCKET).
+//! rdco dco [--sim-socket PATH] [--dry-run] version
+//! rdco dco client --remote ADDR:PORT [--local ADDR:PORT] [--proto udp|tcp] [--peer-id N]
+//!     --key data64.key --direction 0|1 [--cipher NAME] [--key-id K] [--keepalive I,T] [--mss M] [--hold-ms MS]
+//! rdco dco server --listen ADDR:PORT [--ipv6-only] --peer ID=REMOTE[,VPN4][,VPN6]... [--iroute PREFIX=ID]...
+//!     --key data64.key --direction 0|1 [--cipher NAME] [--key-id K] [--keepalive I,T] [--mss M] [--hold-ms MS]
+//!     drive the miniport through the ovpn-dco-win IOCTLs on one handle held open (closing it deletes
+//!     the peers), like ovpn-dco-win's ovpn-dco-cli; --dry-run prints the requests instead.
 //! ```
 //! Bad input (bad hex, a short key file, an unknown cipher) exits non-zero with a one-line error.
 
+mod dco;
 mod filter;
 
 use clap::{Args, Parser, Subcommand};
@@ -48,6 +56,8 @@ enum Command {
     Packet(PacketCommand),
     /// Configure the lightweight filter through its control device.
     Filter(filter::FilterArgs),
+    /// Drive the miniport through the ovpn-dco-win control API (ovpn-dco-cli-style test bed).
+    Dco(dco::DcoArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,9 +228,16 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
+            // Clap's message on one line: the lines before the blank line or "Usage:" (a missing argument's
+            // name is on the second line).
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            eprintln!("rdco: {}", first.trim_start_matches("error: "));
+            let message: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+                .collect();
+            let line = if message.is_empty() { "bad arguments".to_string() } else { message.join(" ") };
+            eprintln!("rdco: {}", line.trim_start_matches("error: "));
             return ExitCode::from(2);
         }
     };
@@ -228,6 +245,7 @@ fn main() -> ExitCode {
         Command::Packet(PacketCommand::Seal(a)) => seal(a),
         Command::Packet(PacketCommand::Open(a)) => open(a),
         Command::Filter(a) => filter::run(a),
+        Command::Dco(a) => dco::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -97,6 +97,18 @@ pub const STATUS_NOT_FOUND: NTSTATUS = st(0xC000_0225);
 pub const STATUS_NETWORK_UNREACHABLE: NTSTATUS = st(0xC000_023C);
 pub const STATUS_HOST_UNREACHABLE: NTSTATUS = st(0xC000_023D);
 pub const STATUS_REQUEST_ABORTED: NTSTATUS = st(0xC000_0240);
+/// `STATUS_CONNECTION_DISCONNECTED` (`ntstatus.h`; Win32 `ERROR_NETNAME_DELETED`): ovpn-dco-win completes a
+/// pending read with it when the peer's keepalive timeout expires (`timer.cpp`).
+pub const STATUS_CONNECTION_DISCONNECTED: NTSTATUS = st(0xC000_020C);
+/// `STATUS_OBJECTID_EXISTS` (`ntstatus.h`): ovpn-dco-win's answer to a second `NEW_PEER` / a taken peer id.
+pub const STATUS_OBJECTID_EXISTS: NTSTATUS = st(0xC000_022B);
+/// `STATUS_OBJECTID_NOT_FOUND` (`ntstatus.h`): ovpn-dco-win's answer to a key for an unknown peer id.
+pub const STATUS_OBJECTID_NOT_FOUND: NTSTATUS = st(0xC000_02F0);
+/// `STATUS_ALREADY_INITIALIZED` (`ntstatus.h`): ovpn-dco-win's answer to `SET_MODE` after the mode was set
+/// and to a second `MP_START_VPN`.
+pub const STATUS_ALREADY_INITIALIZED: NTSTATUS = st(0xC000_0510);
+/// `STATUS_INVALID_MESSAGE` (`ntstatus.h`): a control packet too short for its address prefix.
+pub const STATUS_INVALID_MESSAGE: NTSTATUS = st(0xC000_0702);
 pub const STATUS_DEVICE_REMOVED: NTSTATUS = st(0xC000_02B6);
 pub const STATUS_NDIS_INDICATION_REQUIRED: NTSTATUS = 0x4023_0001;
 pub const STATUS_NDIS_REQUEST_ABORTED: NTSTATUS = st(0xC023_000C);
