@@ -51,6 +51,7 @@ extern crate alloc;
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use arrayvec::ArrayVec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::time::Duration;
 
@@ -736,9 +737,6 @@ impl Tunnel {
             p.keepalive_timeout = timeout;
             p.mss = mss;
         }
-        if self.mode == OvpnMode::P2p {
-            self.disconnect_pending = false;
-        }
         Ok(Reply::done(0))
     }
 
@@ -1085,16 +1083,16 @@ impl Tunnel {
     /// timed-out server peer is deleted and a `DEL_PEER` notification (reason `EXPIRED`) queued
     /// ([`Action::PeerExpired`], [`Action::Notify`]). IRQL <= DISPATCH_LEVEL (a timer DPC).
     pub fn poll(&mut self, now: Instant, mut f: impl FnMut(Action)) {
-        let mut expired: Vec<u32> = Vec::new();
+        // On the stack (1 KiB): a timer DPC allocates nothing.
+        let mut expired: ArrayVec<u32, MAX_PEERS> = ArrayVec::new();
         let mode = self.mode;
         let mut wake = false;
         self.peers.poll(now, |id, action| match action {
             KeepaliveAction::SendPing => f(Action::SendPing(id)),
             KeepaliveAction::Timeout if mode == OvpnMode::P2p => wake = true,
             KeepaliveAction::Timeout => {
-                if expired.len() < MAX_PEERS && expired.try_reserve(1).is_ok() {
-                    expired.push(id);
-                }
+                // The table never holds more than MAX_PEERS peers, so this always fits.
+                let _ = expired.try_push(id);
             }
             KeepaliveAction::Idle => {}
         });

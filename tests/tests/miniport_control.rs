@@ -928,6 +928,21 @@ fn client_peer_takes_the_peer_id_of_its_first_key() {
 }
 
 #[test]
+fn epoch_keys_through_new_key_v2() {
+    let mut t = p2p_peer();
+    let epoch = OvpnCryptoDataV2 {
+        v1: key(3, OvpnKeySlot::Primary, 0, OvpnCipherAlg::AesGcm, 32),
+        crypto_options: CRYPTO_OPTIONS_EPOCH,
+    };
+    go(&mut t, OvpnIoctl::NewKeyV2, &enc(&epoch), 0);
+    let primary = t.snapshot().peers[0].primary.unwrap();
+    assert_eq!((primary.format, primary.cipher), (datapath::KeyFormat::Epoch, Cipher::Aes256Gcm));
+    // NEW_KEY (V1) never carries options: classic keys.
+    go(&mut t, OvpnIoctl::NewKey, &aes(3, OvpnKeySlot::Secondary, 1), 0);
+    assert_eq!(t.snapshot().peers[0].secondary.unwrap().format, datapath::KeyFormat::Classic);
+}
+
+#[test]
 fn extended_state_is_needed_only_for_key_setup() {
     use miniport::control::needs_extended_state;
     let k = aes(1, OvpnKeySlot::Primary, 0);
