@@ -1074,6 +1074,30 @@ impl Tunnel {
         Action::Notify
     }
 
+    /// The data path opened an authenticated packet of `peer_id` from a new outer address (the engine's
+    /// `Opened::floated`; the engine already sends there). Records the address and, in server mode,
+    /// queues an `OVPN_CMD_FLOAT_PEER` notification with it (returned as [`Action::Notify`]) so OpenVPN
+    /// learns the client's new address. Unknown peers are ignored. IRQL <= DISPATCH_LEVEL.
+    pub fn peer_floated(&mut self, peer_id: u32, to: SocketAddr) -> Option<Action> {
+        let info = self.info.iter_mut().find(|p| p.peer_id == peer_id)?;
+        if info.remote == to {
+            return None;
+        }
+        info.remote = to;
+        if let Some(peer) = self.peers.peer_mut(peer_id) {
+            peer.set_remote(Some(endpoint(to)));
+        }
+        if self.mode != OvpnMode::Mp {
+            return None;
+        }
+        Some(self.notify(OvpnNotifyEvent {
+            cmd: OvpnNotifyCmd::FloatPeer,
+            peer_id: i32::try_from(peer_id).unwrap_or(-1),
+            del_peer_reason: OvpnDelPeerReason::Teardown,
+            float_address: Some(to),
+        }))
+    }
+
     // -----------------------------------------------------------------------------------------------
     // Timers
     // -----------------------------------------------------------------------------------------------

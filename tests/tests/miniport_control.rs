@@ -928,6 +928,28 @@ fn client_peer_takes_the_peer_id_of_its_first_key() {
 }
 
 #[test]
+fn a_floating_server_peer_is_reported_with_its_new_address() {
+    let mut t = mp_peers();
+    let new = sa("203.0.113.50:6000");
+    assert_eq!(t.peer_floated(2, new), Some(Action::Notify));
+    assert_eq!(t.peer_info(2).unwrap().remote, new);
+    assert_eq!(
+        t.snapshot().peers[1].endpoint,
+        Some(datapath::Endpoint::V4 { addr: [203, 0, 113, 50], port: 6000 })
+    );
+    assert_eq!(t.peer_floated(2, new), None, "same address: nothing new");
+    assert_eq!(t.peer_floated(99, new), None, "unknown peer ignored");
+    let (_, out) = ok(&mut t, OvpnIoctl::NotifyEvent, &[], OvpnNotifyEvent::SIZE);
+    let e = OvpnNotifyEvent::parse(&out).unwrap();
+    assert_eq!((e.cmd, e.peer_id, e.float_address), (OvpnNotifyCmd::FloatPeer, 2, Some(new)));
+    // Client mode records the address without a notification (NOTIFY_EVENT is a server call).
+    let mut t = p2p_keyed();
+    assert_eq!(t.peer_floated(5, new), None);
+    assert_eq!(t.peer_info(5).unwrap().remote, new);
+    assert!(t.snapshot().notifications.is_empty());
+}
+
+#[test]
 fn epoch_keys_through_new_key_v2() {
     let mut t = p2p_peer();
     let epoch = OvpnCryptoDataV2 {
