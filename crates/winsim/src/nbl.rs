@@ -498,6 +498,9 @@ pub unsafe extern "system" fn NdisAllocateNetBufferListPool(
     if !header_ok(p.Header, 16) {
         return std::ptr::null_mut();
     }
+    if crate::pool::driver_allocation_fails() {
+        return std::ptr::null_mut();
+    }
     with(|s| {
         let handle = new_handle(s);
         s.nbl_pools.insert(
@@ -616,6 +619,9 @@ pub unsafe extern "system" fn NdisAllocateNetBufferList(
     if !require_irql_at_most(DISPATCH_LEVEL, "NdisAllocateNetBufferList") {
         return std::ptr::null_mut();
     }
+    if crate::pool::driver_allocation_fails() {
+        return std::ptr::null_mut();
+    }
     let nbl = with(|s| {
         if !s.nbl_pools.contains_key(&(pool as usize)) {
             return None;
@@ -662,6 +668,9 @@ pub unsafe extern "system" fn NdisAllocateNetBufferAndNetBufferList(
     }
     let mut probe = NbProbe::default();
     if !init_nb(&mut probe.0, mdl_chain, data_offset, data_length, ROUTINE) {
+        return std::ptr::null_mut();
+    }
+    if crate::pool::driver_allocation_fails() {
         return std::ptr::null_mut();
     }
     with(|s| {
@@ -877,6 +886,9 @@ pub unsafe extern "system" fn NdisAllocateCloneNetBufferList(
             Rule::NdisBadHandle,
             format!("{ROUTINE}: pool handle {nbl_pool:x?}/{nb_pool:x?} is not live"),
         );
+        return std::ptr::null_mut();
+    }
+    if crate::pool::driver_allocation_fails() {
         return std::ptr::null_mut();
     }
     let share = allocate_clone_flags & NDIS_CLONE_FLAGS_USE_ORIGINAL_MDLS != 0;
