@@ -268,6 +268,11 @@ filter_stats!(
     hold_time_us,
     keepalives_sent,
     keepalives_received,
+    rx_bypassed,
+    rx_copies,
+    rx_drop_no_buffer,
+    rx_drop_unknown_peer,
+    rx_floats,
 );
 
 /// The module's counters.

@@ -69,20 +69,6 @@ pub mod test_hooks {
         crate::receive::indicate_datagram(unsafe { &*m }, datagram, from)
     }
 
-    /// TEST HOOK: the receive path's counters that `RdcoStats` has no field for: (bypassed, copies,
-    /// dropped for want of a buffer, dropped for an unknown peer, floats).
-    pub fn rx_counters() -> [u64; 5] {
-        use core::sync::atomic::Ordering::Relaxed;
-        let rx = &crate::receive::RX;
-        [
-            rx.bypassed.load(Relaxed),
-            rx.copies.load(Relaxed),
-            rx.drop_no_buffer.load(Relaxed),
-            rx.drop_unknown_peer.load(Relaxed),
-            rx.floats.load(Relaxed),
-        ]
-    }
-
     /// TEST HOOK: NBLs the module with NdisFilterHandle `module` indicated up and has not had back.
     pub fn rx_outstanding(module: usize) -> Option<i64> {
         // SAFETY: the module is attached (found) and stays so on this thread for the call.

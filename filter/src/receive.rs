@@ -29,16 +29,22 @@
 //!
 //! # Offloads on the indicated inner packet
 //! The clone and the copy describe the *inner* packet, so nothing the NIC said about the outer one may
-//! reach the stack: the receive checksum results (`TcpIpChecksumNetBufferListInfo`, "Indicating
-//! checksum offload results": a protocol trusts IpChecksumSucceeded/TcpChecksumSucceeded/
-//! UdpChecksumSucceeded and skips its own check), the RSS hash (`NetBufferListHashValue` /
-//! `NetBufferListHashInfo`, "RSS hashing types": the hash must be of the indicated packet's headers),
-//! and receive coalescing (`TcpRecvSegCoalesceInfo` / `RscTcpTimestampDelta` of RSC, and
-//! `UdpRecvSegCoalesceOffloadInfo` of URO: they describe a coalesced outer segment) are all zero on the
-//! indicated NBL, so the stack validates the inner packet in software and computes its own hash. The
-//! out-of-band 802.1Q information (`Ieee8021QNetBufferListInfo`) is carried over: the inner packet
-//! arrived on the same VLAN. Bypass receives are passed up untouched.
+//! reach the stack. `NdisAllocateCloneNetBufferList` documents that the clone describes the same data,
+//! not that it carries the original's out-of-band information, so every entry that described the outer
+//! packet is written explicitly (zero) on the indicated NBL:
+//! * `TcpIpChecksumNetBufferListInfo` (`NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO`, receive view): the
+//!   NIC's IpChecksumSucceeded/UdpChecksumSucceeded were about the outer headers; a protocol skips its own
+//!   check when it sees them, so the inner packet is indicated with no result and TCP/IP verifies it.
+//! * `NetBufferListHashValue` / `NetBufferListHashInfo` (`NET_BUFFER_LIST_SET_HASH_VALUE/TYPE/FUNCTION`,
+//!   "RSS hashing"): the hash of the outer 5-tuple, wrong for the inner flow; with none the stack
+//!   computes its own.
+//! * `TcpRecvSegCoalesceInfo` / `RscTcpTimestampDelta` (`NDIS_RSC_NBL_INFO`: "for non-RSC packets
+//!   `CoalescedSegCount` must be zero") and `UdpRecvSegCoalesceOffloadInfo`
+//!   (`NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO`, URO): they describe coalescing the inner packet never
+//!   had. A URO-coalesced *outer* NBL is not intercepted at all (see [`classify`]).
 //!
+//! The out-of-band 802.1Q information (`Ieee8021QNetBufferListInfo`) is carried over: the inner packet
+//! arrived on the same VLAN. Bypass receives are passed up untouched.
 //! # Locking and IRQL
 //! Both NDIS handlers run at IRQL <= DISPATCH_LEVEL. Classification and opening take
 //! `control::CONFIG` (a spin lock, DISPATCH_LEVEL) around the peer lookup and the engine's `open`
@@ -110,28 +116,6 @@ const HEADER_MAX: usize = ETH_HEADER + VLAN_TAG + 60 + 8;
 /// Source MAC of inner frames made from WSK datagrams (locally administered; no outer frame to take one
 /// from).
 const TUNNEL_MAC: [u8; 6] = [0x02, 0x72, 0x64, 0x63, 0x6f, 0x01];
-
-/// Receive-path counters that `RdcoStats` has no field for yet. Module-wide, atomics.
-pub(crate) struct RxCounters {
-    /// Receives passed up unchanged.
-    pub(crate) bypassed: AtomicU64,
-    /// Frames copied once into a copy slot (RESOURCES receives, multi-MDL payloads, WSK datagrams).
-    pub(crate) copies: AtomicU64,
-    /// Dropped: no copy slot or clone could be had.
-    pub(crate) drop_no_buffer: AtomicU64,
-    /// Dropped: the datagram named no known peer.
-    pub(crate) drop_unknown_peer: AtomicU64,
-    /// Peer floats seen.
-    pub(crate) floats: AtomicU64,
-}
-
-pub(crate) static RX: RxCounters = RxCounters {
-    bypassed: AtomicU64::new(0),
-    copies: AtomicU64::new(0),
-    drop_no_buffer: AtomicU64::new(0),
-    drop_unknown_peer: AtomicU64::new(0),
-    floats: AtomicU64::new(0),
-};
 
 fn bump(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
@@ -565,6 +549,13 @@ fn parse_outer(h: &[u8], frame_len: usize) -> Option<(Outer, Endpoint)> {
 /// # Safety
 /// `nbl` must be a valid NBL the caller holds.
 unsafe fn classify(nbl: *mut NET_BUFFER_LIST) -> Option<Outer> {
+    // SAFETY: the caller's NBL; the index is below MaxNetBufferListInfo.
+    if !unsafe { (*nbl).NetBufferListInfo[UdpRecvSegCoalesceOffloadInfo] }.is_null() {
+        // A URO super-datagram (several datagrams coalesced behind one IP/UDP header, "UDP Receive
+        // Segment Coalescing Offload (URO)"): the stack splits it and hands each datagram to the
+        // tunnel's WSK socket, whose receive event takes `indicate_datagram`.
+        return None;
+    }
     // SAFETY: the caller's NBL.
     let nb = unsafe { (*nbl).FirstNetBuffer };
     // SAFETY: a receive NBL's NBs are valid (null-checked first).
@@ -649,7 +640,7 @@ fn open(datagram: &mut [u8], from: Endpoint) -> Opened {
 
 fn note_float(opened: &datapath::Opened) {
     if let Some(to) = opened.floated {
-        bump(&RX.floats, 1);
+        bump(&STATS.rx_floats, 1);
         let _ = control::queue_event(RdcoEventKind::Float, opened.peer_id, Some(control::socket_addr(to)));
     }
 }
@@ -660,7 +651,7 @@ fn count_drop(e: OpenError) {
         OpenError::Replay(_) => &STATS.drop_replay,
         OpenError::AuthFailed => &STATS.drop_auth,
         OpenError::Malformed(_) => &STATS.drop_malformed,
-        OpenError::UnknownPeer => &RX.drop_unknown_peer,
+        OpenError::UnknownPeer => &STATS.rx_drop_unknown_peer,
     };
     bump(counter, 1);
 }
@@ -739,7 +730,7 @@ unsafe fn fast_path(
     // SAFETY: a held receive NBL; our pool; NDIS allocates the NBs.
     let clone = unsafe { NdisAllocateCloneNetBufferList(nbl, rx.clone_pool, null_mut(), CLONE_FLAGS) };
     if clone.is_null() {
-        bump(&RX.drop_no_buffer, 1);
+        bump(&STATS.rx_drop_no_buffer, 1);
         return None;
     }
     // SAFETY: the clone's NB describes the same data as the original's.
@@ -765,11 +756,11 @@ unsafe fn copy_path(rx: &RxState, nbl: *mut NET_BUFFER_LIST, outer: &Outer) -> *
     // SAFETY: as above.
     let frame_len = unsafe { NET_BUFFER_DATA_LENGTH(nb) } as usize;
     if frame_len > COPY_SLOT_BYTES {
-        bump(&RX.drop_no_buffer, 1);
+        bump(&STATS.rx_drop_no_buffer, 1);
         return null_mut();
     }
     let Some(i) = rx.take_slot() else {
-        bump(&RX.drop_no_buffer, 1);
+        bump(&STATS.rx_drop_no_buffer, 1);
         return null_mut();
     };
     let Some(slot) = rx.slots.get(i) else { return null_mut() };
@@ -777,7 +768,7 @@ unsafe fn copy_path(rx: &RxState, nbl: *mut NET_BUFFER_LIST, outer: &Outer) -> *
     let buffer = unsafe { core::slice::from_raw_parts_mut(slot.buffer, COPY_SLOT_BYTES) };
     // SAFETY: the caller's NB.
     let copied = unsafe { copy_out(nb, 0, buffer.get_mut(..frame_len).unwrap_or(&mut [])) };
-    bump(&RX.copies, 1);
+    bump(&STATS.rx_copies, 1);
     bump(&STATS.deep_copies, 1);
     let end = outer.payload + outer.payload_len;
     let indicated = match buffer.get_mut(outer.payload..end) {
@@ -910,7 +901,7 @@ pub(crate) unsafe extern "system" fn filter_receive(
     }
     if !control::has_peers() {
         // Nothing can be the tunnel's: pass the chain up as it came.
-        bump(&RX.bypassed, u64::from(count));
+        bump(&STATS.rx_bypassed, u64::from(count));
         rx.outstanding.fetch_add(if resources { 0 } else { i64::from(count) }, Ordering::AcqRel);
         // SAFETY: indicates the chain we hold, flags unchanged.
         unsafe { NdisFIndicateReceiveNetBufferLists(rx.handle, nbls, port, count, flags) };
@@ -970,7 +961,7 @@ unsafe fn receive_owned(
         }
         nbl = next;
     }
-    bump(&RX.bypassed, bypassed);
+    bump(&STATS.rx_bypassed, bypassed);
     if !back.head.is_null() {
         // SAFETY: originals we hold and did not indicate.
         unsafe { NdisFReturnNetBufferLists(rx.handle, back.head, return_flags) };
@@ -1009,7 +1000,7 @@ unsafe fn receive_resources(rx: &RxState, nbls: *mut NET_BUFFER_LIST, port: NDIS
         unsafe { NdisFIndicateReceiveNetBufferLists(rx.handle, *head, port, *len, flags) };
         // SAFETY: the link cut above is restored.
         unsafe { (**tail).Next = saved };
-        bump(&RX.bypassed, u64::from(*len));
+        bump(&STATS.rx_bypassed, u64::from(*len));
         *head = null_mut();
         *tail = null_mut();
         *len = 0;
@@ -1114,11 +1105,11 @@ pub(crate) fn indicate_datagram(m: &Module, datagram: &[u8], from: Endpoint) -> 
         return NDIS_STATUS_PAUSED;
     }
     if datagram.len() + DATAGRAM_HEADROOM > COPY_SLOT_BYTES {
-        bump(&RX.drop_no_buffer, 1);
+        bump(&STATS.rx_drop_no_buffer, 1);
         return NDIS_STATUS_INVALID_PARAMETER;
     }
     let Some(i) = rx.take_slot() else {
-        bump(&RX.drop_no_buffer, 1);
+        bump(&STATS.rx_drop_no_buffer, 1);
         return NDIS_STATUS_RESOURCES;
     };
     let Some(slot) = rx.slots.get(i) else { return NDIS_STATUS_RESOURCES };
@@ -1127,7 +1118,7 @@ pub(crate) fn indicate_datagram(m: &Module, datagram: &[u8], from: Endpoint) -> 
     let end = DATAGRAM_HEADROOM + datagram.len();
     let Some(room) = buffer.get_mut(DATAGRAM_HEADROOM..end) else { return NDIS_STATUS_RESOURCES };
     room.copy_from_slice(datagram);
-    bump(&RX.copies, 1);
+    bump(&STATS.rx_copies, 1);
     let outer = Outer {
         dst_mac: rx.mac,
         src_mac: TUNNEL_MAC,

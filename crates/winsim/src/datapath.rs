@@ -989,8 +989,10 @@ pub fn nic_indicate_ip(nic: u32, packets: &[IpSend], resources: bool, rss: bool)
 
 /// The NIC receives `frames` (any Ethernet frames, e.g. a tunnel's UDP datagrams built by a test) and
 /// marks each NBL as [`nic_indicate_ip`] does: receive checksum results for IP frames when the NIC offloads
-/// receive checksums, and the RSS hash when `rss`. Returns how many were indicated.
-pub fn nic_indicate_offloaded(nic: u32, frames: &[Vec<u8>], resources: bool, rss: bool) -> usize {
+/// receive checksums, and the RSS hash when `rss`; with `uro`, each is also marked as a URO coalesced
+/// unit (`UdpRecvSegCoalesceOffloadInfo`: 2 segments of the frame's UDP payload size). Returns how many
+/// were indicated.
+pub fn nic_indicate_offloaded(nic: u32, frames: &[Vec<u8>], resources: bool, rss: bool, uro: bool) -> usize {
     let Some(offloads) = with(|s| s.nics.get(&nic).map(|n| n.config.offloads)) else { return 0 };
     let marked: Vec<(Vec<u8>, NblInfo)> = frames
         .iter()
@@ -1005,6 +1007,11 @@ pub fn nic_indicate_offloaded(nic: u32, frames: &[Vec<u8>], resources: bool, rss
                     info.push((NetBufferListHashValue, value as usize));
                     info.push((NetBufferListHashInfo, kind as usize));
                 }
+            }
+            if uro {
+                // NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO: SegCount (16 bits) then SegSize (16 bits).
+                let size = crate::offload::layout(frame).map_or(0, |l| frame.len() - l.payload);
+                info.push((kernel::ffi::nbl::UdpRecvSegCoalesceOffloadInfo, 2 | (size << 16)));
             }
             (frame.clone(), info)
         })
