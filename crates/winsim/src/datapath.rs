@@ -444,6 +444,14 @@ pub fn ledger(if_index: u32) -> Ledger {
     with(|s| s.nics.get(&if_index).map(|n| n.ledger.clone()).unwrap_or_default())
 }
 
+/// Forgets what the data path knew about an NBL a driver just freed (its address may be reused).
+pub(crate) fn forget(nbl: usize) {
+    let mut guard = crate::lock(&STATE);
+    if let Some(s) = guard.as_mut() {
+        s.tracks.remove(&nbl);
+    }
+}
+
 /// Frames the NIC has put on the wire so far.
 pub fn wire(if_index: u32) -> Vec<Vec<u8>> {
     with(|s| s.nics.get(&if_index).map(|n| n.wire.clone()).unwrap_or_default())
@@ -455,6 +463,8 @@ pub fn in_flight(if_index: u32) -> Vec<String> {
         s.tracks
             .iter()
             .filter(|(_, t)| t.nic == if_index)
+            // A driver's own NBL that it freed (a clone after its return) is no longer in flight.
+            .filter(|(&a, _)| crate::nbl::is_live(a as *const NET_BUFFER_LIST))
             .map(|(&a, t)| format!("{:?} NBL {a:#x} from {:?} held by {:?}", t.direction, t.origin, t.holder))
             .collect()
     })

@@ -778,8 +778,9 @@ pub unsafe extern "system" fn NdisFreeNetBufferList(nbl: *mut NET_BUFFER_LIST) {
         }
         r
     });
-    if let Err(refused) = result {
-        report("NdisFreeNetBufferList", nbl.cast_const().cast(), &refused);
+    match result {
+        Err(refused) => report("NdisFreeNetBufferList", nbl.cast_const().cast(), &refused),
+        Ok(_) => crate::datapath::forget(nbl as usize),
     }
 }
 
@@ -968,6 +969,7 @@ pub unsafe extern "system" fn NdisFreeCloneNetBufferList(clone: *mut NET_BUFFER_
     match result {
         Err(refused) => report(ROUTINE, clone.cast_const().cast(), &refused),
         Ok(NblKind::Clone { flags, parent }) => {
+            crate::datapath::forget(clone as usize);
             let p = nbl_mut(parent as *mut NET_BUFFER_LIST);
             p.ChildRefCount -= 1;
             if flags != free_clone_flags {

@@ -345,6 +345,11 @@ fn fast_path(machine: &mut Machine) -> Outcome {
     if t.outstanding() != Some(0) {
         return Err(format!("{:?} outstanding after every return", t.outstanding()));
     }
+    // Every clone was freed and every original went back to the NIC.
+    let left = sim::in_flight(NIC);
+    if !left.is_empty() {
+        return Err(format!("NBLs still in flight after every return: {left:?}"));
+    }
     let s = t.stats(ALL_PEERS)?;
     if s.clones != tunnel || s.rx_packets != tunnel || s.plaintext_copies != 0 || s.deep_copies != 0 {
         return Err(format!("module stats after {tunnel} tunnel packets: {s:?}"));
@@ -698,6 +703,16 @@ fn oid_passthrough(machine: &mut Machine) -> Outcome {
     if r.status != NDIS_STATUS_INVALID_OID {
         return Err(format!("unknown OID: {r:x?}"));
     }
+    // A statistics query (OID_GEN_STATISTICS) and a method request pass through with the miniport's
+    // answer (the simulated miniport supports neither).
+    let r = protocol_request(NIC, kernel::ffi::oid::NdisRequestQueryStatistics, 0x0002_0106, &[0; 64]);
+    if r.status != NDIS_STATUS_INVALID_OID || r.bytes != 0 {
+        return Err(format!("OID_GEN_STATISTICS: {r:x?}"));
+    }
+    let r = protocol_request(NIC, kernel::ffi::oid::NdisRequestMethod, 0x0101_0199, &[0; 16]);
+    if r.status != NDIS_STATUS_INVALID_OID {
+        return Err(format!("method request: {r:x?}"));
+    }
     // Nothing is pending, so a cancel matches nothing and is not forwarded.
     let before = winsim::oid::cancels_forwarded();
     winsim::oid::protocol_cancel_request(NIC, 0x1234);
@@ -705,7 +720,7 @@ fn oid_passthrough(machine: &mut Machine) -> Outcome {
         return Err("a cancel for no pending request was forwarded".into());
     }
     t.down(machine)?;
-    Ok(vec![("oids".into(), 8)])
+    Ok(vec![("oids".into(), 10)])
 }
 
 /// A datagram the stack reassembled arrives through the WSK path (`indicate_datagram`, through its
@@ -748,8 +763,9 @@ fn wsk_datagram(machine: &mut Machine) -> Outcome {
     Ok(vec![("datagrams".into(), 1)])
 }
 
-/// Surprise removal while the protocol holds clones: the stack pauses (the pause pends until the clones
-/// come back), every module detaches, and the driver unloads without a leak.
+/// Surprise removal while the protocol holds clones: the device event passes down through the filter
+/// to the miniport, the stack pauses (the filter's pause pends until the protocol has given the clones
+/// back), every module detaches, and the driver unloads without a leak.
 fn removal_with_clones_out(machine: &mut Machine) -> Outcome {
     let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
     let (wire, _, tunnel) = mixed(&mut t, 1300, 12)?;
@@ -758,21 +774,15 @@ fn removal_with_clones_out(machine: &mut Machine) -> Outcome {
     if held != wire.len() || t.outstanding() != Some(held as i64) {
         return Err(format!("protocol holds {held}, filter counts {:?}", t.outstanding()));
     }
-    // The protocol gives its receives back while the stack is being torn down (TCP/IP returns
-    // indications promptly); surprise removal pauses and detaches every module.
-    let m = t.module();
-    let status = ndis::pause_module(m, 0);
-    if status != NDIS_STATUS_PENDING {
-        return Err(format!("pause with {held} clones out returned {status:#x}, expected PENDING"));
-    }
-    sim::protocol_return_all(NIC);
-    winsim::pnp::settle_pause(m);
-    if ndis::module_state(m) != Some(ModuleState::Paused) {
-        return Err("the pause did not complete after the returns".into());
-    }
     winsim::pnp::surprise_remove(NIC);
+    if !winsim::pnp::seen(NIC).iter().any(|e| e.starts_with("device:")) {
+        return Err(format!("the device PnP event did not reach the miniport: {:?}", winsim::pnp::seen(NIC)));
+    }
     if !ndis::modules_on_nic_empty(NIC) {
         return Err("modules still attached after surprise removal".into());
+    }
+    if sim::protocol_holding(NIC) != 0 {
+        return Err("the protocol still holds receives after the stack was torn down".into());
     }
     check("close", device::close(t.h), STATUS_SUCCESS)?;
     machine.unload_driver(t.installed.driver)?;
