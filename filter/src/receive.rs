@@ -17,10 +17,11 @@
 //!   inner frame is indicated up in the original's place. When the clone comes back it is freed and
 //!   the original is returned to the miniport (`NdisFReturnNetBufferLists`). The payload is touched
 //!   once, by the AEAD pass: no copy.
-//! * **Copy path** (RESOURCES receives, which the filter may not keep, or a payload spread over several
-//!   MDLs): the frame is copied once into one of the module's copy slots (buffer, MDL and NBL made at
-//!   attach), opened there and indicated as the filter's own NBL (without RESOURCES, so the stack may
-//!   keep it); on return the slot is recycled. RESOURCES chains are indicated in runs and every link
+//! * **Copy path** (RESOURCES receives, which the filter may not keep, a payload spread over several
+//!   MDLs, or an NBL the miniport marked `NDIS_NBL_FLAGS_RECV_READ_ONLY`): the frame is copied once
+//!   into one of the module's copy slots (buffer, MDL and NBL made at attach), opened there and
+//!   indicated as the filter's own NBL (without RESOURCES, so the stack may keep it); on return the
+//!   slot is recycled. RESOURCES chains are indicated in runs and every link
 //!   the filter touched is restored before the handler returns.
 //! * Keepalive pings (after authentication), control-channel packets (queued for user mode's
 //!   `IRP_MJ_READ`, see `control::queue_control`) and packets that fail (no key, replay, forgery,
@@ -65,10 +66,10 @@ use kernel::ffi::nbl::{
     NdisFreeNetBufferList, NdisFreeNetBufferListPool, NdisGetPoolFromNetBufferList,
     NdisRetreatNetBufferDataStart, NetBufferListHashInfo, NetBufferListHashValue, RscTcpTimestampDelta,
     TcpIpChecksumNetBufferListInfo, TcpRecvSegCoalesceInfo, UdpRecvSegCoalesceOffloadInfo,
-    NDIS_CLONE_FLAGS_USE_ORIGINAL_MDLS, NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL, NDIS_RECEIVE_FLAGS_RESOURCES,
-    NDIS_RETURN_FLAGS_DISPATCH_LEVEL, NET_BUFFER, NET_BUFFER_DATA_LENGTH, NET_BUFFER_DATA_OFFSET,
-    NET_BUFFER_LIST, NET_BUFFER_LIST_POOL_PARAMETERS, NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
-    NET_BUFFER_SET_DATA_LENGTH,
+    NDIS_CLONE_FLAGS_USE_ORIGINAL_MDLS, NDIS_NBL_FLAGS_RECV_READ_ONLY, NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL,
+    NDIS_RECEIVE_FLAGS_RESOURCES, NDIS_RETURN_FLAGS_DISPATCH_LEVEL, NET_BUFFER, NET_BUFFER_DATA_LENGTH,
+    NET_BUFFER_DATA_OFFSET, NET_BUFFER_LIST, NET_BUFFER_LIST_POOL_PARAMETERS,
+    NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1, NET_BUFFER_SET_DATA_LENGTH,
 };
 use kernel::ffi::ndis::{
     NDIS_HANDLE, NDIS_OBJECT_HEADER, NDIS_OBJECT_TYPE_DEFAULT, NDIS_PORT_NUMBER, NDIS_STATUS,
@@ -707,6 +708,15 @@ unsafe fn fast_path(
     outer: &Outer,
     copy: &mut *mut NET_BUFFER_LIST,
 ) -> Option<*mut NET_BUFFER_LIST> {
+    // SAFETY: the caller's NBL.
+    let read_only = unsafe { (*nbl).NblFlags } & NDIS_NBL_FLAGS_RECV_READ_ONLY != 0;
+    if read_only {
+        // The miniport marked its receive data read-only (nbl.h's NDIS_NBL_FLAGS_RECV_READ_ONLY): it is
+        // not opened in place; one copy instead.
+        // SAFETY: the caller's NBL.
+        *copy = unsafe { copy_path(rx, nbl, outer) };
+        return None;
+    }
     // SAFETY: the caller's NBL.
     let nb = unsafe { (*nbl).FirstNetBuffer };
     // SAFETY: the caller holds the NB; the slice lives until we hand the NBL on.

@@ -498,8 +498,10 @@ fn drops_keepalive_control(machine: &mut Machine) -> Outcome {
     let control: Vec<u8> = [0x20u8].iter().copied().chain((0..40).map(|i| i as u8)).collect();
     let mut other_peer = good.clone();
     other_peer[3] = 0x42; // peer id 0x000042: nobody
+    let mut no_key = t.seal(&ip)?;
+    no_key[0] = (no_key[0] & 0xf8) | 3; // key id 3: not installed
     for resources in [false, true] {
-        let wire: Vec<Vec<u8>> = [&good, &good, &forged, &ping, &control, &other_peer]
+        let wire: Vec<Vec<u8>> = [&good, &good, &forged, &ping, &control, &other_peer, &no_key]
             .iter()
             .map(|p| from_peer(t.mac, p))
             .collect();
@@ -522,8 +524,8 @@ fn drops_keepalive_control(machine: &mut Machine) -> Outcome {
     {
         return Err(format!("stats {s:?}"));
     }
-    if unknown != 2 {
-        return Err(format!("{unknown} unknown-peer drops, expected 2"));
+    if unknown != 2 || s.drop_no_key != 2 {
+        return Err(format!("{unknown} unknown-peer and {} no-key drops, expected 2 and 2", s.drop_no_key));
     }
     // Both control packets are queued: read them.
     for i in 0..2 {
@@ -752,6 +754,14 @@ fn wsk_datagram(machine: &mut Machine) -> Outcome {
     });
     check("oversized indicate_datagram", status, kernel::ffi::ndis::NDIS_STATUS_INVALID_PARAMETER)?;
     sim::protocol_return_all(NIC);
+    // While the module is paused nothing is indicated: the WSK path is told so.
+    check("pause", ndis::pause_module(m, 0), NDIS_STATUS_SUCCESS)?;
+    let fresh = t.seal(&ip)?;
+    let status = winsim::context::call_driver(t.driver(), PASSIVE_LEVEL, "test: WSK while paused", || {
+        filter::test_hooks::indicate_datagram(m, &fresh, SocketAddr::from(REMOTE))
+    });
+    check("indicate_datagram while paused", status, kernel::ffi::ndis::NDIS_STATUS_PAUSED)?;
+    check("restart", ndis::restart_module(m), NDIS_STATUS_SUCCESS)?;
     if t.outstanding() != Some(0) {
         return Err(format!("{:?} outstanding", t.outstanding()));
     }
