@@ -1035,7 +1035,18 @@ type NblInfo = Vec<(usize, usize)>;
 /// The simulated peer's MAC (the source of `nic_indicate_ip` frames, the destination of IP sends).
 pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
 
+/// The NIC indicates `frames` with `nbl_flags` set in each NBL's `NblFlags` (e.g.
+/// `NDIS_NBL_FLAGS_RECV_READ_ONLY`). Returns how many were indicated.
+pub fn nic_indicate_with_flags(nic: u32, frames: &[Vec<u8>], resources: bool, nbl_flags: u32) -> usize {
+    let marked: Vec<(Vec<u8>, NblInfo)> = frames.iter().map(|f| (f.clone(), Vec::new())).collect();
+    nic_indicate_flagged(nic, &marked, resources, nbl_flags)
+}
+
 fn nic_indicate_marked(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool) -> usize {
+    nic_indicate_flagged(nic, frames, resources, 0)
+}
+
+fn nic_indicate_flagged(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool, nbl_flags: u32) -> usize {
     let Some((pool, split, offset)) =
         with(|s| s.nics.get(&nic).map(|n| (n.pool, n.config.rx_split.clone(), n.config.rx_data_offset)))
     else {
@@ -1047,6 +1058,10 @@ fn nic_indicate_marked(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool)
     let mut nbls = Vec::new();
     for (frame, info) in frames {
         nbls.extend(build_with_info(pool, frame, &split, offset, info));
+    }
+    for &nbl in &nbls {
+        // SAFETY: the simulation owns the NBLs it just built.
+        unsafe { (*(nbl as *mut NET_BUFFER_LIST)).NblFlags |= nbl_flags };
     }
     with(|s| {
         for &nbl in &nbls {

@@ -432,6 +432,26 @@ fn v6_vlan_split(machine: &mut Machine) -> Outcome {
     if s.rx_packets != 8 || copies == 0 || s.clones + copies != 8 || s.plaintext_copies != 0 {
         return Err(format!("stats {s:?}, copies {copies}"));
     }
+    // Receive data the miniport marks read-only is never opened in place: every one is copied.
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..4u16 {
+        let (frame, ip) = inner(t.mac, 600 + i, false, Proto::Udp, 40);
+        let sealed = t.seal(&ip)?;
+        wire.push(outer_frame(t.mac, (&REMOTE6, REMOTE.1), (&LOCAL6, LOCAL.1), &sealed, None));
+        want.push(frame);
+    }
+    let clones_before = s.clones;
+    sim::nic_indicate_with_flags(NIC, &wire, false, kernel::ffi::nbl::NDIS_NBL_FLAGS_RECV_READ_ONLY);
+    expect_frames(&sim::take_protocol_received(NIC), &want, "read-only receive data")?;
+    sim::protocol_return_all(NIC);
+    let s = t.stats(ALL_PEERS)?;
+    if s.clones != clones_before || s.rx_copies != copies + 4 {
+        return Err(format!(
+            "read-only data: {} clones (was {clones_before}), {} copies",
+            s.clones, s.rx_copies
+        ));
+    }
     t.down(machine)?;
     Ok(vec![("clones".into(), s.clones), ("copies".into(), copies)])
 }
