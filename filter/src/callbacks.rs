@@ -3,7 +3,8 @@
 //! Each callback states its IRQL as the NDIS documentation gives it. No callback here takes a lock: the
 //! module state is only written by the attach/pause/restart/detach callbacks, which NDIS serialises per
 //! module (NDIS filter state machine: a module is attached, restarted, paused and detached one transition
-//! at a time).
+//! at a time). The receive path (`receive`), OID pass-through (`oid`) and status/PnP pass-through
+//! (`status`) document their own IRQL and locks.
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -21,6 +22,8 @@ use kernel::ffi::ndis_filter::{
 use kernel::pool::PoolBox;
 use kernel::unicode_string;
 
+use crate::{oid, receive, status};
+
 /// Pool tag of module contexts: 'rdFm'.
 const MODULE_TAG: u32 = u32::from_le_bytes(*b"rdFm");
 
@@ -37,9 +40,29 @@ enum State {
 }
 
 /// Per-module context: NDIS's handle for the module and its state.
-struct Module {
-    filter_handle: NDIS_HANDLE,
+pub(crate) struct Module {
+    pub(crate) filter_handle: NDIS_HANDLE,
     state: AtomicU32,
+    /// The receive path's pools and copy slots, what is outstanding at the protocol, and the OID
+    /// pass-through state.
+    pub(crate) rx: receive::RxState,
+}
+
+impl Module {
+    /// Whether the module is Running (data may be indicated and sent).
+    pub(crate) fn is_running(&self) -> bool {
+        self.state.load(Ordering::Acquire) == State::Running as u32
+    }
+}
+
+/// The module behind an NDIS filter module context.
+///
+/// # Safety
+/// `context` must be the context this driver gave `NdisFSetAttributes`, and the module still attached
+/// (NDIS passes it to every module callback until FilterDetach returns).
+pub(crate) unsafe fn module<'a>(context: NDIS_HANDLE) -> &'a Module {
+    // SAFETY: the caller's contract.
+    unsafe { &*context.cast::<Module>() }
 }
 
 /// The registration table: names from `uapi::names` (the INF carries the same), the mandatory
@@ -64,6 +87,13 @@ pub fn characteristics() -> NDIS_FILTER_DRIVER_CHARACTERISTICS {
     c.DetachHandler = Some(filter_detach);
     c.RestartHandler = Some(filter_restart);
     c.PauseHandler = Some(filter_pause);
+    c.ReceiveNetBufferListsHandler = Some(receive::filter_receive);
+    c.ReturnNetBufferListsHandler = Some(receive::filter_return);
+    c.OidRequestHandler = Some(oid::filter_oid_request);
+    c.OidRequestCompleteHandler = Some(oid::filter_oid_request_complete);
+    c.CancelOidRequestHandler = Some(oid::filter_cancel_oid_request);
+    c.StatusHandler = Some(status::filter_status);
+    c.DevicePnPEventNotifyHandler = Some(status::filter_device_pnp_event_notify);
     c
 }
 
@@ -82,7 +112,14 @@ unsafe extern "system" fn filter_attach(
         // The INF binds us to Ethernet only; anything else is declined, not half-supported.
         return NDIS_STATUS_INVALID_PARAMETER;
     }
-    let module = Module { filter_handle: ndis_filter_handle, state: AtomicU32::new(State::Paused as u32) };
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(parameters.CurrentMacAddress.get(..6).unwrap_or(&[0; 6]));
+    let rx = match receive::RxState::new(ndis_filter_handle, mac) {
+        Ok(rx) => rx,
+        Err(status) => return status,
+    };
+    let module =
+        Module { filter_handle: ndis_filter_handle, state: AtomicU32::new(State::Paused as u32), rx };
     let Ok(module) = PoolBox::new(module, MODULE_TAG) else {
         return NDIS_STATUS_RESOURCES;
     };
@@ -102,12 +139,15 @@ unsafe extern "system" fn filter_attach(
     if status != NDIS_STATUS_SUCCESS {
         // SAFETY: `context` came from into_raw above and NDIS did not take it.
         drop(unsafe { PoolBox::from_raw(context, MODULE_TAG) });
+        return status;
     }
+    receive::register_module(ndis_filter_handle, context);
     status
 }
 
 /// `FilterDetach`. PASSIVE_LEVEL; the module is Paused. Frees the module context.
 unsafe extern "system" fn filter_detach(context: NDIS_HANDLE) {
+    receive::unregister_module(context.cast::<Module>());
     // SAFETY: NDIS passes back the context from FilterAttach exactly once, here.
     drop(unsafe { PoolBox::from_raw(context.cast::<Module>(), MODULE_TAG) });
 }
@@ -123,8 +163,9 @@ unsafe extern "system" fn filter_restart(
     NDIS_STATUS_SUCCESS
 }
 
-/// `FilterPause`. PASSIVE_LEVEL; the module is Running. Nothing is held (no data-path handlers), so the
-/// pause completes synchronously.
+/// `FilterPause`. PASSIVE_LEVEL; the module is Running. The module stops indicating at once (receives
+/// that arrive from now on are returned); the pause completes when every NBL it indicated has come
+/// back (`NDIS_STATUS_PENDING` until then, completed by the receive path's last return).
 unsafe extern "system" fn filter_pause(
     context: NDIS_HANDLE,
     _parameters: *mut NDIS_FILTER_PAUSE_PARAMETERS,
@@ -133,5 +174,5 @@ unsafe extern "system" fn filter_pause(
     let module = unsafe { &*context.cast::<Module>() };
     debug_assert!(!module.filter_handle.is_null());
     module.state.store(State::Paused as u32, Ordering::Release);
-    NDIS_STATUS_SUCCESS
+    module.rx.pause()
 }

@@ -61,6 +61,96 @@ use uapi::UapiError;
 const EVENT_QUEUE_LEN: usize = 32;
 /// `READ_EVENT` IRPs that may be pended at once.
 const MAX_PENDING_READS: usize = 8;
+/// Control-channel packets kept for user mode's `IRP_MJ_READ`; past this, new ones are dropped (counted
+/// as `drop_queue_full`: the peer retransmits control packets).
+const CONTROL_QUEUE_LEN: usize = 16;
+/// The largest control packet kept (OpenVPN's control channel stays below its 1250-byte TLS MTU by
+/// default; anything up to a full 1500-byte datagram fits).
+const CONTROL_PACKET_MAX: usize = 1500;
+/// A queued record: the source `SOCKADDR_IN[6]` (28 bytes at most) followed by the packet.
+const CONTROL_RECORD_MAX: usize = uapi::sockaddr::SOCKADDR_IN6_SIZE + CONTROL_PACKET_MAX;
+/// Local endpoints remembered for receive classification (a float arrives from a new source, to the
+/// same local endpoint).
+const MAX_LOCALS: usize = 32;
+/// Pool tag of the control-packet queue: 'rdFq'.
+const CONTROL_QUEUE_TAG: u32 = u32::from_le_bytes(*b"rdFq");
+
+/// The queue of control-channel packets for `IRP_MJ_READ`, in its own zero-filled pool block (too large
+/// for a kernel stack, so it is never built on one). All-zero is a valid empty queue.
+struct ControlQueue {
+    records: [[u8; CONTROL_RECORD_MAX]; CONTROL_QUEUE_LEN],
+    lens: [usize; CONTROL_QUEUE_LEN],
+    head: usize,
+    count: usize,
+}
+
+/// Owner of the [`ControlQueue`] block.
+struct ControlQueueBox(NonNull<ControlQueue>);
+
+// SAFETY: the block is owned by the box and only reached through CONFIG's lock.
+unsafe impl Send for ControlQueueBox {}
+
+impl ControlQueueBox {
+    /// A zero-filled block (an empty queue). PASSIVE_LEVEL or DISPATCH_LEVEL.
+    fn new() -> Option<Self> {
+        // SAFETY: a plain non-paged allocation, zero-filled (no POOL_FLAG_UNINITIALIZED), null on failure.
+        let raw = unsafe {
+            kernel::ffi::ntos::ExAllocatePool2(
+                kernel::ffi::ntos::POOL_FLAG_NON_PAGED,
+                core::mem::size_of::<ControlQueue>(),
+                CONTROL_QUEUE_TAG,
+            )
+        };
+        NonNull::new(raw.cast::<ControlQueue>()).map(ControlQueueBox)
+    }
+
+    fn get(&mut self) -> &mut ControlQueue {
+        // SAFETY: the block is ours, initialised (all-zero is valid) and reached only through `&mut self`.
+        unsafe { self.0.as_mut() }
+    }
+}
+
+impl Drop for ControlQueueBox {
+    fn drop(&mut self) {
+        // SAFETY: the block came from ExAllocatePool2 with this tag and is freed once.
+        unsafe { kernel::ffi::ntos::ExFreePoolWithTag(self.0.as_ptr().cast(), CONTROL_QUEUE_TAG) };
+    }
+}
+
+impl ControlQueue {
+    /// Queues `from` + `packet`; false if the queue is full or the packet too long (nothing changes).
+    fn push(&mut self, from: &SocketAddr, packet: &[u8]) -> bool {
+        if self.count == CONTROL_QUEUE_LEN || packet.len() > CONTROL_PACKET_MAX {
+            return false;
+        }
+        let at = (self.head + self.count) % CONTROL_QUEUE_LEN;
+        let (Some(record), Some(len)) = (self.records.get_mut(at), self.lens.get_mut(at)) else {
+            return false;
+        };
+        match uapi::sockaddr::write_prefixed(from, packet, record) {
+            Ok(n) => *len = n,
+            Err(_) => return false,
+        }
+        self.count += 1;
+        true
+    }
+
+    /// The oldest record, if any.
+    fn front(&self) -> Option<&[u8]> {
+        if self.count == 0 {
+            return None;
+        }
+        let len = *self.lens.get(self.head)?;
+        self.records.get(self.head)?.get(..len)
+    }
+
+    fn pop(&mut self) {
+        if self.count > 0 {
+            self.head = (self.head + 1) % CONTROL_QUEUE_LEN;
+            self.count -= 1;
+        }
+    }
+}
 
 /// A pended `READ_EVENT` IRP and the file object (handle) it came on.
 struct PendingRead {
@@ -82,18 +172,26 @@ pub(crate) struct Config {
     event_head: usize,
     event_len: usize,
     reads: [Option<PendingRead>; MAX_PENDING_READS],
+    /// Each peer's local endpoint (from `ADD_PEER`), for receive classification.
+    locals: [Option<(u32, Endpoint)>; MAX_LOCALS],
+    /// Control-channel packets for `IRP_MJ_READ`, and the reads pended waiting for one.
+    control: ControlQueueBox,
+    control_reads: [Option<PendingRead>; MAX_PENDING_READS],
 }
 
 impl Config {
-    fn new() -> Config {
-        Config {
+    fn new() -> Option<Config> {
+        Some(Config {
             peers: PeerTable::new(),
             policy: [None; MAX_POLICY_PREFIXES],
             events: [None; EVENT_QUEUE_LEN],
             event_head: 0,
             event_len: 0,
             reads: [const { None }; MAX_PENDING_READS],
-        }
+            locals: [None; MAX_LOCALS],
+            control: ControlQueueBox::new()?,
+            control_reads: [const { None }; MAX_PENDING_READS],
+        })
     }
 
     fn pop_event(&mut self) -> Option<RdcoEvent> {
@@ -170,6 +268,11 @@ filter_stats!(
     hold_time_us,
     keepalives_sent,
     keepalives_received,
+    rx_bypassed,
+    rx_copies,
+    rx_drop_no_buffer,
+    rx_drop_unknown_peer,
+    rx_floats,
 );
 
 /// The module's counters.
@@ -196,7 +299,10 @@ fn major_functions() -> [PDRIVER_DISPATCH; IRP_MJ_MAXIMUM_FUNCTION + 1] {
 /// Creates the configuration and registers the control device. PASSIVE_LEVEL, from `DriverEntry` after
 /// `NdisFRegisterFilterDriver`. On failure nothing stays allocated or registered.
 pub(crate) fn register(filter_driver: NDIS_HANDLE) -> NDIS_STATUS {
-    *CONFIG.lock() = Some(Config::new());
+    let Some(config) = Config::new() else {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    };
+    *CONFIG.lock() = Some(config);
     let mut table = major_functions();
     let mut name = unicode_string!(uapi::names::FILTER_DEVICE_NAME);
     let mut link = unicode_string!(uapi::names::FILTER_SYMBOLIC_LINK);
@@ -238,6 +344,9 @@ pub(crate) fn deregister() {
     let config = CONFIG.lock().take();
     if let Some(mut config) = config {
         while let Some(read) = config.take_read() {
+            complete(read.irp.as_ptr(), STATUS_CANCELLED, 0);
+        }
+        for read in config.control_reads.iter_mut().filter_map(Option::take) {
             complete(read.irp.as_ptr(), STATUS_CANCELLED, 0);
         }
         drop(config);
@@ -293,7 +402,7 @@ fn uapi_status(e: UapiError) -> NTSTATUS {
 }
 
 /// Now, for the engine's timers: interrupt time in milliseconds. Any IRQL.
-fn now() -> datapath::Instant {
+pub(crate) fn now() -> datapath::Instant {
     // SAFETY: callable at any IRQL; a null QPC out-pointer is allowed.
     let hundred_ns = unsafe { KeQueryInterruptTimePrecise(null_mut()) };
     datapath::Instant::from_millis(hundred_ns / 10_000)
@@ -314,23 +423,30 @@ unsafe extern "system" fn dispatch_create_close(_device: *mut DEVICE_OBJECT, irp
 unsafe extern "system" fn dispatch_cleanup(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     let file = file_object(irp);
     let mut cancelled: [Option<PendingRead>; MAX_PENDING_READS] = [const { None }; MAX_PENDING_READS];
+    let mut cancelled_control: [Option<PendingRead>; MAX_PENDING_READS] = [const { None }; MAX_PENDING_READS];
     if let Some(config) = CONFIG.lock().as_mut() {
         for (slot, out) in config.reads.iter_mut().zip(cancelled.iter_mut()) {
             if slot.as_ref().is_some_and(|r| r.file == file) {
                 *out = slot.take();
             }
         }
+        for (slot, out) in config.control_reads.iter_mut().zip(cancelled_control.iter_mut()) {
+            if slot.as_ref().is_some_and(|r| r.file == file) {
+                *out = slot.take();
+            }
+        }
     }
-    for read in cancelled.into_iter().flatten() {
+    for read in cancelled.into_iter().chain(cancelled_control).flatten() {
         complete(read.irp.as_ptr(), STATUS_CANCELLED, 0);
     }
     complete(irp, STATUS_SUCCESS, 0)
 }
 
 /// `IRP_MJ_READ` / `IRP_MJ_WRITE`: control-channel packets, prefixed with the peer's `SOCKADDR_IN[6]`.
-/// PASSIVE_LEVEL. The transport (the WSK socket) comes with the data path; until then a well-formed write
-/// fails with `STATUS_DEVICE_NOT_READY` (transport not ready), a malformed one with
-/// `STATUS_INVALID_PARAMETER`, and a read with `STATUS_DEVICE_NOT_READY`.
+/// PASSIVE_LEVEL. A read completes with the oldest queued control packet the receive path intercepted
+/// (see [`read_control`]). The transport for writes (the WSK socket) comes with the send path; until
+/// then a well-formed write fails with `STATUS_DEVICE_NOT_READY` (transport not ready), a malformed one
+/// with `STATUS_INVALID_PARAMETER`.
 unsafe extern "system" fn dispatch_read_write(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the IRP is being dispatched to us.
     let sp = unsafe { IoGetCurrentIrpStackLocation(irp) };
@@ -340,6 +456,9 @@ unsafe extern "system" fn dispatch_read_write(_device: *mut DEVICE_OBJECT, irp: 
     let parameters = unsafe { &(*sp).Parameters };
     // SAFETY: Parameters.Read/Write.Length is the first ULONG of the union, as OutputBufferLength is.
     let length = unsafe { parameters.DeviceIoControl.OutputBufferLength } as usize;
+    if major == IRP_MJ_READ {
+        return read_control(irp, length);
+    }
     if major == IRP_MJ_WRITE {
         // SAFETY: a buffered write: SystemBuffer holds `length` bytes until we complete the IRP.
         let data = unsafe { system_buffer(irp, length) };
@@ -434,7 +553,14 @@ fn add_peer(input: &[u8]) -> Result<usize, NTSTATUS> {
     let mut guard = CONFIG.lock();
     let config = guard.as_mut().ok_or(STATUS_INVALID_DEVICE_STATE)?;
     match config.peers.add_peer(&peer, time) {
-        Ok(_) => Ok(0),
+        Ok(_) => {
+            if request.local.port() != 0 {
+                if let Some(slot) = config.locals.iter_mut().find(|l| l.is_none()) {
+                    *slot = Some((request.peer_id, endpoint(request.local)));
+                }
+            }
+            Ok(0)
+        }
         Err(PeerError::Exists) => Err(STATUS_OBJECT_NAME_COLLISION),
         Err(_) => Err(STATUS_INVALID_PARAMETER),
     }
@@ -456,6 +582,9 @@ fn del_peer(input: &[u8]) -> Result<usize, NTSTATUS> {
     let mut guard = CONFIG.lock();
     let config = guard.as_mut().ok_or(STATUS_INVALID_DEVICE_STATE)?;
     config.peers.remove_peer(id).map_err(|_| STATUS_NOT_FOUND)?;
+    for local in config.locals.iter_mut().filter(|l| l.is_some_and(|(peer, _)| peer == id)) {
+        *local = None;
+    }
     Ok(0)
 }
 
@@ -648,4 +777,113 @@ pub(crate) fn queue_event(kind: RdcoEventKind, peer_id: u32, address: Option<Soc
         Err(e) => complete(irp, uapi_status(e), 0),
     };
     true
+}
+
+// ---------------------------------------------------------------------------------------------
+// The receive path's side: control-channel packets for user mode, classification helpers
+// ---------------------------------------------------------------------------------------------
+
+/// `IRP_MJ_READ` (buffered): completes at once with the oldest queued control packet (its
+/// `SOCKADDR_IN[6]` source, then the packet), or pends the IRP (`STATUS_PENDING`) until
+/// [`queue_control`] or `IRP_MJ_CLEANUP` completes it. Errors: a buffer too small for the oldest packet
+/// (`BUFFER_TOO_SMALL`, the packet stays queued), more than 8 reads pended (`INSUFFICIENT_RESOURCES`),
+/// the driver unloading (`INVALID_DEVICE_STATE`). PASSIVE_LEVEL; CONFIG's lock around the queue only.
+fn read_control(irp: *mut IRP, length: usize) -> NTSTATUS {
+    let file = file_object(irp);
+    let mut guard = CONFIG.lock();
+    let Some(config) = guard.as_mut() else {
+        drop(guard);
+        return complete(irp, STATUS_INVALID_DEVICE_STATE, 0);
+    };
+    let queue = config.control.get();
+    if let Some(record) = queue.front() {
+        if record.len() > length {
+            drop(guard);
+            return complete(irp, STATUS_BUFFER_TOO_SMALL, 0);
+        }
+        // SAFETY: a buffered read: SystemBuffer holds `length` bytes until we complete the IRP.
+        let out = unsafe { system_buffer(irp, length) };
+        let n = record.len();
+        if let Some(dst) = out.get_mut(..n) {
+            dst.copy_from_slice(record);
+        }
+        queue.pop();
+        drop(guard);
+        return complete(irp, STATUS_SUCCESS, n);
+    }
+    if length < CONTROL_RECORD_MAX {
+        // A pended read must hold any packet: refuse one that might not, rather than lose a packet.
+        drop(guard);
+        return complete(irp, STATUS_BUFFER_TOO_SMALL, 0);
+    }
+    let Some(slot) = config.control_reads.iter_mut().find(|s| s.is_none()) else {
+        drop(guard);
+        return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0);
+    };
+    // SAFETY: the IRP is being dispatched to us; its current stack location is ours to mark.
+    let sp = unsafe { IoGetCurrentIrpStackLocation(irp) };
+    // SAFETY: `sp` is the current stack location.
+    unsafe { (*sp).Control |= SL_PENDING_RETURNED };
+    let Some(irp_ptr) = NonNull::new(irp) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    *slot = Some(PendingRead { irp: irp_ptr, file });
+    drop(guard);
+    STATUS_PENDING
+}
+
+/// Hands a control-channel packet the receive path intercepted to user mode: completes a pended
+/// `IRP_MJ_READ` with it, or queues it. Returns false (and changes nothing) if the queue is full, the
+/// packet too long, or the driver not loaded. IRQL <= DISPATCH_LEVEL (the receive path); CONFIG's lock
+/// around the queue only, the IRP completed after it is released.
+pub(crate) fn queue_control(from: Endpoint, packet: &[u8]) -> bool {
+    let from = socket_addr(from);
+    let mut guard = CONFIG.lock();
+    let Some(config) = guard.as_mut() else { return false };
+    let Some(read) = config.control_reads.iter_mut().find_map(Option::take) else {
+        return config.control.get().push(&from, packet);
+    };
+    drop(guard);
+    let irp = read.irp.as_ptr();
+    // SAFETY: a pended read IRP we own, checked at pend time to hold CONTROL_RECORD_MAX bytes.
+    let out = unsafe { system_buffer(irp, CONTROL_RECORD_MAX) };
+    match uapi::sockaddr::write_prefixed(&from, packet, out) {
+        Ok(n) => complete(irp, STATUS_SUCCESS, n),
+        Err(e) => complete(irp, uapi_status(e), 0),
+    };
+    true
+}
+
+/// The engine's endpoint as a socket address.
+pub(crate) fn socket_addr(e: Endpoint) -> SocketAddr {
+    match e {
+        Endpoint::V4 { addr, port } => SocketAddr::new(IpAddr::from(addr), port),
+        Endpoint::V6 { addr, port } => SocketAddr::new(IpAddr::from(addr), port),
+    }
+}
+
+/// Whether any peer is configured (a receive chain with none is passed up whole). IRQL <=
+/// DISPATCH_LEVEL.
+pub(crate) fn has_peers() -> bool {
+    CONFIG.lock().as_ref().is_some_and(|c| !c.peers.is_empty())
+}
+
+/// Whether a UDP datagram from `src` to `dst` is the tunnel's: `src` is a peer's remote endpoint, or
+/// `dst` a peer's local endpoint (an unspecified local address matches any address of its family).
+/// IRQL <= DISPATCH_LEVEL; CONFIG's lock, briefly.
+pub(crate) fn is_tunnel_endpoint(src: &Endpoint, dst: &Endpoint) -> bool {
+    let mut guard = CONFIG.lock();
+    let Some(config) = guard.as_mut() else { return false };
+    if config.peers.peers_mut().any(|p| p.remote().as_ref() == Some(src)) {
+        return true;
+    }
+    config.locals.iter().flatten().any(|(_, local)| match (local, dst) {
+        (Endpoint::V4 { addr: la, port: lp }, Endpoint::V4 { addr: da, port: dp }) => {
+            lp == dp && (*la == [0; 4] || la == da)
+        }
+        (Endpoint::V6 { addr: la, port: lp }, Endpoint::V6 { addr: da, port: dp }) => {
+            lp == dp && (*la == [0; 16] || la == da)
+        }
+        _ => false,
+    })
 }

@@ -14,6 +14,9 @@
 mod callbacks;
 mod control;
 mod driver;
+mod oid;
+mod receive;
+mod status;
 
 pub use driver::driver_entry;
 
@@ -47,6 +50,29 @@ pub mod test_hooks {
         let guard = crate::control::CONFIG.lock();
         let peer = guard.as_ref()?.peers.peer(peer_id)?;
         Some((peer.keys().primary().map(|k| k.key_id()), peer.keys().secondary().map(|k| k.key_id())))
+    }
+
+    /// TEST HOOK: stands in for the WSK receive event (the transport is another engineer's): hands
+    /// `datagram` (a UDP payload from `from`) to the receive path's `indicate_datagram` on the module
+    /// whose NdisFilterHandle is `module`. Call inside the filter's driver context at IRQL <=
+    /// DISPATCH_LEVEL, on the thread that drives attach/detach. Returns the NDIS status, or
+    /// `NDIS_STATUS_INVALID_PARAMETER` for an unknown module.
+    pub fn indicate_datagram(module: usize, datagram: &[u8], from: core::net::SocketAddr) -> i32 {
+        let Some(m) = crate::receive::find_module(module) else {
+            return kernel::ffi::ndis::NDIS_STATUS_INVALID_PARAMETER;
+        };
+        let from = match from {
+            core::net::SocketAddr::V4(a) => datapath::Endpoint::V4 { addr: a.ip().octets(), port: a.port() },
+            core::net::SocketAddr::V6(a) => datapath::Endpoint::V6 { addr: a.ip().octets(), port: a.port() },
+        };
+        // SAFETY: the module is attached (found above) and stays so on this thread for the call.
+        crate::receive::indicate_datagram(unsafe { &*m }, datagram, from)
+    }
+
+    /// TEST HOOK: NBLs the module with NdisFilterHandle `module` indicated up and has not had back.
+    pub fn rx_outstanding(module: usize) -> Option<i64> {
+        // SAFETY: the module is attached (found) and stays so on this thread for the call.
+        crate::receive::find_module(module).map(|m| unsafe { &*m }.rx.outstanding())
     }
 
     /// TEST HOOK: how many events were dropped because the queue was full.

@@ -24,7 +24,7 @@
 //! | 4 | [`IOCTL_RDCO_FILTER_NEW_KEY`] | [`RdcoNewKey`] (108: `Size` + `OVPN_CRYPTO_DATA_V2`) | — |
 //! | 5 | [`IOCTL_RDCO_FILTER_SWAP_KEYS`] | [`RdcoPeerRef`] (8) | — |
 //! | 6 | [`IOCTL_RDCO_FILTER_SET_KEEPALIVE`] | [`RdcoKeepalive`] (20) | — |
-//! | 7 | [`IOCTL_RDCO_FILTER_GET_STATS`] | [`RdcoPeerRef`] (8; [`ALL_PEERS`] = module) | [`RdcoStats`] (184) |
+//! | 7 | [`IOCTL_RDCO_FILTER_GET_STATS`] | [`RdcoPeerRef`] (8; [`ALL_PEERS`] = module) | [`RdcoStats`] (224) |
 //! | 8 | [`IOCTL_RDCO_FILTER_READ_EVENT`] | — | [`RdcoEvent`] (44), pends until an event |
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -488,7 +488,7 @@ impl RdcoKeepalive {
 
 macro_rules! counters {
     ($($(#[$m:meta])* $field:ident, $konst:ident = $off:literal;)*) => {
-        /// `RDCO_STATS` (184 bytes): `Size` at 0, `PeerId` at 4 ([`ALL_PEERS`] for the module), then 22 `u64`
+        /// `RDCO_STATS` (224 bytes): `Size` at 0, `PeerId` at 4 ([`ALL_PEERS`] for the module), then 27 `u64`
         /// counters from offset 8, in the order below.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct RdcoStats {
@@ -507,7 +507,7 @@ macro_rules! counters {
 
         impl RdcoStats {
             /// Encoded size of this version.
-            pub const SIZE: usize = 184;
+            pub const SIZE: usize = 224;
 
             /// Parses the structure; see [`crate::Wire::parse`].
             pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
@@ -571,6 +571,18 @@ counters! {
     keepalives_sent, KEEPALIVES_SENT = 168;
     /// Keepalive pings received.
     keepalives_received, KEEPALIVES_RECEIVED = 176;
+    // The receive path's block (added in version 2 of the layout).
+    /// Receives passed up unchanged (not the tunnel's).
+    rx_bypassed, RX_BYPASSED = 184;
+    /// Tunnel datagrams copied once into the filter's own NBL (RESOURCES receives, payloads spread over
+    /// MDLs, datagrams from the WSK socket).
+    rx_copies, RX_COPIES = 192;
+    /// Dropped on receive: no copy slot or clone NBL could be had.
+    rx_drop_no_buffer, RX_DROP_NO_BUFFER = 200;
+    /// Dropped on receive: the datagram named no configured peer.
+    rx_drop_unknown_peer, RX_DROP_UNKNOWN_PEER = 208;
+    /// Peer floats (authenticated packets from a new address).
+    rx_floats, RX_FLOATS = 216;
 }
 
 /// What an [`RdcoEvent`] reports.

@@ -151,7 +151,13 @@ struct Nic {
     /// `NDIS_STATUS_FAILURE` ("Drivers must fail any send request they can't perform", USO docs).
     refused: std::collections::BTreeSet<usize>,
     next_ip_id: u16,
+    /// Every frame the protocol received, in order (bounded by [`RECEIVED_KEPT`]), for byte-for-byte
+    /// checks; taken by [`take_protocol_received`].
+    received: Vec<Vec<u8>>,
 }
+
+/// How many received frames a NIC's protocol keeps for [`take_protocol_received`].
+const RECEIVED_KEPT: usize = 65_536;
 
 #[derive(Default)]
 struct State {
@@ -421,6 +427,7 @@ pub fn add_nic(config: NicConfig) -> Result<(), NDIS_STATUS> {
                 ip_sends: BTreeMap::new(),
                 refused: std::collections::BTreeSet::new(),
                 next_ip_id: 0,
+                received: Vec::new(),
             },
         )
     });
@@ -437,6 +444,14 @@ pub fn ledger(if_index: u32) -> Ledger {
     with(|s| s.nics.get(&if_index).map(|n| n.ledger.clone()).unwrap_or_default())
 }
 
+/// Forgets what the data path knew about an NBL a driver just freed (its address may be reused).
+pub(crate) fn forget(nbl: usize) {
+    let mut guard = crate::lock(&STATE);
+    if let Some(s) = guard.as_mut() {
+        s.tracks.remove(&nbl);
+    }
+}
+
 /// Frames the NIC has put on the wire so far.
 pub fn wire(if_index: u32) -> Vec<Vec<u8>> {
     with(|s| s.nics.get(&if_index).map(|n| n.wire.clone()).unwrap_or_default())
@@ -448,6 +463,8 @@ pub fn in_flight(if_index: u32) -> Vec<String> {
         s.tracks
             .iter()
             .filter(|(_, t)| t.nic == if_index)
+            // A driver's own NBL that it freed (a clone after its return) is no longer in flight.
+            .filter(|(&a, _)| crate::nbl::is_live(a as *const NET_BUFFER_LIST))
             .map(|(&a, t)| format!("{:?} NBL {a:#x} from {:?} held by {:?}", t.direction, t.origin, t.holder))
             .collect()
     })
@@ -980,13 +997,56 @@ pub fn nic_indicate_ip(nic: u32, packets: &[IpSend], resources: bool, rss: bool)
     nic_indicate_marked(nic, &marked, resources)
 }
 
+/// The NIC receives `frames` (any Ethernet frames, e.g. a tunnel's UDP datagrams built by a test) and
+/// marks each NBL as [`nic_indicate_ip`] does: receive checksum results for IP frames when the NIC offloads
+/// receive checksums, and the RSS hash when `rss`; with `uro`, each is also marked as a URO coalesced
+/// unit (`UdpRecvSegCoalesceOffloadInfo`: 2 segments of the frame's UDP payload size). Returns how many
+/// were indicated.
+pub fn nic_indicate_offloaded(nic: u32, frames: &[Vec<u8>], resources: bool, rss: bool, uro: bool) -> usize {
+    let Some(offloads) = with(|s| s.nics.get(&nic).map(|n| n.config.offloads)) else { return 0 };
+    let marked: Vec<(Vec<u8>, NblInfo)> = frames
+        .iter()
+        .map(|frame| {
+            let mut info = Vec::new();
+            let marks = crate::offload::rx_checksum_marks(frame, &offloads);
+            if marks != 0 {
+                info.push((TcpIpChecksumNetBufferListInfo, marks as usize));
+            }
+            if rss {
+                if let Some((value, kind)) = crate::offload::rss_hash(frame) {
+                    info.push((NetBufferListHashValue, value as usize));
+                    info.push((NetBufferListHashInfo, kind as usize));
+                }
+            }
+            if uro {
+                // NDIS_UDP_RSC_OFFLOAD_NET_BUFFER_LIST_INFO: SegCount (16 bits) then SegSize (16 bits).
+                let size = crate::offload::layout(frame).map_or(0, |l| frame.len() - l.payload);
+                info.push((kernel::ffi::nbl::UdpRecvSegCoalesceOffloadInfo, 2 | (size << 16)));
+            }
+            (frame.clone(), info)
+        })
+        .collect();
+    nic_indicate_marked(nic, &marked, resources)
+}
+
 /// Per-NBL information to set on a built NBL: (NET_BUFFER_LIST_INFO index, value).
 type NblInfo = Vec<(usize, usize)>;
 
 /// The simulated peer's MAC (the source of `nic_indicate_ip` frames, the destination of IP sends).
 pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
 
+/// The NIC indicates `frames` with `nbl_flags` set in each NBL's `NblFlags` (e.g.
+/// `NDIS_NBL_FLAGS_RECV_READ_ONLY`). Returns how many were indicated.
+pub fn nic_indicate_with_flags(nic: u32, frames: &[Vec<u8>], resources: bool, nbl_flags: u32) -> usize {
+    let marked: Vec<(Vec<u8>, NblInfo)> = frames.iter().map(|f| (f.clone(), Vec::new())).collect();
+    nic_indicate_flagged(nic, &marked, resources, nbl_flags)
+}
+
 fn nic_indicate_marked(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool) -> usize {
+    nic_indicate_flagged(nic, frames, resources, 0)
+}
+
+fn nic_indicate_flagged(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool, nbl_flags: u32) -> usize {
     let Some((pool, split, offset)) =
         with(|s| s.nics.get(&nic).map(|n| (n.pool, n.config.rx_split.clone(), n.config.rx_data_offset)))
     else {
@@ -998,6 +1058,10 @@ fn nic_indicate_marked(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool)
     let mut nbls = Vec::new();
     for (frame, info) in frames {
         nbls.extend(build_with_info(pool, frame, &split, offset, info));
+    }
+    for &nbl in &nbls {
+        // SAFETY: the simulation owns the NBLs it just built.
+        unsafe { (*(nbl as *mut NET_BUFFER_LIST)).NblFlags |= nbl_flags };
     }
     with(|s| {
         for &nbl in &nbls {
@@ -1076,9 +1140,11 @@ fn hand_up(nic: u32, from: Layer, nbls: &[usize], flags: u32) {
 fn protocol_receive(nic: u32, nbls: &[usize], resources: bool) {
     let mut ok = 0;
     let mut corrupt = 0;
+    let mut frames = Vec::with_capacity(nbls.len());
     for &nbl in nbls {
         // SAFETY: the protocol holds these live NBLs for the duration of the indication.
         let frame = unsafe { read_first_nb(nbl as *const NET_BUFFER_LIST) };
+        frames.push(frame.clone());
         let intact = if crate::offload::layout(&frame).is_some() {
             // SAFETY: as above; the indices are below MaxNetBufferListInfo.
             let info = unsafe { (*(nbl as *const NET_BUFFER_LIST)).NetBufferListInfo };
@@ -1111,11 +1177,23 @@ fn protocol_receive(nic: u32, nbls: &[usize], resources: bool) {
         if let Some(n) = s.nics.get_mut(&nic) {
             n.ledger.received_ok += ok;
             n.ledger.received_corrupt += corrupt;
+            let room = RECEIVED_KEPT.saturating_sub(n.received.len());
+            n.received.extend(frames.into_iter().take(room));
             if !resources {
                 n.protocol_held.extend_from_slice(nbls);
             }
         }
     });
+}
+
+/// The frames the protocol received on `nic` since the last call, in order of arrival.
+pub fn take_protocol_received(nic: u32) -> Vec<Vec<u8>> {
+    with(|s| s.nics.get_mut(&nic).map(|n| std::mem::take(&mut n.received)).unwrap_or_default())
+}
+
+/// How many receives the protocol holds on `nic` (indicated without RESOURCES and not yet returned).
+pub fn protocol_holding(nic: u32) -> usize {
+    with(|s| s.nics.get(&nic).map_or(0, |n| n.protocol_held.len()))
 }
 
 /// The protocol returns every receive it holds (as TCP/IP does shortly after an indication).
@@ -1286,6 +1364,11 @@ pub fn owed_by(module: usize) -> Vec<String> {
             .iter()
             .filter(|(&a, _)| crate::nbl::is_live(a as *const NET_BUFFER_LIST))
             .filter(|(_, t)| t.holder == Layer::Module(module) || t.path.contains(&Layer::Module(module)))
+            // The module's own NBL back with it after its return or completion is idle in its pool, not
+            // something it owes anyone (a filter may keep preallocated NBLs across a pause).
+            .filter(|(_, t)| {
+                !(t.origin == Layer::Module(module) && t.holder == t.origin && t.path.is_empty())
+            })
             .map(|(&a, t)| {
                 format!("{:?} NBL {a:#x} (from {:?}, held by {:?})", t.direction, t.origin, t.holder)
             })

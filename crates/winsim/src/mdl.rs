@@ -233,6 +233,9 @@ pub unsafe extern "system" fn IoAllocateMdl(
         violation(Rule::NotSimulated, "IoAllocateMdl with an IRP (MDL chained to Irp->MdlAddress)");
         return std::ptr::null_mut();
     }
+    if crate::pool::driver_allocation_fails() {
+        return std::ptr::null_mut();
+    }
     allocate(virtual_address, length, MdlKind::Io, None)
 }
 

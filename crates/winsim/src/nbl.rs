@@ -498,6 +498,9 @@ pub unsafe extern "system" fn NdisAllocateNetBufferListPool(
     if !header_ok(p.Header, 16) {
         return std::ptr::null_mut();
     }
+    if crate::pool::driver_allocation_fails() {
+        return std::ptr::null_mut();
+    }
     with(|s| {
         let handle = new_handle(s);
         s.nbl_pools.insert(
@@ -616,6 +619,9 @@ pub unsafe extern "system" fn NdisAllocateNetBufferList(
     if !require_irql_at_most(DISPATCH_LEVEL, "NdisAllocateNetBufferList") {
         return std::ptr::null_mut();
     }
+    if crate::pool::driver_allocation_fails() {
+        return std::ptr::null_mut();
+    }
     let nbl = with(|s| {
         if !s.nbl_pools.contains_key(&(pool as usize)) {
             return None;
@@ -662,6 +668,9 @@ pub unsafe extern "system" fn NdisAllocateNetBufferAndNetBufferList(
     }
     let mut probe = NbProbe::default();
     if !init_nb(&mut probe.0, mdl_chain, data_offset, data_length, ROUTINE) {
+        return std::ptr::null_mut();
+    }
+    if crate::pool::driver_allocation_fails() {
         return std::ptr::null_mut();
     }
     with(|s| {
@@ -769,8 +778,9 @@ pub unsafe extern "system" fn NdisFreeNetBufferList(nbl: *mut NET_BUFFER_LIST) {
         }
         r
     });
-    if let Err(refused) = result {
-        report("NdisFreeNetBufferList", nbl.cast_const().cast(), &refused);
+    match result {
+        Err(refused) => report("NdisFreeNetBufferList", nbl.cast_const().cast(), &refused),
+        Ok(_) => crate::datapath::forget(nbl as usize),
     }
 }
 
@@ -879,6 +889,9 @@ pub unsafe extern "system" fn NdisAllocateCloneNetBufferList(
         );
         return std::ptr::null_mut();
     }
+    if crate::pool::driver_allocation_fails() {
+        return std::ptr::null_mut();
+    }
     let share = allocate_clone_flags & NDIS_CLONE_FLAGS_USE_ORIGINAL_MDLS != 0;
     with(|s| {
         let kind = NblKind::Clone { flags: allocate_clone_flags, parent: original as usize };
@@ -956,6 +969,7 @@ pub unsafe extern "system" fn NdisFreeCloneNetBufferList(clone: *mut NET_BUFFER_
     match result {
         Err(refused) => report(ROUTINE, clone.cast_const().cast(), &refused),
         Ok(NblKind::Clone { flags, parent }) => {
+            crate::datapath::forget(clone as usize);
             let p = nbl_mut(parent as *mut NET_BUFFER_LIST);
             p.ChildRefCount -= 1;
             if flags != free_clone_flags {

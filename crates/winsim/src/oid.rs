@@ -414,3 +414,63 @@ fn complete_to_module(module: usize, request: *mut NDIS_OID_REQUEST, status: NDI
         });
     }
 }
+
+/// `NdisFCancelOidRequest`. IRQL <= DISPATCH_LEVEL. A filter forwards a cancellation for a request it
+/// forwarded (its clone carries the original's `RequestId`): NDIS calls the next lower module's
+/// FilterCancelOidRequest, or the miniport's MiniportCancelOidRequest (Windows-driver-docs
+/// "NdisFCancelOidRequest": "NDIS calls the MiniportCancelOidRequest or FilterCancelOidRequest function of
+/// the underlying driver"). The simulated NIC answers every request before the issuer can cancel it, so at
+/// the bottom of the stack there is nothing left to cancel. Calls are counted ([`cancels_forwarded`]).
+///
+/// # Safety
+/// `handle` is validated; `request_id` is an opaque value.
+#[no_mangle]
+pub unsafe extern "system" fn NdisFCancelOidRequest(handle: NDIS_HANDLE, request_id: *mut core::ffi::c_void) {
+    require_irql_at_most(DISPATCH_LEVEL, "NdisFCancelOidRequest");
+    let m = handle as usize;
+    let Some(nic) = ndis::nic_of(m) else {
+        violation(
+            Rule::NdisBadHandle,
+            format!("NdisFCancelOidRequest({handle:p}): not an attached filter module"),
+        );
+        return;
+    };
+    CANCELS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let below = ndis::modules_on(nic).iter().rev().skip_while(|&&x| x != m).skip(1).copied().find(|&x| {
+        ndis::module_view(x).is_some_and(|v| {
+            v.state != ModuleState::Attaching && v.handlers.0.CancelOidRequestHandler.is_some()
+        })
+    });
+    if let Some(view) = below.and_then(ndis::module_view) {
+        let handler = view.handlers.0.CancelOidRequestHandler.expect("checked above");
+        call_driver(view.owner, DISPATCH_LEVEL, "FilterCancelOidRequest", || {
+            // SAFETY: the module's registered handler with its own context.
+            unsafe { handler(view.context, request_id) }
+        });
+    }
+}
+
+static CANCELS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many times filters forwarded an OID cancellation with `NdisFCancelOidRequest`.
+pub fn cancels_forwarded() -> u64 {
+    CANCELS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The protocol cancels an OID request by `RequestId` on `nic` (NDIS calls the top module's
+/// FilterCancelOidRequest). The simulated stack completes every request synchronously, so this only
+/// exercises the cancel handlers' pass-through.
+pub fn protocol_cancel_request(nic: u32, request_id: usize) {
+    let top = ndis::modules_on(nic).iter().rev().copied().find(|&x| {
+        ndis::module_view(x).is_some_and(|v| {
+            v.state != ModuleState::Attaching && v.handlers.0.CancelOidRequestHandler.is_some()
+        })
+    });
+    if let Some(view) = top.and_then(ndis::module_view) {
+        let handler = view.handlers.0.CancelOidRequestHandler.expect("checked above");
+        call_driver(view.owner, DISPATCH_LEVEL, "FilterCancelOidRequest", || {
+            // SAFETY: the module's registered handler with its own context.
+            unsafe { handler(view.context, request_id as *mut core::ffi::c_void) }
+        });
+    }
+}

@@ -106,6 +106,28 @@ pub(crate) fn check_unload(driver: DriverId, name: &str) {
     }
 }
 
+/// Whether an NDIS or MDL allocation a driver makes (`NdisAllocateNetBufferListPool`,
+/// `NdisAllocateNetBufferList`, `NdisAllocateNetBufferAndNetBufferList`, `NdisAllocateCloneNetBufferList`,
+/// `IoAllocateMdl`) fails on purpose: such calls count in the same sequence as `ExAllocatePool2` and fail
+/// under the same [`FaultPlan`], so "every allocation site, one at a time" covers them too (each can
+/// return NULL on Windows). Allocations the simulation makes for itself (no current driver) never fail.
+pub(crate) fn driver_allocation_fails() -> bool {
+    if current_driver().is_none() {
+        return false;
+    }
+    let mut pool = crate::lock(&POOL);
+    pool.sequence += 1;
+    let fail = match pool.plan {
+        FaultPlan::Never => false,
+        FaultPlan::Nth(n) => pool.sequence == n,
+        FaultPlan::EveryNth(n) => n != 0 && pool.sequence.is_multiple_of(n),
+    };
+    if fail {
+        pool.injected += 1;
+    }
+    fail
+}
+
 /// `ExAllocatePool2`. IRQL <= DISPATCH_LEVEL. Zero-fills unless `POOL_FLAG_UNINITIALIZED`.
 #[no_mangle]
 pub extern "system" fn ExAllocatePool2(flags: POOL_FLAGS, number_of_bytes: usize, tag: u32) -> *mut c_void {

@@ -474,7 +474,7 @@ fn print_stats(out: &[u8]) -> Result<(), Fail> {
     } else {
         println!("peer {}", s.peer_id);
     }
-    let rows: [(&str, u64); 22] = [
+    let rows: [(&str, u64); 27] = [
         ("tx_packets", s.tx_packets),
         ("tx_bytes", s.tx_bytes),
         ("rx_packets", s.rx_packets),
@@ -497,6 +497,11 @@ fn print_stats(out: &[u8]) -> Result<(), Fail> {
         ("hold_time_us", s.hold_time_us),
         ("keepalives_sent", s.keepalives_sent),
         ("keepalives_received", s.keepalives_received),
+        ("rx_bypassed", s.rx_bypassed),
+        ("rx_copies", s.rx_copies),
+        ("rx_drop_no_buffer", s.rx_drop_no_buffer),
+        ("rx_drop_unknown_peer", s.rx_drop_unknown_peer),
+        ("rx_floats", s.rx_floats),
     ];
     for (name, value) in rows {
         println!("{name} {value}");

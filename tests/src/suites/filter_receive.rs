@@ -1,0 +1,897 @@
+//! The filter_receive suite: the real filter (installed from its INF) on a simulated NIC receives the
+//! tunnel's encrypted datagrams, sealed in the test by the engine with the peer's keys, and must hand
+//! the protocol exactly the inner packets, as Ethernet frames, byte for byte: by the zero-copy clone
+//! path without RESOURCES, by one copy with RESOURCES, with the outer packet's offload marks cleared;
+//! bypass traffic unchanged and in order; replays, forgeries and keepalives consumed and counted;
+//! control packets read through the control device; floats reported; pause, media and reset events
+//! while receiving; OID, status and PnP pass-through; every allocation failing in turn; and removal with
+//! clones outstanding.
+use std::net::SocketAddr;
+
+use ::datapath::{Cipher, Instant, KeyConfig, KeyDirection, KeyFormat, KeySlotId, Peer, PeerConfig};
+use kernel::ffi::ndis::{NDIS_STATUS_LINK_STATE, NDIS_STATUS_PENDING, NDIS_STATUS_SUCCESS};
+use kernel::ffi::ntos::{NTSTATUS, PASSIVE_LEVEL, STATUS_SUCCESS};
+use uapi::ovpn::{OvpnCipherAlg, OvpnCryptoData, OvpnCryptoDataV2, OvpnKeyDirection, OvpnKeySlot};
+use uapi::rdco_filter::{
+    RdcoAddPeer, RdcoEvent, RdcoEventKind, RdcoFilterIoctl, RdcoNewKey, RdcoPeerRef, RdcoStats, ALL_PEERS,
+};
+use uapi::Wire;
+use winsim::datapath::{
+    self as sim, IpSend, NicConfig, Proto, NDIS_STATUS_RESET_END, NDIS_STATUS_RESET_START,
+};
+use winsim::device::{self, Handle, Io};
+use winsim::ndis::{self, ModuleState};
+use winsim::pool::{self, FaultPlan};
+use winsim::{DriverId, Machine};
+
+use crate::install::{self, Installed};
+use crate::{Outcome, Test};
+
+const NIC: u32 = 1;
+const PEER_ID: u32 = 1;
+/// The tunnel's outer endpoints: our NIC's address and the peer's.
+const LOCAL: ([u8; 4], u16) = ([192, 0, 2, 1], 1194);
+const REMOTE: ([u8; 4], u16) = ([203, 0, 113, 5], 1194);
+const LOCAL6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const REMOTE6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+/// The peer's (gateway's) MAC: the outer frames' source.
+const GW_MAC: [u8; 6] = sim::PEER_MAC;
+/// Keys: the filter decrypts with `RX_KEY`, the peer (the test's engine) encrypts with it.
+const RX_KEY: [u8; 32] = [0x5a; 32];
+const TX_KEY: [u8; 32] = [0xa5; 32];
+const RX_TAIL: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+const TX_TAIL: [u8; 8] = [8, 7, 6, 5, 4, 3, 2, 1];
+
+fn check(what: &str, got: NTSTATUS, want: NTSTATUS) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: status {got:#010x}, expected {want:#010x}"))
+    }
+}
+
+fn encode<T: Wire>(value: &T) -> Vec<u8> {
+    let mut out = vec![0u8; T::SIZE];
+    value.write_to(&mut out).expect("encodes");
+    out
+}
+
+/// The machine with the filter installed from its INF, the control device open, peer 1 configured with
+/// AES-256-GCM keys, and the peer's side of the tunnel (the test's engine).
+struct Tunnel {
+    installed: Installed,
+    h: Handle,
+    mac: [u8; 6],
+    peer: Peer,
+    now: u64,
+}
+
+impl Tunnel {
+    fn up(machine: &mut Machine, nic: NicConfig, v6: bool) -> Result<Tunnel, String> {
+        sim::add_nic(nic).map_err(|s| format!("add_nic: {s:#x}"))?;
+        let inf = install::inf_dir().join(uapi::names::FILTER_INF);
+        let installed = install::install_from_inf(machine, &inf, filter::driver_entry)?;
+        let h = device::open(uapi::names::FILTER_USER_PATH).map_err(|s| format!("open: {s:#x}"))?;
+        let (local, remote) = if v6 {
+            (SocketAddr::from((LOCAL6, LOCAL.1)), SocketAddr::from((REMOTE6, REMOTE.1)))
+        } else {
+            (SocketAddr::from(LOCAL), SocketAddr::from(REMOTE))
+        };
+        let add = encode(&RdcoAddPeer { peer_id: PEER_ID, local, remote });
+        check(
+            "ADD_PEER",
+            device::device_io_control(h, RdcoFilterIoctl::AddPeer.code(), &add, 0).0,
+            STATUS_SUCCESS,
+        )?;
+        let dir = |key: [u8; 32], tail: [u8; 8]| OvpnKeyDirection { key, key_len: 32, nonce_tail: tail };
+        let key = encode(&RdcoNewKey {
+            key: OvpnCryptoDataV2 {
+                v1: OvpnCryptoData {
+                    encrypt: dir(TX_KEY, TX_TAIL),
+                    decrypt: dir(RX_KEY, RX_TAIL),
+                    key_slot: OvpnKeySlot::Primary,
+                    cipher_alg: OvpnCipherAlg::AesGcm,
+                    key_id: 0,
+                    peer_id: PEER_ID as i32,
+                },
+                crypto_options: 0,
+            },
+        });
+        check(
+            "NEW_KEY",
+            device::device_io_control(h, RdcoFilterIoctl::NewKey.code(), &key, 0).0,
+            STATUS_SUCCESS,
+        )?;
+        let mut peer = Peer::new(&PeerConfig::new(PEER_ID), Instant::from_millis(0));
+        peer.install_key(
+            KeySlotId::Primary,
+            &KeyConfig {
+                cipher: Cipher::Aes256Gcm,
+                format: KeyFormat::from_crypto_options(0),
+                key_id: 0,
+                encrypt: KeyDirection { key: RX_KEY, nonce_tail: RX_TAIL },
+                decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
+            },
+        )
+        .map_err(|e| format!("test engine key: {e:?}"))?;
+        let mac = sim::nic_info(NIC).ok_or("no NIC")?.mac;
+        Ok(Tunnel { installed, h, mac, peer, now: 0 })
+    }
+
+    /// Seals `inner` (an IP packet) as the peer would.
+    fn seal(&mut self, inner: &[u8]) -> Result<Vec<u8>, String> {
+        self.now += 1;
+        let mut out = vec![0u8; inner.len() + 64];
+        let s = self
+            .peer
+            .seal(Instant::from_millis(self.now), &[inner], &mut out)
+            .map_err(|e| format!("seal: {e:?}"))?;
+        out.truncate(s.len);
+        Ok(out)
+    }
+
+    fn keepalive(&mut self) -> Result<Vec<u8>, String> {
+        self.now += 1;
+        let mut out = vec![0u8; 128];
+        let s = self
+            .peer
+            .seal_keepalive(Instant::from_millis(self.now), &mut out)
+            .map_err(|e| format!("seal: {e:?}"))?;
+        out.truncate(s.len);
+        Ok(out)
+    }
+
+    fn stats(&self, peer: u32) -> Result<RdcoStats, String> {
+        let (s, out) = device::device_io_control(
+            self.h,
+            RdcoFilterIoctl::GetStats.code(),
+            &encode(&RdcoPeerRef { peer_id: peer }),
+            RdcoStats::SIZE,
+        );
+        check("GET_STATS", s, STATUS_SUCCESS)?;
+        RdcoStats::parse(&out).map_err(|e| e.to_string())
+    }
+
+    fn module(&self) -> usize {
+        self.installed.modules[0]
+    }
+
+    fn driver(&self) -> DriverId {
+        self.installed.driver
+    }
+
+    fn outstanding(&self) -> Option<i64> {
+        let m = self.module();
+        winsim::context::call_driver(self.driver(), PASSIVE_LEVEL, "test: rx outstanding", || {
+            filter::test_hooks::rx_outstanding(m)
+        })
+    }
+
+    /// The module's receive block of `RdcoStats`: (bypassed, copies, no-buffer drops, unknown-peer
+    /// drops, floats).
+    fn rx_counters(&self) -> Result<[u64; 5], String> {
+        let s = self.stats(ALL_PEERS)?;
+        Ok([s.rx_bypassed, s.rx_copies, s.rx_drop_no_buffer, s.rx_drop_unknown_peer, s.rx_floats])
+    }
+
+    /// Pause (waiting for a pended one), detach, close, unload.
+    fn down(self, machine: &mut Machine) -> Result<(), String> {
+        for &m in &self.installed.modules {
+            let status = ndis::pause_module(m, 0);
+            if status == NDIS_STATUS_PENDING {
+                winsim::pnp::settle_pause(m);
+            }
+            if ndis::module_state(m) != Some(ModuleState::Paused) {
+                return Err(format!("module {:?} after pause", ndis::module_state(m)));
+            }
+            ndis::detach_module(m);
+        }
+        check("close", device::close(self.h), STATUS_SUCCESS)?;
+        machine.unload_driver(self.installed.driver)
+    }
+}
+
+/// The inner packet of send `id` as the protocol must receive it (Ethernet + IP + UDP/TCP), and the
+/// IP packet the tunnel carries (the same without the Ethernet header).
+fn inner(mac: [u8; 6], id: u16, v6: bool, proto: Proto, len: usize) -> (Vec<u8>, Vec<u8>) {
+    let s = IpSend { v6, proto, payload_len: len, request_checksum: false, mss: 1400 };
+    let frame = winsim::offload::inbound_frame(mac, GW_MAC, &s, id);
+    let ip = frame[14..].to_vec();
+    (frame, ip)
+}
+
+fn sum16(data: &[u8]) -> u32 {
+    data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum()
+}
+
+fn fold(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// An outer frame carrying `payload` over UDP from `src` to `dst` (IPv4 or IPv6 by the addresses),
+/// optionally 802.1Q-tagged, with correct IPv4 header and UDP checksums.
+fn outer_frame(
+    mac: [u8; 6],
+    src: (&[u8], u16),
+    dst: (&[u8], u16),
+    payload: &[u8],
+    vlan: Option<u16>,
+) -> Vec<u8> {
+    let v6 = src.0.len() == 16;
+    let udp_len = 8 + payload.len();
+    let mut udp = Vec::with_capacity(udp_len);
+    udp.extend_from_slice(&src.1.to_be_bytes());
+    udp.extend_from_slice(&dst.1.to_be_bytes());
+    udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(payload);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(src.0);
+    pseudo.extend_from_slice(dst.0);
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    let mut c = fold(sum16(&pseudo) + sum16(&udp));
+    if c == 0 {
+        c = 0xffff;
+    }
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&GW_MAC);
+    if let Some(tci) = vlan {
+        f.extend_from_slice(&0x8100u16.to_be_bytes());
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    if v6 {
+        f.extend_from_slice(&0x86ddu16.to_be_bytes());
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        f.extend_from_slice(&[17, 64]);
+        f.extend_from_slice(src.0);
+        f.extend_from_slice(dst.0);
+    } else {
+        f.extend_from_slice(&0x0800u16.to_be_bytes());
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
+        ip.extend_from_slice(src.0);
+        ip.extend_from_slice(dst.0);
+        let c = fold(sum16(&ip));
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+    }
+    f.extend_from_slice(&udp);
+    f
+}
+
+fn from_peer(mac: [u8; 6], payload: &[u8]) -> Vec<u8> {
+    outer_frame(mac, (&REMOTE.0, REMOTE.1), (&LOCAL.0, LOCAL.1), payload, None)
+}
+
+fn tagged(inner_frame: &[u8], tci: u16) -> Vec<u8> {
+    let mut f = inner_frame[..12].to_vec();
+    f.extend_from_slice(&0x8100u16.to_be_bytes());
+    f.extend_from_slice(&tci.to_be_bytes());
+    f.extend_from_slice(&inner_frame[12..]);
+    f
+}
+
+fn expect_frames(got: &[Vec<u8>], want: &[Vec<u8>], what: &str) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{what}: the protocol received {} frames, expected {}", got.len(), want.len()));
+    }
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        if g != w {
+            let at = g.iter().zip(w).position(|(a, b)| a != b).unwrap_or(g.len().min(w.len()));
+            return Err(format!(
+                "{what}: frame {i} differs at byte {at} ({} bytes, expected {})",
+                g.len(),
+                w.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// (frames to indicate, frames the protocol must get, tunnel packets among them).
+type Mixed = (Vec<Vec<u8>>, Vec<Vec<u8>>, u64);
+
+/// Encrypted datagrams (IPv4 and IPv6 inner packets, UDP and TCP, small to full-size) interleaved with
+/// bypass frames; returns (frames to indicate, frames the protocol must get, tunnel packets).
+fn mixed(t: &mut Tunnel, first_id: u16, count: u16) -> Result<Mixed, String> {
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    let mut tunnel = 0;
+    for i in 0..count {
+        let id = first_id + i;
+        if i % 3 == 2 {
+            let f = sim::test_frame(t.mac, GW_MAC, u64::from(id), 40 + usize::from(i) * 7);
+            wire.push(f.clone());
+            want.push(f);
+            continue;
+        }
+        let len = [1usize, 100, 512, 1300, 1400][usize::from(i) % 5];
+        let proto = if i % 2 == 0 { Proto::Udp } else { Proto::Tcp };
+        let (frame, ip) = inner(t.mac, id, i % 4 == 1, proto, len);
+        let sealed = t.seal(&ip)?;
+        wire.push(from_peer(t.mac, &sealed));
+        want.push(frame);
+        tunnel += 1;
+    }
+    Ok((wire, want, tunnel))
+}
+
+/// The fast path: no RESOURCES, payloads in one MDL (headers split 7/13/rest): clones, zero copies.
+fn fast_path(machine: &mut Machine) -> Outcome {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let (wire, want, tunnel) = mixed(&mut t, 1, 30)?;
+    let n = sim::nic_indicate(NIC, &wire, false);
+    if n != wire.len() {
+        return Err(format!("indicated {n} of {}", wire.len()));
+    }
+    let got = sim::take_protocol_received(NIC);
+    expect_frames(&got, &want, "fast path")?;
+    let ledger = sim::ledger(NIC);
+    if ledger.received_corrupt != 0 || ledger.received_ok != want.len() as u64 {
+        return Err(format!("protocol ledger {ledger:?}"));
+    }
+    if t.outstanding() != Some(wire.len() as i64) {
+        return Err(format!("{:?} outstanding while the protocol holds {}", t.outstanding(), wire.len()));
+    }
+    sim::protocol_return_all(NIC);
+    if t.outstanding() != Some(0) {
+        return Err(format!("{:?} outstanding after every return", t.outstanding()));
+    }
+    // Every clone was freed and every original went back to the NIC.
+    let left = sim::in_flight(NIC);
+    if !left.is_empty() {
+        return Err(format!("NBLs still in flight after every return: {left:?}"));
+    }
+    let s = t.stats(ALL_PEERS)?;
+    if s.clones != tunnel || s.rx_packets != tunnel || s.plaintext_copies != 0 || s.deep_copies != 0 {
+        return Err(format!("module stats after {tunnel} tunnel packets: {s:?}"));
+    }
+    let p = t.stats(PEER_ID)?;
+    if p.rx_packets != tunnel {
+        return Err(format!("peer stats: {p:?}"));
+    }
+    let [bypassed, copies, ..] = t.rx_counters()?;
+    if bypassed != (wire.len() as u64 - tunnel) || copies != 0 {
+        return Err(format!("bypassed {bypassed}, copies {copies}"));
+    }
+    t.down(machine)?;
+    Ok(vec![("tunnel_packets".into(), tunnel), ("clones".into(), s.clones), ("plaintext_copies".into(), 0)])
+}
+
+/// RESOURCES receives: one copy each into the filter's own NBLs; the miniport's chain is restored (the
+/// verifier checks) and the copies come back through FilterReturnNetBufferLists.
+fn resources(machine: &mut Machine) -> Outcome {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let mut total = 0u64;
+    let mut copies = 0u64;
+    for round in 0..6u16 {
+        let (wire, want, tunnel) = mixed(&mut t, 100 * (round + 1), 12)?;
+        // Three batches in four carry RESOURCES, as the logo tests do.
+        let with_resources = round % 4 != 0;
+        sim::nic_indicate(NIC, &wire, with_resources);
+        let got = sim::take_protocol_received(NIC);
+        expect_frames(&got, &want, if with_resources { "RESOURCES batch" } else { "owned batch" })?;
+        total += tunnel;
+        if with_resources {
+            copies += tunnel;
+        }
+        sim::protocol_return_all(NIC);
+    }
+    if t.outstanding() != Some(0) {
+        return Err(format!("{:?} outstanding after every return", t.outstanding()));
+    }
+    let s = t.stats(ALL_PEERS)?;
+    if s.deep_copies != copies
+        || s.plaintext_copies != 0
+        || s.rx_packets != total
+        || s.clones != total - copies
+    {
+        return Err(format!("stats after {total} packets, {copies} by copy: {s:?}"));
+    }
+    let ledger = sim::ledger(NIC);
+    if ledger.received_corrupt != 0 {
+        return Err(format!("protocol ledger {ledger:?}"));
+    }
+    t.down(machine)?;
+    Ok(vec![("tunnel_packets".into(), total), ("resources_copies".into(), copies)])
+}
+
+/// IPv6 outer datagrams, an 802.1Q-tagged outer frame, and a NIC whose MDLs split the UDP payload (the
+/// copy path for a datagram the engine cannot open in one piece).
+fn v6_vlan_split(machine: &mut Machine) -> Outcome {
+    let mut nic = NicConfig::ethernet(NIC);
+    nic.rx_split = vec![7, 13, 40, 300];
+    let mut t = Tunnel::up(machine, nic, true)?;
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..8u16 {
+        let (frame, ip) =
+            inner(t.mac, 500 + i, i % 2 == 0, Proto::Udp, [10usize, 600, 1200, 90][usize::from(i % 4)]);
+        let sealed = t.seal(&ip)?;
+        let vlan = (i % 3 == 0).then_some(0x0064);
+        wire.push(outer_frame(t.mac, (&REMOTE6, REMOTE.1), (&LOCAL6, LOCAL.1), &sealed, vlan));
+        want.push(match vlan {
+            Some(tci) => tagged(&frame, tci),
+            None => frame,
+        });
+    }
+    sim::nic_indicate(NIC, &wire, false);
+    let got = sim::take_protocol_received(NIC);
+    expect_frames(&got, &want, "IPv6 / VLAN / split payload")?;
+    sim::protocol_return_all(NIC);
+    let s = t.stats(ALL_PEERS)?;
+    let [_, copies, ..] = t.rx_counters()?;
+    if s.rx_packets != 8 || copies == 0 || s.clones + copies != 8 || s.plaintext_copies != 0 {
+        return Err(format!("stats {s:?}, copies {copies}"));
+    }
+    // Receive data the miniport marks read-only is never opened in place: every one is copied.
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..4u16 {
+        let (frame, ip) = inner(t.mac, 600 + i, false, Proto::Udp, 40);
+        let sealed = t.seal(&ip)?;
+        wire.push(outer_frame(t.mac, (&REMOTE6, REMOTE.1), (&LOCAL6, LOCAL.1), &sealed, None));
+        want.push(frame);
+    }
+    let clones_before = s.clones;
+    sim::nic_indicate_with_flags(NIC, &wire, false, kernel::ffi::nbl::NDIS_NBL_FLAGS_RECV_READ_ONLY);
+    expect_frames(&sim::take_protocol_received(NIC), &want, "read-only receive data")?;
+    sim::protocol_return_all(NIC);
+    let s = t.stats(ALL_PEERS)?;
+    if s.clones != clones_before || s.rx_copies != copies + 4 {
+        return Err(format!(
+            "read-only data: {} clones (was {clones_before}), {} copies",
+            s.clones, s.rx_copies
+        ));
+    }
+    t.down(machine)?;
+    Ok(vec![("clones".into(), s.clones), ("copies".into(), copies)])
+}
+
+/// The NIC marks the outer datagrams with checksum results and an RSS hash; the protocol checks that
+/// the marks on what it gets describe *that* packet, so the filter must clear them on the inner one.
+/// Bypass IP traffic keeps its marks (and the protocol accepts them).
+fn offload_marks_cleared(machine: &mut Machine) -> Outcome {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let mut wire = Vec::new();
+    for i in 0..10u16 {
+        let (_, ip) = inner(t.mac, 700 + i, false, if i % 2 == 0 { Proto::Tcp } else { Proto::Udp }, 300);
+        let sealed = t.seal(&ip)?;
+        wire.push(from_peer(t.mac, &sealed));
+    }
+    for resources in [false, true] {
+        sim::nic_indicate_offloaded(NIC, &wire[usize::from(resources) * 5..][..5], resources, true, false);
+        sim::protocol_return_all(NIC);
+    }
+    let opened = t.stats(ALL_PEERS)?.rx_packets;
+    // A URO-coalesced tunnel datagram is left to the stack (which splits it for the WSK socket): it goes
+    // up exactly as it came and is not opened.
+    let (_, ip) = inner(t.mac, 720, false, Proto::Udp, 100);
+    let uro = from_peer(t.mac, &t.seal(&ip)?);
+    sim::take_protocol_received(NIC);
+    sim::nic_indicate_offloaded(NIC, std::slice::from_ref(&uro), false, true, true);
+    expect_frames(&sim::take_protocol_received(NIC), std::slice::from_ref(&uro), "URO datagram")?;
+    sim::protocol_return_all(NIC);
+    if t.stats(ALL_PEERS)?.rx_packets != opened {
+        return Err("a URO-coalesced datagram was opened".into());
+    }
+    let corrupt_before = sim::ledger(NIC).received_corrupt;
+    // Bypass IP packets with their marks.
+    let bypass: Vec<IpSend> = (0..4)
+        .map(|i| IpSend {
+            v6: i % 2 == 1,
+            proto: Proto::Udp,
+            payload_len: 200,
+            request_checksum: false,
+            mss: 1400,
+        })
+        .collect();
+    sim::nic_indicate_ip(NIC, &bypass, false, true);
+    sim::protocol_return_all(NIC);
+    let ledger = sim::ledger(NIC);
+    // The URO datagram itself is not a packet the protocol's test traffic knows (one corrupt).
+    if ledger.received_ok != 14 || ledger.received_corrupt != corrupt_before {
+        return Err(format!("protocol ledger {ledger:?} (marks of the outer packet reached the stack?)"));
+    }
+    t.down(machine)?;
+    Ok(vec![("marked_datagrams".into(), 10)])
+}
+
+/// Replays, forgeries, unknown peers, keepalives and control packets are consumed and counted; control
+/// packets reach user mode through IRP_MJ_READ (queued, and pended reads completed).
+fn drops_keepalive_control(machine: &mut Machine) -> Outcome {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let (_, ip) = inner(t.mac, 900, false, Proto::Udp, 64);
+    let good = t.seal(&ip)?;
+    let mut forged = t.seal(&ip)?;
+    let last = forged.len() - 1;
+    forged[last] ^= 0x40;
+    let ping = t.keepalive()?;
+    let control: Vec<u8> = [0x20u8].iter().copied().chain((0..40).map(|i| i as u8)).collect();
+    let mut other_peer = good.clone();
+    other_peer[3] = 0x42; // peer id 0x000042: nobody
+    let mut no_key = t.seal(&ip)?;
+    no_key[0] = (no_key[0] & 0xf8) | 3; // key id 3: not installed
+    for resources in [false, true] {
+        let wire: Vec<Vec<u8>> = [&good, &good, &forged, &ping, &control, &other_peer, &no_key]
+            .iter()
+            .map(|p| from_peer(t.mac, p))
+            .collect();
+        sim::nic_indicate(NIC, &wire, resources);
+        sim::protocol_return_all(NIC);
+    }
+    let got = sim::take_protocol_received(NIC);
+    // Only the first `good` is delivered. Replays: its copy in batch 1, both copies and the ping in
+    // batch 2 (4); the forgery fails authentication in both batches (its packet id is never committed).
+    if got.len() != 1 {
+        return Err(format!("the protocol got {} frames, expected the one good packet", got.len()));
+    }
+    let s = t.stats(ALL_PEERS)?;
+    let [_, _, _, unknown, _] = t.rx_counters()?;
+    if s.rx_packets != 1
+        || s.drop_replay != 4
+        || s.drop_auth != 2
+        || s.keepalives_received != 1
+        || s.control_in != 2
+    {
+        return Err(format!("stats {s:?}"));
+    }
+    if unknown != 2 || s.drop_no_key != 2 {
+        return Err(format!("{unknown} unknown-peer and {} no-key drops, expected 2 and 2", s.drop_no_key));
+    }
+    // Both control packets are queued: read them.
+    for i in 0..2 {
+        let (status, out) = device::read(t.h, 2048);
+        check(&format!("read control {i}"), status, STATUS_SUCCESS)?;
+        let (from, packet) = uapi::sockaddr::split_prefixed(&out).map_err(|e| e.to_string())?;
+        if from != SocketAddr::from(REMOTE) || packet != control.as_slice() {
+            return Err(format!("control read {i}: from {from}, {} bytes", packet.len()));
+        }
+    }
+    // A pended read completes when the next control packet arrives.
+    let Io::Pending(irp) = device::submit_read(t.h, 2048) else {
+        return Err("a read with nothing queued did not pend".into());
+    };
+    sim::nic_indicate(NIC, &[from_peer(t.mac, &control)], false);
+    let (status, out) = device::poll(irp).ok_or("the pended read did not complete")?;
+    check("pended read", status, STATUS_SUCCESS)?;
+    if uapi::sockaddr::split_prefixed(&out).map(|(_, p)| p.to_vec()) != Ok(control.clone()) {
+        return Err("the pended read returned something else".into());
+    }
+    // A pended read is cancelled on close (CLEANUP); then the driver unloads cleanly.
+    let Io::Pending(_) = device::submit_read(t.h, 2048) else {
+        return Err("second read did not pend".into());
+    };
+    t.down(machine)?;
+    Ok(vec![("drop_replay".into(), s.drop_replay), ("drop_auth".into(), s.drop_auth)])
+}
+
+/// An authenticated packet from a new source address (to our local endpoint) floats the peer: it is
+/// delivered, the peer's remote moves, and a float event reaches READ_EVENT.
+fn float(machine: &mut Machine) -> Outcome {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let new_src: ([u8; 4], u16) = ([198, 18, 0, 77], 40_000);
+    let (frame, ip) = inner(t.mac, 950, false, Proto::Udp, 200);
+    let sealed = t.seal(&ip)?;
+    let wire = outer_frame(t.mac, (&new_src.0, new_src.1), (&LOCAL.0, LOCAL.1), &sealed, None);
+    let Io::Pending(irp) =
+        device::submit_io_control(t.h, RdcoFilterIoctl::ReadEvent.code(), &[], RdcoEvent::SIZE)
+    else {
+        return Err("READ_EVENT did not pend".into());
+    };
+    sim::nic_indicate(NIC, &[wire], true);
+    expect_frames(&sim::take_protocol_received(NIC), &[frame], "floated packet")?;
+    sim::protocol_return_all(NIC);
+    let (status, out) = device::poll(irp).ok_or("no float event")?;
+    check("READ_EVENT", status, STATUS_SUCCESS)?;
+    let e = RdcoEvent::parse(&out).map_err(|e| e.to_string())?;
+    if e.kind != RdcoEventKind::Float || e.peer_id != PEER_ID || e.address != Some(SocketAddr::from(new_src))
+    {
+        return Err(format!("event {e:?}"));
+    }
+    // Packets from the new address are now the peer's; the old address is no longer matched by source.
+    let (frame2, ip2) = inner(t.mac, 951, false, Proto::Udp, 20);
+    let sealed2 = t.seal(&ip2)?;
+    sim::nic_indicate(
+        NIC,
+        &[outer_frame(t.mac, (&new_src.0, new_src.1), (&[10, 9, 9, 9], 5), &sealed2, None)],
+        false,
+    );
+    expect_frames(&sim::take_protocol_received(NIC), &[frame2], "after the float")?;
+    sim::protocol_return_all(NIC);
+    let [.., floats] = t.rx_counters()?;
+    if floats != 1 {
+        return Err(format!("{floats} floats counted"));
+    }
+    t.down(machine)?;
+    Ok(vec![("floats".into(), floats)])
+}
+
+/// Pause with clones held by the protocol (the pause pends until they come back), restart, media
+/// disconnect/connect and a NIC reset (status pass-through) while receiving.
+fn pause_media_reset(machine: &mut Machine) -> Outcome {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let mut pended = 0;
+    let mut delivered = 0usize;
+    for round in 0..6u16 {
+        let (wire, want, _) = mixed(&mut t, 1000 + round * 20, 9)?;
+        sim::nic_indicate(NIC, &wire, round % 2 == 1);
+        expect_frames(&sim::take_protocol_received(NIC), &want, "round")?;
+        delivered += want.len();
+        match round {
+            1 | 4 => {
+                let m = t.module();
+                let status = ndis::pause_module(m, 0);
+                if status == NDIS_STATUS_PENDING {
+                    pended += 1;
+                    if ndis::module_state(m) != Some(ModuleState::Pausing) {
+                        return Err("pause pended but the module is not Pausing".into());
+                    }
+                    // Receives while Pausing never reach the filter (NDIS does not call a module that is
+                    // not Running); the protocol returns what it holds and the pause completes.
+                    sim::protocol_return_all(NIC);
+                    winsim::pnp::settle_pause(m);
+                } else if sim::protocol_holding(NIC) != 0 {
+                    return Err("the pause completed while the protocol held clones".into());
+                }
+                if ndis::module_state(m) != Some(ModuleState::Paused) {
+                    return Err(format!("module {:?} after its pause", ndis::module_state(m)));
+                }
+                check("restart", ndis::restart_module(m), NDIS_STATUS_SUCCESS)?;
+            }
+            2 => {
+                let mut down = [0u8; 4];
+                sim::nic_indicate_status(NIC, NDIS_STATUS_LINK_STATE, &mut down);
+                sim::nic_indicate_status(NIC, NDIS_STATUS_LINK_STATE, &mut down);
+                sim::protocol_return_all(NIC);
+            }
+            3 => {
+                sim::nic_indicate_status(NIC, NDIS_STATUS_RESET_START, &mut []);
+                sim::nic_indicate_status(NIC, NDIS_STATUS_RESET_END, &mut []);
+                sim::protocol_return_all(NIC);
+            }
+            _ => sim::protocol_return_all(NIC),
+        }
+    }
+    let seen = sim::protocol_status(NIC);
+    for code in [NDIS_STATUS_LINK_STATE, NDIS_STATUS_RESET_START, NDIS_STATUS_RESET_END] {
+        if !seen.contains(&code) {
+            return Err(format!("status {code:#x} did not reach the protocol: {seen:x?}"));
+        }
+    }
+    if pended == 0 {
+        return Err("no pause pended although the protocol held clones each time".into());
+    }
+    t.down(machine)?;
+    Ok(vec![("pauses_pended".into(), pended), ("frames".into(), delivered as u64)])
+}
+
+/// OIDs through the real filter: every OID the simulated stack sends, short buffers, the offload
+/// configuration, and a cancellation passed down.
+fn oid_passthrough(machine: &mut Machine) -> Outcome {
+    use kernel::ffi::ndis::{NDIS_STATUS_BUFFER_TOO_SHORT, NDIS_STATUS_INVALID_OID};
+    use kernel::ffi::oid::{
+        NdisRequestQueryInformation, NdisRequestSetInformation, OID_802_3_CURRENT_ADDRESS,
+        OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_LINK_SPEED, OID_GEN_MAXIMUM_FRAME_SIZE,
+        OID_TCP_OFFLOAD_CURRENT_CONFIG,
+    };
+    use winsim::oid::protocol_request;
+    let t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let q = NdisRequestQueryInformation;
+    let r = protocol_request(NIC, q, OID_802_3_CURRENT_ADDRESS, &[0; 6]);
+    if r.status != NDIS_STATUS_SUCCESS || r.buffer != t.mac || r.bytes != 6 {
+        return Err(format!("OID_802_3_CURRENT_ADDRESS: {r:x?}"));
+    }
+    let r = protocol_request(NIC, q, OID_GEN_MAXIMUM_FRAME_SIZE, &[0; 2]);
+    if r.status != NDIS_STATUS_BUFFER_TOO_SHORT || r.bytes_needed != 4 {
+        return Err(format!("short OID_GEN_MAXIMUM_FRAME_SIZE: {r:x?}"));
+    }
+    let r = protocol_request(NIC, q, OID_GEN_MAXIMUM_FRAME_SIZE, &[0; 4]);
+    if r.status != NDIS_STATUS_SUCCESS || r.buffer != 1500u32.to_le_bytes() || r.bytes != 4 {
+        return Err(format!("OID_GEN_MAXIMUM_FRAME_SIZE: {r:x?}"));
+    }
+    let r = protocol_request(NIC, q, OID_GEN_LINK_SPEED, &[0; 4]);
+    if r.status != NDIS_STATUS_SUCCESS || r.buffer != 100_000_000u32.to_le_bytes() {
+        return Err(format!("OID_GEN_LINK_SPEED: {r:x?}"));
+    }
+    let r = protocol_request(NIC, q, OID_TCP_OFFLOAD_CURRENT_CONFIG, &[0; 512]);
+    let want = sim::nic_offload_bytes(NIC).ok_or("no offload bytes")?;
+    if r.status != NDIS_STATUS_SUCCESS || r.bytes as usize != want.len() || r.buffer[..want.len()] != want[..]
+    {
+        return Err(format!("OID_TCP_OFFLOAD_CURRENT_CONFIG: status {:#x}, {} bytes", r.status, r.bytes));
+    }
+    let r = protocol_request(
+        NIC,
+        NdisRequestSetInformation,
+        OID_GEN_CURRENT_PACKET_FILTER,
+        &0x0bu32.to_le_bytes(),
+    );
+    if r.status != NDIS_STATUS_SUCCESS || winsim::oid::packet_filter(NIC) != Some(0x0b) || r.bytes != 4 {
+        return Err(format!("OID_GEN_CURRENT_PACKET_FILTER: {r:x?}"));
+    }
+    let r = protocol_request(NIC, NdisRequestSetInformation, OID_GEN_CURRENT_PACKET_FILTER, &[0; 2]);
+    if r.status != NDIS_STATUS_BUFFER_TOO_SHORT || r.bytes_needed != 4 {
+        return Err(format!("short set OID_GEN_CURRENT_PACKET_FILTER: {r:x?}"));
+    }
+    let r = protocol_request(NIC, q, 0x0101_0199, &[0; 4]);
+    if r.status != NDIS_STATUS_INVALID_OID {
+        return Err(format!("unknown OID: {r:x?}"));
+    }
+    // A statistics query (OID_GEN_STATISTICS) and a method request pass through with the miniport's
+    // answer (the simulated miniport supports neither).
+    let r = protocol_request(NIC, kernel::ffi::oid::NdisRequestQueryStatistics, 0x0002_0106, &[0; 64]);
+    if r.status != NDIS_STATUS_INVALID_OID || r.bytes != 0 {
+        return Err(format!("OID_GEN_STATISTICS: {r:x?}"));
+    }
+    let r = protocol_request(NIC, kernel::ffi::oid::NdisRequestMethod, 0x0101_0199, &[0; 16]);
+    if r.status != NDIS_STATUS_INVALID_OID {
+        return Err(format!("method request: {r:x?}"));
+    }
+    // Nothing is pending, so a cancel matches nothing and is not forwarded.
+    let before = winsim::oid::cancels_forwarded();
+    winsim::oid::protocol_cancel_request(NIC, 0x1234);
+    if winsim::oid::cancels_forwarded() != before {
+        return Err("a cancel for no pending request was forwarded".into());
+    }
+    t.down(machine)?;
+    Ok(vec![("oids".into(), 10)])
+}
+
+/// A datagram the stack reassembled arrives through the WSK path (`indicate_datagram`, through its
+/// test hook): copied once, opened, and indicated as a frame to the NIC's MAC.
+fn wsk_datagram(machine: &mut Machine) -> Outcome {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let (frame, ip) = inner(t.mac, 1200, false, Proto::Tcp, 1000);
+    let sealed = t.seal(&ip)?;
+    let m = t.module();
+    let status = winsim::context::call_driver(t.driver(), PASSIVE_LEVEL, "test: WSK datagram", || {
+        filter::test_hooks::indicate_datagram(m, &sealed, SocketAddr::from(REMOTE))
+    });
+    check("indicate_datagram", status, NDIS_STATUS_SUCCESS)?;
+    let got = sim::take_protocol_received(NIC);
+    let mut want = frame;
+    want[6..12].copy_from_slice(&[0x02, 0x72, 0x64, 0x63, 0x6f, 0x01]);
+    expect_frames(&got, &[want], "WSK datagram")?;
+    // A replay of it is dropped; an oversized one refused.
+    let status = winsim::context::call_driver(t.driver(), PASSIVE_LEVEL, "test: WSK replay", || {
+        filter::test_hooks::indicate_datagram(m, &sealed, SocketAddr::from(REMOTE))
+    });
+    check("replayed indicate_datagram", status, NDIS_STATUS_SUCCESS)?;
+    if !sim::take_protocol_received(NIC).is_empty() {
+        return Err("a replayed WSK datagram was indicated".into());
+    }
+    let big = vec![0u8; 4000];
+    let status = winsim::context::call_driver(t.driver(), PASSIVE_LEVEL, "test: WSK big", || {
+        filter::test_hooks::indicate_datagram(m, &big, SocketAddr::from(REMOTE))
+    });
+    check("oversized indicate_datagram", status, kernel::ffi::ndis::NDIS_STATUS_INVALID_PARAMETER)?;
+    sim::protocol_return_all(NIC);
+    // While the module is paused nothing is indicated: the WSK path is told so.
+    check("pause", ndis::pause_module(m, 0), NDIS_STATUS_SUCCESS)?;
+    let fresh = t.seal(&ip)?;
+    let status = winsim::context::call_driver(t.driver(), PASSIVE_LEVEL, "test: WSK while paused", || {
+        filter::test_hooks::indicate_datagram(m, &fresh, SocketAddr::from(REMOTE))
+    });
+    check("indicate_datagram while paused", status, kernel::ffi::ndis::NDIS_STATUS_PAUSED)?;
+    check("restart", ndis::restart_module(m), NDIS_STATUS_SUCCESS)?;
+    if t.outstanding() != Some(0) {
+        return Err(format!("{:?} outstanding", t.outstanding()));
+    }
+    let s = t.stats(ALL_PEERS)?;
+    if s.drop_replay != 1 || s.rx_packets != 1 {
+        return Err(format!("stats {s:?}"));
+    }
+    t.down(machine)?;
+    Ok(vec![("datagrams".into(), 1)])
+}
+
+/// Surprise removal while the protocol holds clones: the device event passes down through the filter
+/// to the miniport, the stack pauses (the filter's pause pends until the protocol has given the clones
+/// back), every module detaches, and the driver unloads without a leak.
+fn removal_with_clones_out(machine: &mut Machine) -> Outcome {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let (wire, _, tunnel) = mixed(&mut t, 1300, 12)?;
+    sim::nic_indicate(NIC, &wire, false);
+    let held = sim::protocol_holding(NIC);
+    if held != wire.len() || t.outstanding() != Some(held as i64) {
+        return Err(format!("protocol holds {held}, filter counts {:?}", t.outstanding()));
+    }
+    winsim::pnp::surprise_remove(NIC);
+    if !winsim::pnp::seen(NIC).iter().any(|e| e.starts_with("device:")) {
+        return Err(format!("the device PnP event did not reach the miniport: {:?}", winsim::pnp::seen(NIC)));
+    }
+    if !ndis::modules_on_nic_empty(NIC) {
+        return Err("modules still attached after surprise removal".into());
+    }
+    if sim::protocol_holding(NIC) != 0 {
+        return Err("the protocol still holds receives after the stack was torn down".into());
+    }
+    check("close", device::close(t.h), STATUS_SUCCESS)?;
+    machine.unload_driver(t.installed.driver)?;
+    Ok(vec![("clones_out".into(), tunnel)])
+}
+
+/// The receive path's lifecycle for the allocation-failure walk: load, attach, configure, fast-path
+/// and RESOURCES receives, return, pause, detach, unload. Steps may fail; nothing may leak or crash.
+fn receive_lifecycle(machine: &mut Machine) -> Result<(), String> {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let (wire, _, _) = mixed(&mut t, 1, 6)?;
+    sim::nic_indicate(NIC, &wire, false);
+    let (wire, _, _) = mixed(&mut t, 10, 6)?;
+    sim::nic_indicate(NIC, &wire, true);
+    let (_, ip) = inner(t.mac, 40, false, Proto::Udp, 50);
+    let sealed = t.seal(&ip)?;
+    let m = t.module();
+    winsim::context::call_driver(t.driver(), PASSIVE_LEVEL, "test: WSK datagram", || {
+        filter::test_hooks::indicate_datagram(m, &sealed, SocketAddr::from(REMOTE))
+    });
+    sim::protocol_return_all(NIC);
+    t.down(machine)
+}
+
+/// Allocation failure at every allocation site the receive lifecycle reaches (pool, NBL pools, copy
+/// slots' MDLs and NBLs, clones, OID clones are not in it), one at a time: no crash, no leak, no
+/// violation, and the driver then loads and runs cleanly again.
+fn alloc_failure_each_site(machine: &mut Machine) -> Outcome {
+    pool::set_fault_plan(FaultPlan::Never);
+    receive_lifecycle(machine)?;
+    let (total, _) = pool::counts();
+    if let Some(v) = machine.reboot().first() {
+        return Err(format!("clean run: {v}"));
+    }
+    let mut failed_steps = 0;
+    for n in 1..=total {
+        pool::set_fault_plan(FaultPlan::Nth(n));
+        if receive_lifecycle(machine).is_err() {
+            failed_steps += 1;
+        }
+        let (_, injected) = pool::counts();
+        pool::set_fault_plan(FaultPlan::Never);
+        // A failed step may leave the driver loaded: unload it as the test harness would.
+        for (id, _) in machine.loaded() {
+            for (module, _, _) in ndis::modules() {
+                let status = ndis::pause_module(module, 0);
+                if status == NDIS_STATUS_PENDING {
+                    sim::protocol_return_all(NIC);
+                    winsim::pnp::settle_pause(module);
+                }
+                ndis::detach_module(module);
+            }
+            let _ = machine.unload_driver(id);
+        }
+        let violations = machine.reboot();
+        if let Some(v) = violations.first() {
+            return Err(format!("allocation {n} of {total} failed: {v}"));
+        }
+        if injected != 1 {
+            return Err(format!("allocation {n} of {total}: {injected} failures injected, expected 1"));
+        }
+    }
+    receive_lifecycle(machine).map_err(|e| format!("reload after the walk: {e}"))?;
+    Ok(vec![("allocation_sites".into(), total), ("runs_with_a_failed_step".into(), failed_steps)])
+}
+
+pub fn tests() -> Vec<Test> {
+    let t = |name, run| Test { suite: "filter_receive", name, expect: None, run };
+    vec![
+        t("rdcofilter.fast_path_zero_copy", fast_path),
+        t("rdcofilter.resources_copy_once", resources),
+        t("rdcofilter.ipv6_vlan_split_payload", v6_vlan_split),
+        t("rdcofilter.offload_marks_cleared", offload_marks_cleared),
+        t("rdcofilter.drops_keepalive_control_read", drops_keepalive_control),
+        t("rdcofilter.float_event", float),
+        t("rdcofilter.pause_media_reset_while_receiving", pause_media_reset),
+        t("rdcofilter.oid_status_passthrough", oid_passthrough),
+        t("rdcofilter.wsk_datagram_indicated", wsk_datagram),
+        t("rdcofilter.surprise_removal_with_clones_out", removal_with_clones_out),
+        t("rdcofilter.alloc_failure_each_receive_site", alloc_failure_each_site),
+    ]
+}
