@@ -177,3 +177,66 @@ unsafe extern "system" fn stub_unload(driver: *mut DRIVER_OBJECT) {
     // SAFETY: the driver bound in DriverEntry (displace_unload runs only after a bind).
     unsafe { unbind() };
 }
+
+/// The static `WDF_BIND_INFO` of the KMDF bind: class extensions bind against it
+/// (`WdfVersionBindClass`, see [`crate::netcx`]). Read only by wdfldr.sys.
+pub fn bind_info() -> *mut WDF_BIND_INFO {
+    BIND_INFO.0.get()
+}
+
+/// `WdfDeviceCreate`. PASSIVE_LEVEL, from `EvtDriverDeviceAdd`. On success the framework owns the
+/// init (the caller's pointer is nulled).
+///
+/// # Safety
+/// `device_init` is the pointer `EvtDriverDeviceAdd` received; KMDF is bound.
+pub unsafe fn device_create(
+    device_init: &mut crate::ffi::wdf::PWDFDEVICE_INIT,
+    attributes: Option<&mut crate::ffi::wdf::WDF_OBJECT_ATTRIBUTES>,
+) -> Result<crate::ffi::wdf::WDFDEVICE, NTSTATUS> {
+    use crate::ffi::wdf::{WdfDeviceCreateTableIndex, PFN_WDFDEVICECREATE};
+    let entry = function(WdfDeviceCreateTableIndex).ok_or(STATUS_INVALID_DEVICE_STATE)?;
+    // SAFETY: slot WdfDeviceCreateTableIndex holds PFN_WDFDEVICECREATE (wdffuncenum.h).
+    let create = unsafe { core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDEVICECREATE>(entry) };
+    let attributes = attributes.map_or(WDF_NO_OBJECT_ATTRIBUTES, |a| a as *mut _);
+    let mut device: crate::ffi::wdf::WDFDEVICE = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL; pointers valid for the call.
+    let status = unsafe { create(globals(), device_init, attributes, &raw mut device) };
+    if NT_SUCCESS(status) {
+        Ok(device)
+    } else {
+        Err(status)
+    }
+}
+
+/// `WdfObjectGetTypedContextWorker`: the object's context of `type_info`, or null. Any IRQL.
+///
+/// # Safety
+/// `object` is a live framework object; KMDF is bound.
+pub unsafe fn object_context(
+    object: crate::ffi::wdf::WDFOBJECT,
+    type_info: &'static crate::ffi::wdf::WDF_OBJECT_CONTEXT_TYPE_INFO,
+) -> *mut core::ffi::c_void {
+    use crate::ffi::wdf::{WdfObjectGetTypedContextWorkerTableIndex, PFN_WDFOBJECTGETTYPEDCONTEXTWORKER};
+    let Some(entry) = function(WdfObjectGetTypedContextWorkerTableIndex) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: the slot holds PFN_WDFOBJECTGETTYPEDCONTEXTWORKER (wdffuncenum.h).
+    let get = unsafe {
+        core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFOBJECTGETTYPEDCONTEXTWORKER>(entry)
+    };
+    // SAFETY: the object is live (caller) and the type info static.
+    unsafe { get(globals(), object, type_info) }
+}
+
+/// `WdfObjectDelete`. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `object` is a live framework object the driver may delete; KMDF is bound.
+pub unsafe fn object_delete(object: crate::ffi::wdf::WDFOBJECT) {
+    use crate::ffi::wdf::{WdfObjectDeleteTableIndex, PFN_WDFOBJECTDELETE};
+    let Some(entry) = function(WdfObjectDeleteTableIndex) else { return };
+    // SAFETY: the slot holds PFN_WDFOBJECTDELETE (wdffuncenum.h).
+    let delete = unsafe { core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFOBJECTDELETE>(entry) };
+    // SAFETY: the object is live (caller).
+    unsafe { delete(globals(), object) };
+}

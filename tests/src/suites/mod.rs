@@ -2,6 +2,7 @@
 mod control;
 mod faults;
 mod load;
+pub(crate) mod netcx;
 mod scenarios;
 mod traffic;
 mod verifier;
@@ -17,6 +18,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(traffic::tests());
     tests.extend(scenarios::tests());
     tests.extend(faults::tests());
+    tests.extend(netcx::tests());
     tests.extend(verifier::tests());
     tests
 }

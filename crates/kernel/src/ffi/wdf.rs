@@ -435,3 +435,24 @@ pub unsafe fn WdfDriverCreate(
     // SAFETY: forwarded contract.
     unsafe { create(globals, driver_object, registry_path, driver_attributes, driver_config, driver) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Devices and object contexts (wdfdevice.h, wdfobject.h, KMDF 1.33)
+// ---------------------------------------------------------------------------------------------
+
+/// `PFN_WDFDEVICECREATE` (slot `WdfDeviceCreateTableIndex`). PASSIVE_LEVEL, from
+/// `EvtDriverDeviceAdd`. On success the framework takes the `WDFDEVICE_INIT` and nulls
+/// `*device_init`.
+pub type PFN_WDFDEVICECREATE = unsafe extern "system" fn(
+    driver_globals: *mut WDF_DRIVER_GLOBALS,
+    device_init: *mut PWDFDEVICE_INIT,
+    device_attributes: *mut WDF_OBJECT_ATTRIBUTES,
+    device: *mut WDFDEVICE,
+) -> NTSTATUS;
+/// `PFN_WDFOBJECTGETTYPEDCONTEXTWORKER` (slot `WdfObjectGetTypedContextWorkerTableIndex`). Any
+/// IRQL. Returns the context of `type_info` the object was created with, or null.
+pub type PFN_WDFOBJECTGETTYPEDCONTEXTWORKER = unsafe extern "system" fn(
+    driver_globals: *mut WDF_DRIVER_GLOBALS,
+    handle: WDFOBJECT,
+    type_info: *const WDF_OBJECT_CONTEXT_TYPE_INFO,
+) -> *mut c_void;
