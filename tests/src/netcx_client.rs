@@ -57,10 +57,17 @@ pub enum Bug {
     DriverAllocSystemAttach,
     /// Calls `NetAdapterStart` twice: `netcx.object_state`.
     StartsTwice,
+    /// Under system-managed Rx, changes a fragment's `Capacity`: `netcx.rx.fragment`.
+    ChangesSystemCapacity,
+    /// Calls `NetRxQueueGetRingCollection` (PASSIVE_LEVEL only) from the advance: `irql.too_high`.
+    RingCollectionInAdvance,
 }
 
 /// The bug this process's client commits.
 pub static BUG: AtomicU32 = AtomicU32::new(Bug::None as u32);
+/// Whether the adapter declares system-managed Rx buffers (the framework allocates and attaches them;
+/// the client copies into them) instead of driver-managed ones.
+pub static SYSTEM_RX: AtomicBool = AtomicBool::new(false);
 /// Whether Tx holds every packet until `EvtPacketQueueCancel`.
 pub static SLOW_TX: AtomicBool = AtomicBool::new(false);
 static BUG_DONE: AtomicBool = AtomicBool::new(false);
@@ -81,6 +88,8 @@ fn bug() -> Bug {
         Bug::NotifiesWhileDisabled,
         Bug::DriverAllocSystemAttach,
         Bug::StartsTwice,
+        Bug::ChangesSystemCapacity,
+        Bug::RingCollectionInAdvance,
     ]
     .get(b as usize)
     .copied()
@@ -222,7 +231,11 @@ unsafe extern "system" fn evt_device_add(_driver: WDFDRIVER, mut init: PWDFDEVIC
     };
     with(|c| c.adapter = adapter as usize);
     let mut tx = NET_ADAPTER_TX_CAPABILITIES::init(1);
-    let mut rx = NET_ADAPTER_RX_CAPABILITIES::init_driver_managed(Some(return_rx_buffer), 2048, 1);
+    let mut rx = if SYSTEM_RX.load(Ordering::Relaxed) || bug() == Bug::ChangesSystemCapacity {
+        NET_ADAPTER_RX_CAPABILITIES::init_system_managed(2048, 1)
+    } else {
+        NET_ADAPTER_RX_CAPABILITIES::init_driver_managed(Some(return_rx_buffer), 2048, 1)
+    };
     if bug() == Bug::DriverAllocSystemAttach {
         rx.AttachmentMode = NetRxFragmentBufferAttachmentModeSystem;
     }
@@ -428,7 +441,14 @@ unsafe extern "system" fn rx_advance(_queue: NETPACKETQUEUE) {
         fr.BeginIndex = fr.EndIndex;
         return;
     }
-    let (Some(va), Some(rc)) = (q.va, q.rc) else { return };
+    let Some(va) = q.va else { return };
+    // SAFETY: KeGetCurrentIrql has no preconditions.
+    let at_dispatch = unsafe { kernel::ffi::ntos::KeGetCurrentIrql() } >= kernel::ffi::ntos::DISPATCH_LEVEL;
+    if bug() == Bug::RingCollectionInAdvance && at_dispatch && commit(Bug::RingCollectionInAdvance) {
+        // The bug: a PASSIVE_LEVEL DDI from the advance, which runs at DISPATCH_LEVEL every other time.
+        // SAFETY: our live queue (the call is legal only at PASSIVE_LEVEL).
+        let _ = unsafe { netcx::ring_collection(Direction::Rx, q.handle as NETPACKETQUEUE) };
+    }
     while let Some(data) = with(|c| c.loopback.first().cloned()) {
         let pieces: Vec<&[u8]> =
             if data.len() > RX_SPLIT { vec![&data[..RX_SPLIT], &data[RX_SPLIT..]] } else { vec![&data[..]] };
@@ -440,27 +460,14 @@ unsafe extern "system" fn rx_advance(_queue: NETPACKETQUEUE) {
         let first = fr.BeginIndex;
         for piece in &pieces {
             let fi = fr.BeginIndex;
-            let mut buf = vec![0u8; piece.len() + 2 * RX_HEADROOM].into_boxed_slice();
-            buf[RX_HEADROOM..RX_HEADROOM + piece.len()].copy_from_slice(piece);
-            let id = with(|c| {
-                c.next_id += 1;
-                c.next_id
-            });
             let f = fragment(q.fragments, fi);
-            f.set_capacity(buf.len() as u64);
-            f.set_offset(RX_HEADROOM as u64);
-            f.set_valid_length(piece.len() as u64);
-            if commit(Bug::FragmentPastCapacity) {
-                f.set_valid_length(buf.len() as u64);
+            match q.rc {
+                Some(rc) => rx_attach_own_buffer(f, &va, &rc, fi, piece),
+                None => rx_copy_into_system_buffer(f, &va, fi, piece),
             }
             if commit(Bug::SetsBounced) {
                 f.set_bounced(true);
             }
-            // SAFETY: the extensions hold one pointer-sized element per fragment index.
-            unsafe { ext_slot(&va, fi).write(buf.as_ptr() as usize) };
-            // SAFETY: as above.
-            unsafe { ext_slot(&rc, fi).write(id) };
-            with(|c| c.lent.insert(id, buf));
             fr.BeginIndex = NetRingIncrementIndex(fr, fi);
         }
         let p = packet(q.packets, pr.BeginIndex);
@@ -472,6 +479,41 @@ unsafe extern "system" fn rx_advance(_queue: NETPACKETQUEUE) {
         p.Layout = layout_for(&data);
         pr.BeginIndex = NetRingIncrementIndex(pr, pr.BeginIndex);
         with(|c| c.loopback.remove(0));
+    }
+}
+
+/// Driver-managed Rx: a buffer of the driver's own, lent to the OS with its id as return context.
+fn rx_attach_own_buffer(f: &mut NET_FRAGMENT, va: &NET_EXTENSION, rc: &NET_EXTENSION, fi: u32, piece: &[u8]) {
+    let mut buf = vec![0u8; piece.len() + 2 * RX_HEADROOM].into_boxed_slice();
+    buf[RX_HEADROOM..RX_HEADROOM + piece.len()].copy_from_slice(piece);
+    let id = with(|c| {
+        c.next_id += 1;
+        c.next_id
+    });
+    f.set_capacity(buf.len() as u64);
+    f.set_offset(RX_HEADROOM as u64);
+    f.set_valid_length(piece.len() as u64);
+    if commit(Bug::FragmentPastCapacity) {
+        f.set_valid_length(buf.len() as u64);
+    }
+    // SAFETY: the extensions hold one pointer-sized element per fragment index.
+    unsafe { ext_slot(va, fi).write(buf.as_ptr() as usize) };
+    // SAFETY: as above.
+    unsafe { ext_slot(rc, fi).write(id) };
+    with(|c| c.lent.insert(id, buf));
+}
+
+/// System-managed Rx: copy into the buffer the framework attached (its VA extension and Capacity).
+fn rx_copy_into_system_buffer(f: &mut NET_FRAGMENT, va: &NET_EXTENSION, fi: u32, piece: &[u8]) {
+    // SAFETY: the extension holds one pointer per fragment index.
+    let base = unsafe { ext_slot(va, fi).read() } as *mut u8;
+    let len = piece.len().min(usize::try_from(f.capacity()).unwrap_or(0));
+    // SAFETY: the framework's buffer holds Capacity bytes; `len` is clamped to it; no overlap.
+    unsafe { std::ptr::copy_nonoverlapping(piece.as_ptr(), base, len) };
+    f.set_offset(0);
+    f.set_valid_length(len as u64);
+    if commit(Bug::ChangesSystemCapacity) {
+        f.set_capacity(f.capacity() - 1);
     }
 }
 

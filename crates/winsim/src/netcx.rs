@@ -44,8 +44,11 @@ pub const FRAGMENT_RING_SIZE: u32 = 64;
 pub const CANCEL_DRAIN_BUDGET: u32 = 16;
 /// Rounds of advances one [`pump`] runs at most.
 const PUMP_ROUNDS: u32 = 64;
-/// Poison written into the Rx fields the client must fill (`NxQueueVerifier::PreAdvance`).
-const POISON_LAYOUT: [u8; 5] = [0xff, 0xff, 0xff, 0xff, 0xff];
+/// Poison written into the Rx fields the client must fill (`NxQueueVerifier::PreAdvance`): every
+/// length and type field at its maximum, `Reserved0` zero.
+const POISON_LAYOUT: [u8; 5] = [0xff, 0xff, 0xff, 0xff, 0x0f];
+/// Bytes of each Rx buffer the framework allocates under system allocation.
+pub const SYSTEM_RX_BUFFER_SIZE: usize = 2048;
 
 const DDI_NAMES: &[(usize, &str)] = &[
     (NetAdapterInitAllocateTableIndex, "NetAdapterInitAllocate"),
@@ -189,6 +192,8 @@ struct Queue {
     ext_va: Box<[usize]>,
     ext_mdl: Box<[usize]>,
     ext_rc: Box<[usize]>,
+    /// The framework's Rx buffers under system allocation (indexed like the fragments).
+    _rx_system: Vec<Box<[u8]>>,
     tx_buffers: Vec<Option<TxBuffer>>,
     notification_enabled: bool,
     disable_pending: bool,
@@ -1053,15 +1058,27 @@ fn queue_create(
             // System attachment: the framework sets each fragment's Capacity before handing it out.
             for f in 0..FRAGMENT_RING_SIZE {
                 let mut frag = NET_FRAGMENT::default();
-                frag.set_capacity(2048);
+                frag.set_capacity(SYSTEM_RX_BUFFER_SIZE as u64);
                 fr.set_fragment(f, frag);
+            }
+        }
+        let system_alloc = dir == Dir::Rx
+            && rx_caps.is_some_and(|r| r.AllocationMode == NetRxFragmentBufferAllocationModeSystem);
+        let n = FRAGMENT_RING_SIZE as usize;
+        let mut rx_system: Vec<Box<[u8]>> = Vec::new();
+        let mut ext_va = vec![0usize; n].into_boxed_slice();
+        if system_alloc {
+            // System allocation: one framework buffer per fragment, reached through the VA extension.
+            for va in ext_va.iter_mut() {
+                let mut buf = vec![0u8; SYSTEM_RX_BUFFER_SIZE].into_boxed_slice();
+                *va = buf.as_mut_ptr() as usize;
+                rx_system.push(buf);
             }
         }
         let collection = Box::new(NET_RING_COLLECTION { Rings: [pr.ptr, fr.ptr, std::ptr::null_mut()] });
         let t = token();
         let k = key(&t);
         add_context(s, k, ctx);
-        let n = FRAGMENT_RING_SIZE as usize;
         s.queues.insert(
             k,
             Queue {
@@ -1072,7 +1089,8 @@ fn queue_create(
                 collection,
                 pr,
                 fr,
-                ext_va: vec![0; n].into_boxed_slice(),
+                ext_va,
+                _rx_system: rx_system,
                 ext_mdl: vec![0; n].into_boxed_slice(),
                 ext_rc: vec![0; n].into_boxed_slice(),
                 tx_buffers: (0..n).map(|_| None).collect(),
@@ -1523,7 +1541,8 @@ fn verify_rx(
     while i != b.p_end {
         let (old, new) = (old_packet(&b.pr, i), pr.packet(i));
         let returned = pr.in_range(i, b.p_begin, p_new);
-        if new.reserved1() != old.reserved1() || new.Layout.reserved0() != old.Layout.reserved0() && !returned
+        if !new.ignore()
+            && (new.reserved1() != old.reserved1() || new.Layout.reserved0() != old.Layout.reserved0())
         {
             violation(Rule::NetcxRxReserved, format!("Rx packet {i}: Reserved bits changed"));
         }

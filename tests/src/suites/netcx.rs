@@ -172,6 +172,24 @@ fn cancel_in_flight(m: &mut Machine) -> Outcome {
     Ok(report(&after))
 }
 
+fn system_managed_rx(m: &mut Machine) -> Outcome {
+    netcx_client::SYSTEM_RX.store(true, Ordering::Relaxed);
+    let (driver, device, adapter) = bring_up(m, Bug::None)?;
+    let info = netcx::adapter_info(adapter).ok_or("no adapter info")?;
+    ensure(!info.rx_driver_managed, || "Rx still driver-managed".into())?;
+    let packets: Vec<Vec<Vec<u8>>> =
+        (0..40u16).map(|i| vec![ipv4_packet(i, 40 + usize::from(i) * 30)]).collect();
+    echo(adapter, &packets)?;
+    let c = counters(adapter)?;
+    let (lent, returns, _) = netcx_client::stats();
+    ensure(c.rx_indicated == 40 && c.returns == 0 && returns == 0 && lent == 0, || {
+        format!("{c:?}: no return callbacks under system allocation")
+    })?;
+    netcx::device_remove(device);
+    m.unload_driver(driver)?;
+    Ok(report(&c))
+}
+
 fn notification_rearms(m: &mut Machine) -> Outcome {
     let (driver, device, adapter) = bring_up(m, Bug::None)?;
     // Idle: the framework enabled notification; traffic posted later must still flow (the client
@@ -194,6 +212,7 @@ pub fn tests() -> Vec<Test> {
         ("netcx.stop_with_returns_outstanding", stop_with_returns_outstanding),
         ("netcx.cancel_in_flight", cancel_in_flight),
         ("netcx.notification_rearms", notification_rearms),
+        ("netcx.system_managed_rx", system_managed_rx),
     ]
     .into_iter()
     .map(|(name, run)| Test { suite: "netcx", name, expect: None, run })

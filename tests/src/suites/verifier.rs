@@ -213,5 +213,7 @@ pub fn netcx_tests() -> Vec<Test> {
         "netcx.notify", Rule::NetcxNotify, Bug::NotifiesWhileDisabled;
         "netcx.capabilities", Rule::NetcxCapabilities, Bug::DriverAllocSystemAttach;
         "netcx.object_state", Rule::NetcxObjectState, Bug::StartsTwice;
+        "netcx.rx.fragment.system_capacity", Rule::NetcxRxFragment, Bug::ChangesSystemCapacity;
+        "netcx.irql.ddi_in_advance", Rule::IrqlTooHigh, Bug::RingCollectionInAdvance;
     }
 }
