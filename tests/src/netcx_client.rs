@@ -17,7 +17,10 @@ use std::sync::Mutex;
 
 use kernel::ffi::netcx::*;
 use kernel::ffi::ntos::{BOOLEAN, DRIVER_OBJECT, NTSTATUS, STATUS_SUCCESS, UNICODE_STRING};
-use kernel::ffi::wdf::{PWDFDEVICE_INIT, WDFDRIVER, WDF_DRIVER_CONFIG};
+use kernel::ffi::wdf::{
+    PWDFDEVICE_INIT, WDFCMRESLIST, WDFDEVICE, WDFDRIVER, WDF_DRIVER_CONFIG, WDF_PNPPOWER_EVENT_CALLBACKS,
+    WDF_POWER_DEVICE_STATE,
+};
 use kernel::netcx::Direction;
 use kernel::{kmdf, netcx};
 
@@ -134,6 +137,27 @@ struct Client {
 }
 
 static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
+/// The PnP/power and queue events the client saw, in order.
+static EVENTS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+fn event(e: &'static str) {
+    EVENTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(e);
+}
+
+/// The PnP/power and queue events so far (`PrepareHardware`, `D0Entry`, `TxCancel`, `RxCancel`,
+/// `D0Exit`, `ReleaseHardware`).
+pub fn events() -> Vec<&'static str> {
+    EVENTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+/// The control device's symbolic link and interface class the client registers.
+pub const SYMBOLIC_LINK: &str = "\\DosDevices\\netcxtest";
+pub const INTERFACE_CLASS: kernel::ffi::oid::GUID = kernel::ffi::oid::GUID {
+    Data1: 0x1234_5678,
+    Data2: 0x9abc,
+    Data3: 0xdef0,
+    Data4: [1, 2, 3, 4, 5, 6, 7, 8],
+};
 
 fn with<R>(f: impl FnOnce(&mut Client) -> R) -> R {
     let mut g = CLIENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -178,6 +202,7 @@ pub unsafe extern "system" fn driver_entry(
     registry: *mut UNICODE_STRING,
 ) -> NTSTATUS {
     *CLIENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    EVENTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     BUG_DONE.store(false, Ordering::Relaxed);
     // SAFETY: DriverEntry's arguments, once per load.
     if let Err(s) = unsafe { kmdf::bind(driver, registry) } {
@@ -213,16 +238,55 @@ unsafe extern "system" fn evt_driver_unload(_driver: WDFDRIVER) {
     unsafe { netcx::unbind_class() };
 }
 
+unsafe extern "system" fn prepare_hardware(
+    _d: WDFDEVICE,
+    _raw: WDFCMRESLIST,
+    _translated: WDFCMRESLIST,
+) -> NTSTATUS {
+    event("PrepareHardware");
+    STATUS_SUCCESS
+}
+unsafe extern "system" fn release_hardware(_d: WDFDEVICE, _translated: WDFCMRESLIST) -> NTSTATUS {
+    event("ReleaseHardware");
+    STATUS_SUCCESS
+}
+unsafe extern "system" fn d0_entry(_d: WDFDEVICE, _previous: WDF_POWER_DEVICE_STATE) -> NTSTATUS {
+    event("D0Entry");
+    STATUS_SUCCESS
+}
+unsafe extern "system" fn d0_exit(_d: WDFDEVICE, _target: WDF_POWER_DEVICE_STATE) -> NTSTATUS {
+    event("D0Exit");
+    STATUS_SUCCESS
+}
+
 unsafe extern "system" fn evt_device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -> NTSTATUS {
     // SAFETY: the framework's init.
     if let Err(s) = unsafe { netcx::device_init_config(init) } {
         return s;
     }
+    let mut pnp = WDF_PNPPOWER_EVENT_CALLBACKS::init();
+    pnp.EvtDevicePrepareHardware = Some(prepare_hardware);
+    pnp.EvtDeviceReleaseHardware = Some(release_hardware);
+    pnp.EvtDeviceD0Entry = Some(d0_entry);
+    pnp.EvtDeviceD0Exit = Some(d0_exit);
+    // SAFETY: the framework's init, before WdfDeviceCreate.
+    unsafe { kmdf::device_init_set_pnp_power_callbacks(init, &mut pnp) };
     // SAFETY: as above.
     let device = match unsafe { kmdf::device_create(&mut init, None) } {
         Ok(d) => d,
         Err(s) => return s,
     };
+    let mut link: Vec<u16> = SYMBOLIC_LINK.encode_utf16().collect();
+    let bytes = u16::try_from(link.len() * 2).unwrap_or(0);
+    let name = UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: link.as_mut_ptr() };
+    // SAFETY: our device; the string outlives the call.
+    if let Err(s) = unsafe { kmdf::device_create_symbolic_link(device, &name) } {
+        return s;
+    }
+    // SAFETY: our device.
+    if let Err(s) = unsafe { kmdf::device_create_device_interface(device, &INTERFACE_CLASS) } {
+        return s;
+    }
     let mut callbacks = NET_ADAPTER_DATAPATH_CALLBACKS::init(Some(create_tx), Some(create_rx));
     // SAFETY: our device.
     let adapter = match unsafe { netcx::adapter_create(device, &mut callbacks, None) } {
@@ -391,6 +455,7 @@ unsafe extern "system" fn tx_advance(_queue: NETPACKETQUEUE) {
 unsafe extern "system" fn tx_set_notification(_queue: NETPACKETQUEUE, _enabled: BOOLEAN) {}
 
 unsafe extern "system" fn tx_cancel(_queue: NETPACKETQUEUE) {
+    event("TxCancel");
     with(|c| c.tx_cancelled = true);
 }
 
@@ -529,6 +594,7 @@ unsafe extern "system" fn rx_set_notification(queue: NETPACKETQUEUE, enabled: BO
 }
 
 unsafe extern "system" fn rx_cancel(_queue: NETPACKETQUEUE) {
+    event("RxCancel");
     with(|c| {
         c.rx_cancelled = true;
         c.loopback.clear();

@@ -240,3 +240,70 @@ pub unsafe fn object_delete(object: crate::ffi::wdf::WDFOBJECT) {
     // SAFETY: the object is live (caller).
     unsafe { delete(globals(), object) };
 }
+
+/// `WdfDeviceInitSetPnpPowerEventCallbacks`. PASSIVE_LEVEL, in `EvtDriverDeviceAdd` before
+/// `WdfDeviceCreate`.
+///
+/// # Safety
+/// `device_init` is the init `EvtDriverDeviceAdd` received; KMDF is bound.
+pub unsafe fn device_init_set_pnp_power_callbacks(
+    device_init: crate::ffi::wdf::PWDFDEVICE_INIT,
+    callbacks: &mut crate::ffi::wdf::WDF_PNPPOWER_EVENT_CALLBACKS,
+) {
+    use crate::ffi::wdf::{
+        WdfDeviceInitSetPnpPowerEventCallbacksTableIndex, PFN_WDFDEVICEINITSETPNPPOWEREVENTCALLBACKS,
+    };
+    let Some(entry) = function(WdfDeviceInitSetPnpPowerEventCallbacksTableIndex) else { return };
+    // SAFETY: the slot holds PFN_WDFDEVICEINITSETPNPPOWEREVENTCALLBACKS (wdffuncenum.h).
+    let set = unsafe {
+        core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDEVICEINITSETPNPPOWEREVENTCALLBACKS>(entry)
+    };
+    // SAFETY: PASSIVE_LEVEL; the init is the framework's and the callbacks outlive the call.
+    unsafe { set(globals(), device_init, callbacks) };
+}
+
+/// `WdfDeviceCreateSymbolicLink` (for example `\DosDevices\ovpn-dco`). PASSIVE_LEVEL.
+///
+/// # Safety
+/// `device` is the driver's live WDFDEVICE; KMDF is bound.
+pub unsafe fn device_create_symbolic_link(
+    device: crate::ffi::wdf::WDFDEVICE,
+    name: &UNICODE_STRING,
+) -> Result<(), NTSTATUS> {
+    use crate::ffi::wdf::{WdfDeviceCreateSymbolicLinkTableIndex, PFN_WDFDEVICECREATESYMBOLICLINK};
+    let entry = function(WdfDeviceCreateSymbolicLinkTableIndex).ok_or(STATUS_INVALID_DEVICE_STATE)?;
+    // SAFETY: the slot holds PFN_WDFDEVICECREATESYMBOLICLINK (wdffuncenum.h).
+    let create = unsafe {
+        core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDEVICECREATESYMBOLICLINK>(entry)
+    };
+    // SAFETY: PASSIVE_LEVEL; the string outlives the call (the framework copies it).
+    let status = unsafe { create(globals(), device, name) };
+    if NT_SUCCESS(status) {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+/// `WdfDeviceCreateDeviceInterface` without a reference string. PASSIVE_LEVEL.
+///
+/// # Safety
+/// `device` is the driver's live WDFDEVICE; KMDF is bound.
+pub unsafe fn device_create_device_interface(
+    device: crate::ffi::wdf::WDFDEVICE,
+    interface_class: &crate::ffi::oid::GUID,
+) -> Result<(), NTSTATUS> {
+    use crate::ffi::wdf::{WdfDeviceCreateDeviceInterfaceTableIndex, PFN_WDFDEVICECREATEDEVICEINTERFACE};
+    let entry = function(WdfDeviceCreateDeviceInterfaceTableIndex).ok_or(STATUS_INVALID_DEVICE_STATE)?;
+    // SAFETY: the slot holds PFN_WDFDEVICECREATEDEVICEINTERFACE (wdffuncenum.h).
+    let create = unsafe {
+        core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDEVICECREATEDEVICEINTERFACE>(entry)
+    };
+    // SAFETY: PASSIVE_LEVEL; the GUID outlives the call.
+    let status = unsafe { create(globals(), device, interface_class, core::ptr::null()) };
+    if NT_SUCCESS(status) {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}

@@ -26,6 +26,12 @@ use kernel::ffi::ntos::{
     BOOLEAN, DISPATCH_LEVEL, KIRQL, NTSTATUS, NT_SUCCESS, PASSIVE_LEVEL, STATUS_INVALID_DEVICE_STATE,
     STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
 };
+use kernel::ffi::ntos::{STATUS_OBJECT_NAME_COLLISION, UNICODE_STRING};
+use kernel::ffi::oid::GUID;
+use kernel::ffi::wdf::{
+    WdfDeviceCreateDeviceInterfaceTableIndex, WdfDeviceCreateSymbolicLinkTableIndex,
+    WdfDeviceInitSetPnpPowerEventCallbacksTableIndex, WdfPowerDeviceD3Final, WDF_PNPPOWER_EVENT_CALLBACKS,
+};
 use kernel::ffi::wdf::{
     WdfDeviceCreateTableIndex, WdfObjectGetTypedContextWorkerTableIndex, PWDFDEVICE_INIT, WDFDEVICE, WDFFUNC,
     WDFOBJECT, WDF_BIND_INFO, WDF_CLASS_BIND_INFO, WDF_DRIVER_GLOBALS, WDF_OBJECT_ATTRIBUTES,
@@ -241,6 +247,9 @@ struct Adapter {
 
 struct Device {
     driver: DriverId,
+    pnp: Option<WDF_PNPPOWER_EVENT_CALLBACKS>,
+    links: Vec<String>,
+    interfaces: Vec<GUID>,
     adapters: Vec<usize>,
     cleanup: Option<unsafe extern "system" fn(WDFOBJECT)>,
     _token: Box<u64>,
@@ -249,6 +258,7 @@ struct Device {
 struct DeviceInit {
     driver: DriverId,
     configured: bool,
+    pnp: Option<WDF_PNPPOWER_EVENT_CALLBACKS>,
     _token: Box<u64>,
 }
 
@@ -441,6 +451,27 @@ pub(crate) fn install_kmdf(table: &mut [WDFFUNC]) {
     ) -> *mut c_void;
     slot!(table, WdfDeviceCreateTableIndex, WdfDeviceCreate, DeviceCreate);
     slot!(table, WdfObjectGetTypedContextWorkerTableIndex, WdfObjectGetTypedContextWorker, GetContext);
+    type SetPnp = unsafe extern "system" fn(
+        *mut WDF_DRIVER_GLOBALS,
+        PWDFDEVICE_INIT,
+        *mut WDF_PNPPOWER_EVENT_CALLBACKS,
+    );
+    type CreateInterface = unsafe extern "system" fn(
+        *mut WDF_DRIVER_GLOBALS,
+        WDFDEVICE,
+        *const GUID,
+        *const UNICODE_STRING,
+    ) -> NTSTATUS;
+    type CreateLink =
+        unsafe extern "system" fn(*mut WDF_DRIVER_GLOBALS, WDFDEVICE, *const UNICODE_STRING) -> NTSTATUS;
+    slot!(
+        table,
+        WdfDeviceInitSetPnpPowerEventCallbacksTableIndex,
+        WdfDeviceInitSetPnpPowerEventCallbacks,
+        SetPnp
+    );
+    slot!(table, WdfDeviceCreateDeviceInterfaceTableIndex, WdfDeviceCreateDeviceInterface, CreateInterface);
+    slot!(table, WdfDeviceCreateSymbolicLinkTableIndex, WdfDeviceCreateSymbolicLink, CreateLink);
 }
 
 fn wide_eq(p: *const u16, expected: &[u16]) -> bool {
@@ -588,7 +619,18 @@ unsafe extern "system" fn WdfDeviceCreate(
         let t = token();
         let k = key(&t);
         add_context(s, k, ctx);
-        s.devices.insert(k, Device { driver: i.driver, adapters: Vec::new(), cleanup, _token: t });
+        s.devices.insert(
+            k,
+            Device {
+                driver: i.driver,
+                pnp: i.pnp,
+                links: Vec::new(),
+                interfaces: Vec::new(),
+                adapters: Vec::new(),
+                cleanup,
+                _token: t,
+            },
+        );
         Ok((k, i.configured))
     });
     let Ok((device, _configured)) = created else {
@@ -600,6 +642,77 @@ unsafe extern "system" fn WdfDeviceCreate(
     // SAFETY: as above.
     unsafe { device_out.write(device as WDFDEVICE) };
     STATUS_SUCCESS
+}
+
+unsafe extern "system" fn WdfDeviceInitSetPnpPowerEventCallbacks(
+    _globals: *mut WDF_DRIVER_GLOBALS,
+    init: PWDFDEVICE_INIT,
+    callbacks: *mut WDF_PNPPOWER_EVENT_CALLBACKS,
+) {
+    require_irql_at_most(PASSIVE_LEVEL, "WdfDeviceInitSetPnpPowerEventCallbacks");
+    // SAFETY: null or the caller's structure.
+    let Some(cb) = (unsafe { callbacks.as_ref() }).copied() else { return };
+    if cb.Size as usize != std::mem::size_of::<WDF_PNPPOWER_EVENT_CALLBACKS>() {
+        violation(Rule::NetcxCapabilities, format!("WDF_PNPPOWER_EVENT_CALLBACKS.Size {}", cb.Size));
+        return;
+    }
+    if with(|s| s.device_inits.get_mut(&(init as usize)).map(|i| i.pnp = Some(cb))).is_none() {
+        bad_handle("WdfDeviceInitSetPnpPowerEventCallbacks", "WDFDEVICE_INIT", init);
+    }
+}
+
+/// `WdfDeviceCreateSymbolicLink`: records the name (a `\DosDevices\` or `\??\` path), unique machine
+/// wide (`STATUS_OBJECT_NAME_COLLISION` otherwise, as `IoCreateSymbolicLink`). The link goes with the
+/// device. PASSIVE_LEVEL.
+unsafe extern "system" fn WdfDeviceCreateSymbolicLink(
+    _globals: *mut WDF_DRIVER_GLOBALS,
+    device: WDFDEVICE,
+    name: *const UNICODE_STRING,
+) -> NTSTATUS {
+    require_irql_at_most(PASSIVE_LEVEL, "WdfDeviceCreateSymbolicLink");
+    // SAFETY: null or the caller's valid string.
+    let Some(name) = (unsafe { crate::read_unicode(name) }) else { return STATUS_INVALID_PARAMETER };
+    let rest = name.strip_prefix("\\DosDevices\\").or_else(|| name.strip_prefix("\\??\\"));
+    if rest.is_none_or(|r| r.is_empty() || r.contains('\\')) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let r = with(|s| {
+        if s.devices.values().any(|d| d.links.iter().any(|l| l.eq_ignore_ascii_case(&name))) {
+            return Some(STATUS_OBJECT_NAME_COLLISION);
+        }
+        s.devices.get_mut(&(device as usize)).map(|d| {
+            d.links.push(name.clone());
+            STATUS_SUCCESS
+        })
+    });
+    r.unwrap_or_else(|| {
+        bad_handle("WdfDeviceCreateSymbolicLink", "WDFDEVICE", device);
+        STATUS_INVALID_PARAMETER
+    })
+}
+
+/// `WdfDeviceCreateDeviceInterface`: records the interface class (enabled while the device exists).
+/// PASSIVE_LEVEL.
+unsafe extern "system" fn WdfDeviceCreateDeviceInterface(
+    _globals: *mut WDF_DRIVER_GLOBALS,
+    device: WDFDEVICE,
+    class: *const GUID,
+    _reference: *const UNICODE_STRING,
+) -> NTSTATUS {
+    require_irql_at_most(PASSIVE_LEVEL, "WdfDeviceCreateDeviceInterface");
+    // SAFETY: null or the caller's GUID.
+    let Some(class) = (unsafe { class.as_ref() }).copied() else { return STATUS_INVALID_PARAMETER };
+    let r = with(|s| s.devices.get_mut(&(device as usize)).map(|d| d.interfaces.push(class)));
+    if r.is_none() {
+        bad_handle("WdfDeviceCreateDeviceInterface", "WDFDEVICE", device);
+        return STATUS_INVALID_PARAMETER;
+    }
+    STATUS_SUCCESS
+}
+
+/// The symbolic links and interface classes of `device`.
+pub fn device_names(device: usize) -> (Vec<String>, Vec<GUID>) {
+    with(|s| s.devices.get(&device).map(|d| (d.links.clone(), d.interfaces.clone())).unwrap_or_default())
 }
 
 unsafe extern "system" fn WdfObjectGetTypedContextWorker(
@@ -630,7 +743,7 @@ pub fn device_arrives(driver: DriverId) -> Result<usize, NTSTATUS> {
     };
     let t = token();
     let init = key(&t);
-    with(|s| s.device_inits.insert(init, DeviceInit { driver, configured: false, _token: t }));
+    with(|s| s.device_inits.insert(init, DeviceInit { driver, configured: false, pnp: None, _token: t }));
     let before: Vec<usize> = with(|s| s.devices.keys().copied().collect());
     // SAFETY: the driver's registered callback with its WDFDRIVER and a live init.
     let status = call_driver(driver, PASSIVE_LEVEL, "EvtDriverDeviceAdd", || unsafe {
@@ -645,14 +758,42 @@ pub fn device_arrives(driver: DriverId) -> Result<usize, NTSTATUS> {
         }
         return Err(status);
     }
-    new.first().copied().ok_or(STATUS_INVALID_DEVICE_STATE)
+    let device = new.first().copied().ok_or(STATUS_INVALID_DEVICE_STATE)?;
+    // Start the device: EvtDevicePrepareHardware, then EvtDeviceD0Entry from D3Final (the KMDF PnP/power
+    // start sequence). A failure removes the device again, undoing only what succeeded.
+    let Some(cb) = with(|s| s.devices.get(&device).and_then(|d| d.pnp)) else { return Ok(device) };
+    let mut status = STATUS_SUCCESS;
+    if let Some(f) = cb.EvtDevicePrepareHardware {
+        status = call_driver(driver, PASSIVE_LEVEL, "EvtDevicePrepareHardware", || {
+            // SAFETY: the driver's callback with its device (no resources: a software device).
+            unsafe { f(device as WDFDEVICE, std::ptr::null_mut(), std::ptr::null_mut()) }
+        });
+    }
+    if !NT_SUCCESS(status) {
+        with(|s| s.devices.get_mut(&device).map(|d| d.pnp = None));
+        device_remove(device);
+        return Err(status);
+    }
+    if let Some(f) = cb.EvtDeviceD0Entry {
+        status = call_driver(driver, PASSIVE_LEVEL, "EvtDeviceD0Entry", || {
+            // SAFETY: as above.
+            unsafe { f(device as WDFDEVICE, WdfPowerDeviceD3Final) }
+        });
+    }
+    if !NT_SUCCESS(status) {
+        let without_d0_exit = WDF_PNPPOWER_EVENT_CALLBACKS { EvtDeviceD0Exit: None, ..cb };
+        with(|s| s.devices.get_mut(&device).map(|d| d.pnp = Some(without_d0_exit)));
+        device_remove(device);
+        return Err(status);
+    }
+    Ok(device)
 }
 
 /// PnP removes a device: each started adapter's data path is stopped (cancel, drain, stop), adapters are
 /// deleted, then the device (object cleanup callbacks run at PASSIVE_LEVEL).
 pub fn device_remove(device: usize) {
-    let Some((driver, adapters, cleanup)) =
-        with(|s| s.devices.get(&device).map(|d| (d.driver, d.adapters.clone(), d.cleanup)))
+    let Some((driver, adapters, cleanup, pnp)) =
+        with(|s| s.devices.get(&device).map(|d| (d.driver, d.adapters.clone(), d.cleanup, d.pnp)))
     else {
         return;
     };
@@ -667,6 +808,21 @@ pub fn device_remove(device: usize) {
             });
         }
         with(|s| s.contexts.retain(|(o, _), _| *o != a));
+    }
+    // The data path is stopped; now the device leaves D0 for good and releases its hardware.
+    if let Some(cb) = pnp {
+        if let Some(f) = cb.EvtDeviceD0Exit {
+            call_driver(driver, PASSIVE_LEVEL, "EvtDeviceD0Exit", || {
+                // SAFETY: the driver's callback with its device.
+                unsafe { f(device as WDFDEVICE, WdfPowerDeviceD3Final) }
+            });
+        }
+        if let Some(f) = cb.EvtDeviceReleaseHardware {
+            call_driver(driver, PASSIVE_LEVEL, "EvtDeviceReleaseHardware", || {
+                // SAFETY: as above.
+                unsafe { f(device as WDFDEVICE, std::ptr::null_mut()) }
+            });
+        }
     }
     if let Some(cb) = cleanup {
         // SAFETY: as above, for the device.

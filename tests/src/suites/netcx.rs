@@ -53,7 +53,19 @@ fn bind_and_remove(m: &mut Machine) -> Outcome {
         || format!("adapter state {info:?}"),
     )?;
     ensure(info.max_tx_link_speed == 1_000_000_000, || format!("link speed {}", info.max_tx_link_speed))?;
+    ensure(netcx_client::events() == ["PrepareHardware", "D0Entry"], || {
+        format!("start sequence {:?}", netcx_client::events())
+    })?;
+    let (links, interfaces) = netcx::device_names(device);
+    ensure(links == [netcx_client::SYMBOLIC_LINK] && interfaces == [netcx_client::INTERFACE_CLASS], || {
+        format!("names {links:?} {interfaces:?}")
+    })?;
     netcx::device_remove(device);
+    let events = netcx_client::events();
+    ensure(
+        events == ["PrepareHardware", "D0Entry", "TxCancel", "RxCancel", "D0Exit", "ReleaseHardware"],
+        || format!("PnP/power sequence {events:?}"),
+    )?;
     ensure(netcx::adapters(device).is_empty(), || "adapter survived device removal".into())?;
     m.unload_driver(driver)?;
     Ok(Vec::new())
@@ -190,6 +202,20 @@ fn system_managed_rx(m: &mut Machine) -> Outcome {
     Ok(report(&c))
 }
 
+fn second_device_name_collision(m: &mut Machine) -> Outcome {
+    let (driver, device, adapter) = bring_up(m, Bug::None)?;
+    // A second device of the same driver wants the same symbolic link: its EvtDriverDeviceAdd fails with
+    // the collision, and the framework removes the half-built device (nothing leaks, nothing fires).
+    let second = netcx::device_arrives(driver);
+    ensure(second == Err(kernel::ffi::ntos::STATUS_OBJECT_NAME_COLLISION), || {
+        format!("second device: {second:x?}")
+    })?;
+    echo(adapter, &[vec![ipv4_packet(1, 64)]])?;
+    netcx::device_remove(device);
+    m.unload_driver(driver)?;
+    Ok(Vec::new())
+}
+
 fn notification_rearms(m: &mut Machine) -> Outcome {
     let (driver, device, adapter) = bring_up(m, Bug::None)?;
     // Idle: the framework enabled notification; traffic posted later must still flow (the client
@@ -213,6 +239,7 @@ pub fn tests() -> Vec<Test> {
         ("netcx.cancel_in_flight", cancel_in_flight),
         ("netcx.notification_rearms", notification_rearms),
         ("netcx.system_managed_rx", system_managed_rx),
+        ("netcx.second_device_name_collision", second_device_name_collision),
     ]
     .into_iter()
     .map(|(name, run)| Test { suite: "netcx", name, expect: None, run })
