@@ -64,6 +64,11 @@ pub enum Bug {
     ChangesSystemCapacity,
     /// Calls `NetRxQueueGetRingCollection` (PASSIVE_LEVEL only) from the advance: `irql.too_high`.
     RingCollectionInAdvance,
+    /// Calls `NetAdapterGetNetLuid`, which the simulation does not implement: the machine stops
+    /// (`sim.not_simulated`, naming the DDI).
+    CallsUnsimulated,
+    /// Points a second Rx packet at the first one's fragment: `netcx.rx.packet_fragments` (overlap).
+    ReusesFragment,
 }
 
 /// The bug this process's client commits.
@@ -93,6 +98,8 @@ fn bug() -> Bug {
         Bug::StartsTwice,
         Bug::ChangesSystemCapacity,
         Bug::RingCollectionInAdvance,
+        Bug::CallsUnsimulated,
+        Bug::ReusesFragment,
     ]
     .get(b as usize)
     .copied()
@@ -294,6 +301,15 @@ unsafe extern "system" fn evt_device_add(_driver: WDFDRIVER, mut init: PWDFDEVIC
         Err(s) => return s,
     };
     with(|c| c.adapter = adapter as usize);
+    if bug() == Bug::CallsUnsimulated {
+        if let Some(entry) = netcx::function(NetAdapterGetNetLuidTableIndex) {
+            type GetNetLuid = unsafe extern "system" fn(*mut NET_DRIVER_GLOBALS, NETADAPTER) -> u64;
+            // SAFETY: slot NetAdapterGetNetLuidTableIndex holds PFN_NETADAPTERGETNETLUID (netadapter.h).
+            let get = unsafe { core::mem::transmute::<unsafe extern "system" fn(), GetNetLuid>(entry) };
+            // SAFETY: our live adapter (the simulation stops the machine here).
+            let _ = unsafe { get(core::ptr::null_mut(), adapter) };
+        }
+    }
     let mut tx = NET_ADAPTER_TX_CAPABILITIES::init(1);
     let mut rx = if SYSTEM_RX.load(Ordering::Relaxed) || bug() == Bug::ChangesSystemCapacity {
         NET_ADAPTER_RX_CAPABILITIES::init_system_managed(2048, 1)
@@ -514,6 +530,7 @@ unsafe extern "system" fn rx_advance(_queue: NETPACKETQUEUE) {
         // SAFETY: our live queue (the call is legal only at PASSIVE_LEVEL).
         let _ = unsafe { netcx::ring_collection(Direction::Rx, q.handle as NETPACKETQUEUE) };
     }
+    let mut previous_first: Option<u32> = None;
     while let Some(data) = with(|c| c.loopback.first().cloned()) {
         let pieces: Vec<&[u8]> =
             if data.len() > RX_SPLIT { vec![&data[..RX_SPLIT], &data[RX_SPLIT..]] } else { vec![&data[..]] };
@@ -541,6 +558,12 @@ unsafe extern "system" fn rx_advance(_queue: NETPACKETQUEUE) {
         if commit(Bug::ZeroFragments) {
             p.FragmentCount = 0;
         }
+        if let Some(earlier) = previous_first {
+            if commit(Bug::ReusesFragment) {
+                p.FragmentIndex = earlier;
+            }
+        }
+        previous_first = Some(first);
         p.Layout = layout_for(&data);
         pr.BeginIndex = NetRingIncrementIndex(pr, pr.BeginIndex);
         with(|c| c.loopback.remove(0));

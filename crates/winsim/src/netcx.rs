@@ -1531,14 +1531,6 @@ fn give_rx(q: &mut Queue, driver_attach: bool) {
             *poisoned = (i + 1) & ring.mask();
         }
     }
-    for i in 0..FRAGMENT_RING_SIZE as usize {
-        if !q.fr.in_range(i as u32, q.fr.hdr().BeginIndex, q.fr.hdr().EndIndex) {
-            continue;
-        }
-        if q.ext_rc[i] == usize::MAX {
-            q.ext_rc[i] = 0;
-        }
-    }
 }
 
 /// Checks the ring-ownership rules common to both directions; repairs what it refuses.

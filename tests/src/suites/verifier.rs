@@ -215,5 +215,7 @@ pub fn netcx_tests() -> Vec<Test> {
         "netcx.object_state", Rule::NetcxObjectState, Bug::StartsTwice;
         "netcx.rx.fragment.system_capacity", Rule::NetcxRxFragment, Bug::ChangesSystemCapacity;
         "netcx.irql.ddi_in_advance", Rule::IrqlTooHigh, Bug::RingCollectionInAdvance;
+        "netcx.unsimulated_ddi_stops", Rule::NotSimulated, Bug::CallsUnsimulated;
+        "netcx.rx.packet_fragments.overlap", Rule::NetcxRxPacketFragments, Bug::ReusesFragment;
     }
 }
