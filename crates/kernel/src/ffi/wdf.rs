@@ -121,9 +121,14 @@ pub struct WDF_CLASS_BIND_INFO {
     /// `PWCHAR`, e.g. `L"NetAdapterCx"`.
     pub ClassName: *const u16,
     pub Version: WDF_CLASS_VERSION,
-    /// Address of the client's class `WDFFUNC*` variable; the class extension sets it.
+    /// The client's class function table. NetAdapterCx treats it as the client's
+    /// `NETFUNC NetFunctions[FunctionTableCount]` array and copies its entries into it
+    /// (Network-Adapter-Class-Extension `netcx/adapter/version.cpp`, `NetAdapterCxBindClient`);
+    /// `kernel::netcx` casts accordingly.
     pub FunctionTable: *mut *const WDFFUNC,
     pub FunctionTableCount: u32,
+    /// For NetAdapterCx: the address of the client's `NET_DRIVER_GLOBALS*` variable, which the class
+    /// extension sets at bind and clears at unbind (same source).
     pub ClassBindInfo: *mut c_void,
     pub ClientBindClass: PFN_CLIENT_BIND_CLASS,
     pub ClientUnbindClass: PFN_CLIENT_UNBIND_CLASS,
