@@ -6,6 +6,7 @@
 pub mod broken;
 pub mod inf;
 pub mod install;
+pub mod netcx_client;
 pub mod passthrough;
 pub mod report;
 pub mod scenario;

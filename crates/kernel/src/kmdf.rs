@@ -177,3 +177,133 @@ unsafe extern "system" fn stub_unload(driver: *mut DRIVER_OBJECT) {
     // SAFETY: the driver bound in DriverEntry (displace_unload runs only after a bind).
     unsafe { unbind() };
 }
+
+/// The static `WDF_BIND_INFO` of the KMDF bind: class extensions bind against it
+/// (`WdfVersionBindClass`, see [`crate::netcx`]). Read only by wdfldr.sys.
+pub fn bind_info() -> *mut WDF_BIND_INFO {
+    BIND_INFO.0.get()
+}
+
+/// `WdfDeviceCreate`. PASSIVE_LEVEL, from `EvtDriverDeviceAdd`. On success the framework owns the
+/// init (the caller's pointer is nulled).
+///
+/// # Safety
+/// `device_init` is the pointer `EvtDriverDeviceAdd` received; KMDF is bound.
+pub unsafe fn device_create(
+    device_init: &mut crate::ffi::wdf::PWDFDEVICE_INIT,
+    attributes: Option<&mut crate::ffi::wdf::WDF_OBJECT_ATTRIBUTES>,
+) -> Result<crate::ffi::wdf::WDFDEVICE, NTSTATUS> {
+    use crate::ffi::wdf::{WdfDeviceCreateTableIndex, PFN_WDFDEVICECREATE};
+    let entry = function(WdfDeviceCreateTableIndex).ok_or(STATUS_INVALID_DEVICE_STATE)?;
+    // SAFETY: slot WdfDeviceCreateTableIndex holds PFN_WDFDEVICECREATE (wdffuncenum.h).
+    let create = unsafe { core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDEVICECREATE>(entry) };
+    let attributes = attributes.map_or(WDF_NO_OBJECT_ATTRIBUTES, |a| a as *mut _);
+    let mut device: crate::ffi::wdf::WDFDEVICE = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL; pointers valid for the call.
+    let status = unsafe { create(globals(), device_init, attributes, &raw mut device) };
+    if NT_SUCCESS(status) {
+        Ok(device)
+    } else {
+        Err(status)
+    }
+}
+
+/// `WdfObjectGetTypedContextWorker`: the object's context of `type_info`, or null. Any IRQL.
+///
+/// # Safety
+/// `object` is a live framework object; KMDF is bound.
+pub unsafe fn object_context(
+    object: crate::ffi::wdf::WDFOBJECT,
+    type_info: &'static crate::ffi::wdf::WDF_OBJECT_CONTEXT_TYPE_INFO,
+) -> *mut core::ffi::c_void {
+    use crate::ffi::wdf::{WdfObjectGetTypedContextWorkerTableIndex, PFN_WDFOBJECTGETTYPEDCONTEXTWORKER};
+    let Some(entry) = function(WdfObjectGetTypedContextWorkerTableIndex) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: the slot holds PFN_WDFOBJECTGETTYPEDCONTEXTWORKER (wdffuncenum.h).
+    let get = unsafe {
+        core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFOBJECTGETTYPEDCONTEXTWORKER>(entry)
+    };
+    // SAFETY: the object is live (caller) and the type info static.
+    unsafe { get(globals(), object, type_info) }
+}
+
+/// `WdfObjectDelete`. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `object` is a live framework object the driver may delete; KMDF is bound.
+pub unsafe fn object_delete(object: crate::ffi::wdf::WDFOBJECT) {
+    use crate::ffi::wdf::{WdfObjectDeleteTableIndex, PFN_WDFOBJECTDELETE};
+    let Some(entry) = function(WdfObjectDeleteTableIndex) else { return };
+    // SAFETY: the slot holds PFN_WDFOBJECTDELETE (wdffuncenum.h).
+    let delete = unsafe { core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFOBJECTDELETE>(entry) };
+    // SAFETY: the object is live (caller).
+    unsafe { delete(globals(), object) };
+}
+
+/// `WdfDeviceInitSetPnpPowerEventCallbacks`. PASSIVE_LEVEL, in `EvtDriverDeviceAdd` before
+/// `WdfDeviceCreate`.
+///
+/// # Safety
+/// `device_init` is the init `EvtDriverDeviceAdd` received; KMDF is bound.
+pub unsafe fn device_init_set_pnp_power_callbacks(
+    device_init: crate::ffi::wdf::PWDFDEVICE_INIT,
+    callbacks: &mut crate::ffi::wdf::WDF_PNPPOWER_EVENT_CALLBACKS,
+) {
+    use crate::ffi::wdf::{
+        WdfDeviceInitSetPnpPowerEventCallbacksTableIndex, PFN_WDFDEVICEINITSETPNPPOWEREVENTCALLBACKS,
+    };
+    let Some(entry) = function(WdfDeviceInitSetPnpPowerEventCallbacksTableIndex) else { return };
+    // SAFETY: the slot holds PFN_WDFDEVICEINITSETPNPPOWEREVENTCALLBACKS (wdffuncenum.h).
+    let set = unsafe {
+        core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDEVICEINITSETPNPPOWEREVENTCALLBACKS>(entry)
+    };
+    // SAFETY: PASSIVE_LEVEL; the init is the framework's and the callbacks outlive the call.
+    unsafe { set(globals(), device_init, callbacks) };
+}
+
+/// `WdfDeviceCreateSymbolicLink` (for example `\DosDevices\ovpn-dco`). PASSIVE_LEVEL.
+///
+/// # Safety
+/// `device` is the driver's live WDFDEVICE; KMDF is bound.
+pub unsafe fn device_create_symbolic_link(
+    device: crate::ffi::wdf::WDFDEVICE,
+    name: &UNICODE_STRING,
+) -> Result<(), NTSTATUS> {
+    use crate::ffi::wdf::{WdfDeviceCreateSymbolicLinkTableIndex, PFN_WDFDEVICECREATESYMBOLICLINK};
+    let entry = function(WdfDeviceCreateSymbolicLinkTableIndex).ok_or(STATUS_INVALID_DEVICE_STATE)?;
+    // SAFETY: the slot holds PFN_WDFDEVICECREATESYMBOLICLINK (wdffuncenum.h).
+    let create = unsafe {
+        core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDEVICECREATESYMBOLICLINK>(entry)
+    };
+    // SAFETY: PASSIVE_LEVEL; the string outlives the call (the framework copies it).
+    let status = unsafe { create(globals(), device, name) };
+    if NT_SUCCESS(status) {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+/// `WdfDeviceCreateDeviceInterface` without a reference string. PASSIVE_LEVEL.
+///
+/// # Safety
+/// `device` is the driver's live WDFDEVICE; KMDF is bound.
+pub unsafe fn device_create_device_interface(
+    device: crate::ffi::wdf::WDFDEVICE,
+    interface_class: &crate::ffi::oid::GUID,
+) -> Result<(), NTSTATUS> {
+    use crate::ffi::wdf::{WdfDeviceCreateDeviceInterfaceTableIndex, PFN_WDFDEVICECREATEDEVICEINTERFACE};
+    let entry = function(WdfDeviceCreateDeviceInterfaceTableIndex).ok_or(STATUS_INVALID_DEVICE_STATE)?;
+    // SAFETY: the slot holds PFN_WDFDEVICECREATEDEVICEINTERFACE (wdffuncenum.h).
+    let create = unsafe {
+        core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDEVICECREATEDEVICEINTERFACE>(entry)
+    };
+    // SAFETY: PASSIVE_LEVEL; the GUID outlives the call.
+    let status = unsafe { create(globals(), device, interface_class, core::ptr::null()) };
+    if NT_SUCCESS(status) {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}

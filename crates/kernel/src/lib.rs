@@ -13,6 +13,7 @@
 
 pub mod ffi;
 pub mod kmdf;
+pub mod netcx;
 pub mod pool;
 pub mod runtime;
 pub mod strings;

@@ -17,6 +17,7 @@
 //! | [`sched`] | DPCs, timers, work items, events and waits, `KeSaveExtendedProcessorState` |
 //! | [`ndis`] | the NDIS filter API |
 //! | [`wdf`] | the KMDF version binding and function table |
+//! | [`netcx`] | NetAdapterCx: class binding, devices, adapters, packet queues and rings, its verifier, a simulated IP stack |
 //! | [`wsk`] | WSK over loopback UDP: `IoAllocateIrp`/`IofCompleteRequest`, registration, datagram sockets, receive events, send faults |
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
@@ -29,6 +30,7 @@ pub mod irql;
 pub mod mdl;
 pub mod nbl;
 pub mod ndis;
+pub mod netcx;
 pub mod offload;
 pub mod oid;
 pub mod pnp;
@@ -120,6 +122,7 @@ fn reset_subsystems() {
     mdl::reset();
     wsk::reset();
     wdf::reset();
+    netcx::reset();
     device::reset();
 }
 
@@ -207,6 +210,7 @@ impl Machine {
             Ok(id)
         } else {
             ndis::driver_unloaded(id, service);
+            netcx::check_unload(id);
             wdf::driver_unloaded(id);
             nbl::check_unload(id, service);
             oid::check_unload(id, service);
@@ -239,6 +243,7 @@ impl Machine {
             }
         }
         ndis::driver_unloaded(id, &driver.service);
+        netcx::check_unload(id);
         wdf::driver_unloaded(id);
         nbl::check_unload(id, &driver.service);
         oid::check_unload(id, &driver.service);

@@ -151,6 +151,30 @@ rules! {
         "IRP dispatch misuse (Driver Verifier I/O verification, bug check 0xC9 DRIVER_VERIFIER_IOMANAGER_VIOLATION; IoMarkIrpPending / IoCompleteRequest docs): a dispatch routine returning a status other than STATUS_PENDING without completing the IRP, returning STATUS_PENDING without IoMarkIrpPending, returning a status other than the one it completed with, completing with STATUS_PENDING, completing twice, or IoStatus.Information beyond the buffered output buffer";
     OffloadNotAdvertised => "offload.not_advertised",
         "A send reaches the miniport carrying offload metadata it did not advertise in its NDIS_OFFLOAD (OID_TCP_OFFLOAD_CURRENT_CONFIG / NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG): checksum offload for an IP version without it, LSOv1, LSOv2 or USO when not offered, a super-packet beyond MaxOffLoadSize or with fewer than MinSegmentCount segments, more than one NET_BUFFER, or a header offset that is not the TCP/UDP header (Offloading the Segmentation of Large TCP Packets; UDP Segmentation Offload: the transport offloads only what the miniport reported)";
+    NetcxRingImmutable => "netcx.ring.immutable",
+        "A NetAdapterCx client wrote a NET_RING header field other than BeginIndex, NextIndex and Scratch (Network-Adapter-Class-Extension netcx/adapter/verifier.cpp Verifier_VerifyRingImmutable, FailureCode_InvalidRingImmutable; NET_RING docs: the client owns only those three)";
+    NetcxRingBeginPastEnd => "netcx.ring.begin_past_end",
+        "A client's EvtPacketQueueAdvance moved BeginIndex backwards or past EndIndex (verifier.cpp Verifier_VerifyRingBeginIndex, FailureCode_InvalidRingBeginIndex)";
+    NetcxRingOutsideRange => "netcx.ring.outside_range",
+        "A client changed a ring element outside the range [BeginIndex, EndIndex) it owns (verifier.cpp Verifier_VerifyRingImmutableFrameworkElements, FailureCode_InvalidRingImmutableFrameworkElement)";
+    NetcxTxImmutable => "netcx.tx.immutable",
+        "A client changed a Tx NET_PACKET or NET_FRAGMENT field other than Scratch, Ignore included (verifier.cpp Verifier_VerifyRingImmutableDriverTxPackets/Fragments, FailureCode_InvalidRingImmutableDriverTxPacket/Fragment)";
+    NetcxRxPacketFragments => "netcx.rx.packet_fragments",
+        "A returned Rx NET_PACKET with FragmentCount 0 or beyond the fragments the client held, FragmentIndex/FragmentCount outside the fragments it returned in the same advance, fragments not ascending or overlapping the previous packet's, or an ignored packet whose fields were written (verifier.cpp VerifyPacketFields, FailureCode_InvalidRingRxPacketFragment*, FailureCode_InvalidRingImmutableDriverRxPacketIgnore, FailureCode_InvalidRingUnmodifiedRxPacket)";
+    NetcxRxLayout => "netcx.rx.layout",
+        "A returned Rx NET_PACKET whose Layout is invalid: a layer type out of its enumeration, a Null layer 2 with a header length, an Ethernet header length below 14, IPv4 below 20, IPv6 below 40, TCP outside 20..60 or not a multiple of 4, UDP below 8 (verifier.cpp VerifyPacketFields, FailureCode_InvalidRingRxPacketLayer*)";
+    NetcxRxFragment => "netcx.rx.fragment",
+        "A returned Rx NET_FRAGMENT whose ValidLength/Offset (and Capacity with driver attachment) were not written, whose Capacity changed under system attachment, or whose Offset + ValidLength exceeds Capacity (verifier.cpp VerifyPacketFragmentsRx, FailureCode_InvalidRingUnmodifiedRxFragment/ModifiedRxFragment/RxPacketFragmentLengthInvalid)";
+    NetcxRxReserved => "netcx.rx.os_reserved",
+        "A client changed OsReserved_Bounced of an Rx fragment or the Reserved bits of an Rx packet's Layout or flags (verifier.cpp FailureCode_InvalidRingModifiedRxPacket/ModifiedRxFragment)";
+    NetcxCancel => "netcx.cancel",
+        "After EvtPacketQueueCancel a client returned an Rx packet without Ignore, or did not drain both rings (BeginIndex == EndIndex for packets and fragments) within the framework's drain budget (EVT_PACKET_QUEUE_CANCEL docs: return all packets and fragments; Rx packets marked Ignore)";
+    NetcxNotify => "netcx.notify",
+        "NetRxQueueNotifyMoreReceivedPacketsAvailable/NetTxQueueNotifyMoreCompletedPacketsAvailable while the framework has notification disabled, or on a queue that is not running (EVT_PACKET_QUEUE_SET_NOTIFICATION_ENABLED docs: notify once after notification is enabled)";
+    NetcxCapabilities => "netcx.capabilities",
+        "Invalid adapter capabilities: a structure Size that is not the header's, driver-managed Rx allocation without driver attachment or without EvtAdapterReturnRxBuffer, zero MTU, or NetAdapterStart without data-path capabilities or datapath callbacks (verifier.cpp Verifier_VerifyAdapterRxCapabilities/TxCapabilities, FailureCode_InvalidAdapterRxCapabilities, FailureCode_MtuMustBeGreaterThanZero, FailureCode_InvalidStructTypeSize)";
+    NetcxObjectState => "netcx.object_state",
+        "A NetAdapterCx object misused: an unknown or deleted handle, NetAdapterStart twice, a NETADAPTER_INIT used twice or freed twice, a queue created twice or outside its create callback, a DDI at the wrong point of the object's life (verifier.cpp FailureCode_AdapterAlreadyStarted, FailureCode_NetAdapterInitAlreadyUsed, FailureCode_QueueAlreadyCreated, FailureCode_BadQueueInitContext, FailureCode_InvalidQueueHandle)";
 }
 
 impl fmt::Display for Rule {

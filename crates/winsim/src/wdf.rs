@@ -87,6 +87,7 @@ fn table() -> Box<[WDFFUNC]> {
             unsafe extern "system" fn(),
         >(WdfDriverCreate)
     });
+    crate::netcx::install_kmdf(&mut table);
     table.into_boxed_slice()
 }
 
@@ -228,4 +229,21 @@ unsafe fn wide_cstr(p: *const u16) -> String {
         i += 1;
     }
     String::from_utf16_lossy(&units)
+}
+
+/// The `EvtDriverDeviceAdd` of `driver`'s WDFDRIVER and the WDFDRIVER handle, if it created one (for
+/// the PnP "device arrives" path in [`crate::netcx`]).
+pub(crate) fn device_add_for(
+    driver: DriverId,
+) -> Option<(unsafe extern "system" fn(WDFDRIVER, kernel::ffi::wdf::PWDFDEVICE_INIT) -> NTSTATUS, WDFDRIVER)>
+{
+    let bindings = crate::lock(&BINDINGS);
+    let b = bindings.values().find(|b| b.owner == driver)?;
+    let add = b.config?.EvtDriverDeviceAdd?;
+    Some((add, b.globals.Driver))
+}
+
+/// Whether `globals` is the live KMDF globals of some bound driver.
+pub(crate) fn is_bound(globals: *mut WDF_DRIVER_GLOBALS) -> bool {
+    crate::lock(&BINDINGS).contains_key(&(globals as usize))
 }

@@ -3,6 +3,7 @@ mod control;
 mod faults;
 mod filter_receive;
 mod load;
+pub(crate) mod netcx;
 mod scenarios;
 mod traffic;
 mod verifier;
@@ -19,6 +20,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(scenarios::tests());
     tests.extend(faults::tests());
     tests.extend(filter_receive::tests());
+    tests.extend(netcx::tests());
     tests.extend(verifier::tests());
     tests
 }

@@ -144,6 +144,7 @@ pub fn tests() -> Vec<Test> {
         .map(|(name, rule, run)| Test { suite: "verifier", name, expect: Some(rule), run }),
     );
     tests.extend(device_tests());
+    tests.extend(netcx_tests());
     tests
 }
 
@@ -184,4 +185,37 @@ pub fn device_tests() -> Vec<Test> {
             run: |m| device_with(m, DeviceBug::ForgetsCompletion),
         },
     ]
+}
+
+/// The NetAdapterCx rules (appended): the test client commits one mistake each.
+pub fn netcx_tests() -> Vec<Test> {
+    use crate::netcx_client::Bug;
+    macro_rules! netcx_negative {
+        ($($name:literal, $rule:expr, $bug:expr;)*) => {
+            vec![$(Test {
+                suite: "verifier",
+                name: $name,
+                expect: Some($rule),
+                run: |m| super::netcx::with_bug(m, $bug),
+            }),*]
+        };
+    }
+    netcx_negative! {
+        "netcx.ring.immutable", Rule::NetcxRingImmutable, Bug::WritesRingHeader;
+        "netcx.ring.begin_past_end", Rule::NetcxRingBeginPastEnd, Bug::BeginPastEnd;
+        "netcx.ring.outside_range", Rule::NetcxRingOutsideRange, Bug::WritesOutsideRange;
+        "netcx.tx.immutable", Rule::NetcxTxImmutable, Bug::WritesTxIgnore;
+        "netcx.rx.packet_fragments", Rule::NetcxRxPacketFragments, Bug::ZeroFragments;
+        "netcx.rx.layout", Rule::NetcxRxLayout, Bug::ShortIpv4Layout;
+        "netcx.rx.fragment", Rule::NetcxRxFragment, Bug::FragmentPastCapacity;
+        "netcx.rx.os_reserved", Rule::NetcxRxReserved, Bug::SetsBounced;
+        "netcx.cancel", Rule::NetcxCancel, Bug::NeverDrains;
+        "netcx.notify", Rule::NetcxNotify, Bug::NotifiesWhileDisabled;
+        "netcx.capabilities", Rule::NetcxCapabilities, Bug::DriverAllocSystemAttach;
+        "netcx.object_state", Rule::NetcxObjectState, Bug::StartsTwice;
+        "netcx.rx.fragment.system_capacity", Rule::NetcxRxFragment, Bug::ChangesSystemCapacity;
+        "netcx.irql.ddi_in_advance", Rule::IrqlTooHigh, Bug::RingCollectionInAdvance;
+        "netcx.unsimulated_ddi_stops", Rule::NotSimulated, Bug::CallsUnsimulated;
+        "netcx.rx.packet_fragments.overlap", Rule::NetcxRxPacketFragments, Bug::ReusesFragment;
+    }
 }

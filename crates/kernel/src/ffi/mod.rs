@@ -31,6 +31,7 @@ pub mod nbl;
 pub mod ndis;
 pub mod ndis_device;
 pub mod ndis_filter;
+pub mod netcx;
 pub mod ntos;
 pub mod oid;
 pub mod wdf;

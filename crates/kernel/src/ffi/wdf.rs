@@ -121,9 +121,14 @@ pub struct WDF_CLASS_BIND_INFO {
     /// `PWCHAR`, e.g. `L"NetAdapterCx"`.
     pub ClassName: *const u16,
     pub Version: WDF_CLASS_VERSION,
-    /// Address of the client's class `WDFFUNC*` variable; the class extension sets it.
+    /// The client's class function table. NetAdapterCx treats it as the client's
+    /// `NETFUNC NetFunctions[FunctionTableCount]` array and copies its entries into it
+    /// (Network-Adapter-Class-Extension `netcx/adapter/version.cpp`, `NetAdapterCxBindClient`);
+    /// `kernel::netcx` casts accordingly.
     pub FunctionTable: *mut *const WDFFUNC,
     pub FunctionTableCount: u32,
+    /// For NetAdapterCx: the address of the client's `NET_DRIVER_GLOBALS*` variable, which the class
+    /// extension sets at bind and clears at unbind (same source).
     pub ClassBindInfo: *mut c_void,
     pub ClientBindClass: PFN_CLIENT_BIND_CLASS,
     pub ClientUnbindClass: PFN_CLIENT_UNBIND_CLASS,
@@ -435,3 +440,136 @@ pub unsafe fn WdfDriverCreate(
     // SAFETY: forwarded contract.
     unsafe { create(globals, driver_object, registry_path, driver_attributes, driver_config, driver) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Devices and object contexts (wdfdevice.h, wdfobject.h, KMDF 1.33)
+// ---------------------------------------------------------------------------------------------
+
+/// `PFN_WDFDEVICECREATE` (slot `WdfDeviceCreateTableIndex`). PASSIVE_LEVEL, from
+/// `EvtDriverDeviceAdd`. On success the framework takes the `WDFDEVICE_INIT` and nulls
+/// `*device_init`.
+pub type PFN_WDFDEVICECREATE = unsafe extern "system" fn(
+    driver_globals: *mut WDF_DRIVER_GLOBALS,
+    device_init: *mut PWDFDEVICE_INIT,
+    device_attributes: *mut WDF_OBJECT_ATTRIBUTES,
+    device: *mut WDFDEVICE,
+) -> NTSTATUS;
+/// `PFN_WDFOBJECTGETTYPEDCONTEXTWORKER` (slot `WdfObjectGetTypedContextWorkerTableIndex`). Any
+/// IRQL. Returns the context of `type_info` the object was created with, or null.
+pub type PFN_WDFOBJECTGETTYPEDCONTEXTWORKER = unsafe extern "system" fn(
+    driver_globals: *mut WDF_DRIVER_GLOBALS,
+    handle: WDFOBJECT,
+    type_info: *const WDF_OBJECT_CONTEXT_TYPE_INFO,
+) -> *mut c_void;
+
+// ---------------------------------------------------------------------------------------------
+// PnP/power callbacks, symbolic links, device interfaces (wdfdevice.h, KMDF 1.33)
+// ---------------------------------------------------------------------------------------------
+
+/// `WDF_POWER_DEVICE_STATE`.
+pub type WDF_POWER_DEVICE_STATE = i32;
+pub const WdfPowerDeviceInvalid: WDF_POWER_DEVICE_STATE = 0;
+pub const WdfPowerDeviceD0: WDF_POWER_DEVICE_STATE = 1;
+pub const WdfPowerDeviceD1: WDF_POWER_DEVICE_STATE = 2;
+pub const WdfPowerDeviceD2: WDF_POWER_DEVICE_STATE = 3;
+pub const WdfPowerDeviceD3: WDF_POWER_DEVICE_STATE = 4;
+pub const WdfPowerDeviceD3Final: WDF_POWER_DEVICE_STATE = 5;
+
+/// `WDFCMRESLIST`: opaque.
+pub type WDFCMRESLIST = *mut c_void;
+
+/// `EVT_WDF_DEVICE_D0_ENTRY` / `_D0_EXIT`. PASSIVE_LEVEL (non power-pageable devices may be called
+/// at DISPATCH_LEVEL; the simulation calls at PASSIVE_LEVEL).
+pub type PFN_WDF_DEVICE_D0_ENTRY =
+    Option<unsafe extern "system" fn(device: WDFDEVICE, previous: WDF_POWER_DEVICE_STATE) -> NTSTATUS>;
+pub type PFN_WDF_DEVICE_D0_EXIT =
+    Option<unsafe extern "system" fn(device: WDFDEVICE, target: WDF_POWER_DEVICE_STATE) -> NTSTATUS>;
+/// `EVT_WDF_DEVICE_PREPARE_HARDWARE`. PASSIVE_LEVEL.
+pub type PFN_WDF_DEVICE_PREPARE_HARDWARE = Option<
+    unsafe extern "system" fn(device: WDFDEVICE, raw: WDFCMRESLIST, translated: WDFCMRESLIST) -> NTSTATUS,
+>;
+/// `EVT_WDF_DEVICE_RELEASE_HARDWARE`. PASSIVE_LEVEL.
+pub type PFN_WDF_DEVICE_RELEASE_HARDWARE =
+    Option<unsafe extern "system" fn(device: WDFDEVICE, translated: WDFCMRESLIST) -> NTSTATUS>;
+/// A callback slot of `WDF_PNPPOWER_EVENT_CALLBACKS` the project does not use (kept opaque).
+pub type PFN_WDF_UNUSED = Option<unsafe extern "system" fn()>;
+
+/// `WDF_PNPPOWER_EVENT_CALLBACKS` (x64: 144 bytes). `WDF_PNPPOWER_EVENT_CALLBACKS_INIT` zeroes it
+/// and sets `Size`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WDF_PNPPOWER_EVENT_CALLBACKS {
+    pub Size: u32,
+    pub EvtDeviceD0Entry: PFN_WDF_DEVICE_D0_ENTRY,
+    pub EvtDeviceD0EntryPostInterruptsEnabled: PFN_WDF_UNUSED,
+    pub EvtDeviceD0Exit: PFN_WDF_DEVICE_D0_EXIT,
+    pub EvtDeviceD0ExitPreInterruptsDisabled: PFN_WDF_UNUSED,
+    pub EvtDevicePrepareHardware: PFN_WDF_DEVICE_PREPARE_HARDWARE,
+    pub EvtDeviceReleaseHardware: PFN_WDF_DEVICE_RELEASE_HARDWARE,
+    pub EvtDeviceSelfManagedIoCleanup: PFN_WDF_UNUSED,
+    pub EvtDeviceSelfManagedIoFlush: PFN_WDF_UNUSED,
+    pub EvtDeviceSelfManagedIoInit: PFN_WDF_UNUSED,
+    pub EvtDeviceSelfManagedIoSuspend: PFN_WDF_UNUSED,
+    pub EvtDeviceSelfManagedIoRestart: PFN_WDF_UNUSED,
+    pub EvtDeviceSurpriseRemoval: PFN_WDF_UNUSED,
+    pub EvtDeviceQueryRemove: PFN_WDF_UNUSED,
+    pub EvtDeviceQueryStop: PFN_WDF_UNUSED,
+    pub EvtDeviceUsageNotification: PFN_WDF_UNUSED,
+    pub EvtDeviceRelationsQuery: PFN_WDF_UNUSED,
+    pub EvtDeviceUsageNotificationEx: PFN_WDF_UNUSED,
+}
+const _: () = assert!(core::mem::size_of::<WDF_PNPPOWER_EVENT_CALLBACKS>() == 144);
+const _: () = assert!(core::mem::offset_of!(WDF_PNPPOWER_EVENT_CALLBACKS, EvtDeviceD0Exit) == 24);
+const _: () = assert!(core::mem::offset_of!(WDF_PNPPOWER_EVENT_CALLBACKS, EvtDevicePrepareHardware) == 40);
+const _: () = assert!(core::mem::offset_of!(WDF_PNPPOWER_EVENT_CALLBACKS, EvtDeviceReleaseHardware) == 48);
+const _: () =
+    assert!(core::mem::offset_of!(WDF_PNPPOWER_EVENT_CALLBACKS, EvtDeviceUsageNotificationEx) == 136);
+
+impl WDF_PNPPOWER_EVENT_CALLBACKS {
+    /// `WDF_PNPPOWER_EVENT_CALLBACKS_INIT`.
+    #[allow(clippy::cast_possible_truncation)]
+    pub const fn init() -> Self {
+        Self {
+            Size: core::mem::size_of::<Self>() as u32,
+            EvtDeviceD0Entry: None,
+            EvtDeviceD0EntryPostInterruptsEnabled: None,
+            EvtDeviceD0Exit: None,
+            EvtDeviceD0ExitPreInterruptsDisabled: None,
+            EvtDevicePrepareHardware: None,
+            EvtDeviceReleaseHardware: None,
+            EvtDeviceSelfManagedIoCleanup: None,
+            EvtDeviceSelfManagedIoFlush: None,
+            EvtDeviceSelfManagedIoInit: None,
+            EvtDeviceSelfManagedIoSuspend: None,
+            EvtDeviceSelfManagedIoRestart: None,
+            EvtDeviceSurpriseRemoval: None,
+            EvtDeviceQueryRemove: None,
+            EvtDeviceQueryStop: None,
+            EvtDeviceUsageNotification: None,
+            EvtDeviceRelationsQuery: None,
+            EvtDeviceUsageNotificationEx: None,
+        }
+    }
+}
+
+/// `PFN_WDFDEVICEINITSETPNPPOWEREVENTCALLBACKS` (slot 55). PASSIVE_LEVEL, before `WdfDeviceCreate`.
+pub type PFN_WDFDEVICEINITSETPNPPOWEREVENTCALLBACKS = unsafe extern "system" fn(
+    driver_globals: *mut WDF_DRIVER_GLOBALS,
+    device_init: PWDFDEVICE_INIT,
+    callbacks: *mut WDF_PNPPOWER_EVENT_CALLBACKS,
+);
+/// `WdfDeviceCreateDeviceInterface` slot (wdffuncenum.h, KMDF 1.33).
+pub const WdfDeviceCreateDeviceInterfaceTableIndex: usize = 77;
+/// `PFN_WDFDEVICECREATEDEVICEINTERFACE` (slot 77). PASSIVE_LEVEL.
+pub type PFN_WDFDEVICECREATEDEVICEINTERFACE = unsafe extern "system" fn(
+    driver_globals: *mut WDF_DRIVER_GLOBALS,
+    device: WDFDEVICE,
+    interface_class: *const super::oid::GUID,
+    reference_string: *const UNICODE_STRING,
+) -> NTSTATUS;
+/// `PFN_WDFDEVICECREATESYMBOLICLINK` (slot 80). PASSIVE_LEVEL.
+pub type PFN_WDFDEVICECREATESYMBOLICLINK = unsafe extern "system" fn(
+    driver_globals: *mut WDF_DRIVER_GLOBALS,
+    device: WDFDEVICE,
+    symbolic_link_name: *const UNICODE_STRING,
+) -> NTSTATUS;
