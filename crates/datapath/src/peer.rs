@@ -6,11 +6,11 @@
 //! and IPv6 routes, on send.
 //!
 //! Configuration calls (`add_peer`, `add_route`, `install_key`, ...) may allocate; the per-packet
-//! calls (`seal`, `seal_keepalive`, `open`, `lookup_*`, `poll`) never do.
+//! calls (`seal`, `seal_in_place`, `seal_keepalive`, `open`, `lookup_*`, `poll`) never do.
 
 use crate::crypto::{Aead, DefaultAead};
 use crate::keepalive::{Keepalive, KeepaliveAction};
-use crate::keys::{KeyConfig, KeySet, KeySlot, KeySlotId};
+use crate::keys::{KeyConfig, KeySet, KeySlot, KeySlotId, SealInfo};
 pub use crate::keys::{KeyError, OpenError, SealError};
 use crate::mss;
 use crate::replay::{ReplayConfig, ReplayError};
@@ -263,20 +263,60 @@ impl<A: Aead> Peer<A> {
         let patches = mss::patches(segments, self.mss);
         let slot = self.keys.primary_mut().ok_or(SealError::NoKey)?;
         let info = slot.seal(self.id, segments, &patches, out)?;
-        if !patches.is_empty() {
+        let plain_len = info.len - slot.overhead();
+        Ok(self.count_sealed(now, &info, plain_len, !patches.is_empty()))
+    }
+
+    /// Bytes a sealed packet has before its payload with the current primary key (24 for classic
+    /// AEAD keys, 8 for `none`, 12 for epoch keys): where [`Self::seal_in_place`] expects the
+    /// plaintext. `None` without a primary key.
+    pub fn headroom(&self) -> Option<usize> {
+        self.keys.primary().map(KeySlot::headroom)
+    }
+
+    /// Seals an inner IP packet that already sits in the send buffer: its `plain_len` bytes are at
+    /// `packet[headroom..]` ([`Self::headroom`], taken under the same lock as this call). The
+    /// header, packet id and tag are written around it and the plaintext is encrypted in place;
+    /// the sealed packet is `packet[..sealed.len]`. Unlike [`Self::seal`] no backend copies the
+    /// plaintext (`Sealed::gathered` is false). The plaintext is consumed: the MSS clamp, if on,
+    /// is applied to it in the buffer as part of the seal pass.
+    ///
+    /// `packet` must hold `plain_len` + [`Self::overhead`] bytes, else
+    /// [`SealError::BufferTooSmall`] and nothing changes; [`SealError::NoKey`] without a primary
+    /// key. Never allocates.
+    pub fn seal_in_place(
+        &mut self,
+        now: Instant,
+        packet: &mut [u8],
+        plain_len: usize,
+    ) -> Result<Sealed, SealError> {
+        let slot = self.keys.primary_mut().ok_or(SealError::NoKey)?;
+        let plain = packet
+            .get(slot.headroom()..)
+            .and_then(|p| p.get(..plain_len))
+            .ok_or(SealError::BufferTooSmall)?;
+        let patches = mss::patches(&[plain], self.mss);
+        let info = slot.seal_in_place(self.id, packet, plain_len, &patches)?;
+        Ok(self.count_sealed(now, &info, plain_len, !patches.is_empty()))
+    }
+
+    /// Counts one sealed packet of `plain_len` plaintext bytes and makes its [`Sealed`].
+    #[inline]
+    fn count_sealed(&mut self, now: Instant, info: &SealInfo, plain_len: usize, clamped: bool) -> Sealed {
+        if clamped {
             self.stats.mss_clamped += 1;
         }
         self.keepalive.on_sent(now);
         self.stats.tx_packets += 1;
-        self.stats.tx_bytes += (info.len - slot.overhead()) as u64;
+        self.stats.tx_bytes += plain_len as u64;
         self.stats.tx_gathered += u64::from(info.gathered);
-        Ok(Sealed {
+        Sealed {
             peer_id: self.id,
             len: info.len,
             packet_id: info.packet_id,
             rekey_needed: info.rekey_needed,
             gathered: info.gathered,
-        })
+        }
     }
 
     /// Seals a keepalive ping into `out`.

@@ -697,3 +697,172 @@ fn route_lookup_at_prefix_edges_matches_brute_force() {
         }
     }
 }
+
+/// `seal_in_place` makes byte-identical packets to `seal` (same keys, same packet ids) for every
+/// cipher and key format, puts the plaintext where `headroom` says, and never gathers.
+#[test]
+fn seal_in_place_matches_seal() {
+    for cipher in Cipher::ALL {
+        for format in [KeyFormat::Classic, KeyFormat::Epoch] {
+            if format == KeyFormat::Epoch && !cipher.is_aead() {
+                continue;
+            }
+            let (mut a, mut b) = pair(cipher, format);
+            let (mut twin, _) = pair(cipher, format);
+            let head = twin.headroom().unwrap();
+            let expected_head = match (format, cipher.is_aead()) {
+                (KeyFormat::Epoch, _) => 12,
+                (KeyFormat::Classic, true) => 24,
+                (KeyFormat::Classic, false) => 8,
+            };
+            assert_eq!(head, expected_head, "{cipher} {format:?}");
+            let overhead = twin.overhead().unwrap();
+            for len in [0usize, 1, 15, 16, 17, 64, 333, 1420] {
+                let plain: Vec<u8> = (0..len).map(|i| (i * 13 + 5) as u8).collect();
+                let mut out = vec![0u8; len + wire::MAX_OVERHEAD];
+                let cut = len / 2;
+                let s = a.seal(t(1), &[&plain[..cut], &plain[cut..]], &mut out).unwrap();
+                // The in-place buffer: exactly plaintext + overhead, plaintext at the headroom.
+                let mut pkt = vec![0xEEu8; len + overhead];
+                pkt[head..head + len].copy_from_slice(&plain);
+                let si = twin.seal_in_place(t(1), &mut pkt, len).unwrap();
+                assert_eq!(si.len, s.len, "{cipher} {format:?} {len}");
+                assert_eq!(si.packet_id, s.packet_id);
+                assert_eq!(si.rekey_needed, s.rekey_needed);
+                assert!(!si.gathered);
+                assert_eq!(&pkt[..si.len], &out[..s.len], "{cipher} {format:?} {len}");
+                let Received::Data(o) = b.open(t(1), None, &mut pkt[..si.len]).unwrap() else { panic!() };
+                assert_eq!(&pkt[o.payload], &plain[..]);
+            }
+            assert_eq!(twin.stats().tx_gathered, 0);
+            assert_eq!(twin.stats().tx_packets, a.stats().tx_packets);
+            assert_eq!(twin.stats().tx_bytes, a.stats().tx_bytes);
+        }
+    }
+}
+
+/// Bad input to `seal_in_place` gets a precise error, changes neither the buffer nor the
+/// packet-id state, and never panics.
+#[test]
+fn seal_in_place_refuses_bad_input_and_changes_nothing() {
+    let mut none: Peer = Peer::new(&PeerConfig::new(3), t(0));
+    assert_eq!(none.headroom(), None);
+    assert_eq!(none.seal_in_place(t(0), &mut [0u8; 64], 8), Err(SealError::NoKey));
+    for format in [KeyFormat::Classic, KeyFormat::Epoch] {
+        let (mut a, mut b) = pair(Cipher::Aes256Gcm, format);
+        let head = a.headroom().unwrap();
+        let overhead = a.overhead().unwrap();
+        for (buf_len, plain_len) in [
+            (0usize, 0usize),
+            (overhead - 1, 0),
+            (head + 9, 10),
+            (overhead + 9, 10),
+            (64, usize::MAX),
+            (64, usize::MAX - head + 1),
+            (64, usize::MAX - overhead + 1),
+        ] {
+            let mut pkt: Vec<u8> = (0..buf_len).map(|i| i as u8).collect();
+            let before = pkt.clone();
+            assert_eq!(
+                a.seal_in_place(t(0), &mut pkt, plain_len),
+                Err(SealError::BufferTooSmall),
+                "{format:?} buffer {buf_len} plaintext {plain_len}"
+            );
+            assert_eq!(pkt, before);
+        }
+        assert_eq!(a.stats().tx_packets, 0);
+        // The packet id was not consumed: the first packet that fits is id 1 and opens.
+        let mut pkt = vec![7u8; 10 + overhead];
+        let s = a.seal_in_place(t(0), &mut pkt, 10).unwrap();
+        assert_eq!(s.packet_id & 0xFFFF_FFFF_FFFF, 1);
+        assert!(matches!(b.open(t(0), None, &mut pkt[..s.len]), Ok(Received::Data(_))));
+    }
+    // A patch outside the plaintext is refused by the key slot before anything is written.
+    let mut slot: KeySlot<RustCryptoAead> =
+        KeySlot::new(&config(Cipher::Aes128Gcm, KeyFormat::Classic, 0, false), ReplayConfig::default())
+            .unwrap();
+    let mut pkt = vec![1u8; 24 + 4];
+    let before = pkt.clone();
+    assert_eq!(
+        slot.seal_in_place(1, &mut pkt, 4, &[Patch { offset: 3, xor: [1, 1] }]),
+        Err(SealError::BufferTooSmall)
+    );
+    assert_eq!(pkt, before);
+    assert_eq!(slot.seal_in_place(1, &mut pkt, 4, &[]).unwrap().packet_id, 1);
+}
+
+/// The MSS clamp applies to an in-place seal the same way as to a scatter seal.
+#[test]
+fn mss_clamp_through_seal_in_place() {
+    let mut syn = vec![0x45, 0, 0, 44, 0, 0, 0, 0, 64, 6, 0, 0, 10, 8, 0, 2, 10, 8, 0, 1];
+    let mut tcp = vec![0u8; 24];
+    tcp[12] = 6 << 4;
+    tcp[13] = 0x02;
+    tcp[20..24].copy_from_slice(&[2, 4, 0x05, 0xb4]);
+    syn.extend_from_slice(&tcp);
+    let c = datapath::mss::tcp_checksum(&syn).unwrap();
+    syn[36..38].copy_from_slice(&c.to_be_bytes());
+    for format in [KeyFormat::Classic, KeyFormat::Epoch] {
+        let mut cfg = PeerConfig::new(1);
+        cfg.mss = 1300;
+        let mut a: Peer = Peer::new(&cfg, t(0));
+        let mut twin: Peer = Peer::new(&cfg, t(0));
+        let mut b: Peer = Peer::new(&PeerConfig::new(1), t(0));
+        for p in [&mut a, &mut twin] {
+            p.install_key(KeySlotId::Primary, &config(Cipher::Aes256Gcm, format, 0, false)).unwrap();
+        }
+        b.install_key(KeySlotId::Primary, &config(Cipher::Aes256Gcm, format, 0, true)).unwrap();
+        let mut out = vec![0u8; 200];
+        let s = a.seal(t(0), &[&syn], &mut out).unwrap();
+        let head = twin.headroom().unwrap();
+        let mut pkt = vec![0u8; syn.len() + wire::MAX_OVERHEAD];
+        pkt[head..head + syn.len()].copy_from_slice(&syn);
+        let si = twin.seal_in_place(t(0), &mut pkt, syn.len()).unwrap();
+        assert_eq!(&pkt[..si.len], &out[..s.len], "{format:?}");
+        assert_eq!(twin.stats().mss_clamped, 1);
+        let Received::Data(o) = b.open(t(0), None, &mut pkt[..si.len]).unwrap() else { panic!() };
+        let got = &pkt[o.payload];
+        assert_eq!(&got[40..44], &[2, 4, 0x05, 0x14]);
+        assert_eq!(datapath::mss::tcp_checksum(got).unwrap(), u16::from_be_bytes([got[36], got[37]]));
+    }
+}
+
+/// `Aead::seal_in_place` of each backend gives the same ciphertext and tag as its `seal`
+/// (patches included) and refuses a patch outside the buffer without writing anything.
+#[test]
+fn aead_seal_in_place_matches_seal() {
+    fn check<A: Aead>(cipher: Cipher) {
+        let key: Vec<u8> = (0..cipher.key_len() as u8).map(|i| i.wrapping_mul(31) ^ 0x3c).collect();
+        let k = A::new(cipher, &key).unwrap();
+        let nonce = [0x24u8; 12];
+        let aad = [5u8; 8];
+        for len in [0usize, 1, 16, 21, 64, 1420] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 3 + 1) as u8).collect();
+            let patches: &[Patch] = if len >= 21 { &[Patch { offset: 19, xor: [0x55, 0xaa] }] } else { &[] };
+            let mut out = vec![0u8; len];
+            let tag = k.seal(&nonce, &aad, &[&plain], patches, &mut out).unwrap();
+            let mut buf = plain.clone();
+            let mut tag2 = [0xffu8; 16];
+            k.seal_in_place(&nonce, &aad, &mut buf, patches, &mut tag2).unwrap();
+            assert_eq!((buf, tag2), (out, tag), "{cipher} {len}");
+        }
+        let mut buf = vec![9u8; 8];
+        let mut tag = [0u8; 16];
+        assert_eq!(
+            k.seal_in_place(
+                &nonce,
+                &aad,
+                &mut buf,
+                &[Patch { offset: 0, xor: [1, 1] }, Patch { offset: 7, xor: [1, 1] }],
+                &mut tag
+            ),
+            Err(CryptoError::BufferTooSmall)
+        );
+        assert_eq!(buf, vec![9u8; 8], "{cipher}: nothing written");
+    }
+    for cipher in Cipher::ALL {
+        check::<RustCryptoAead>(cipher);
+        #[cfg(feature = "ring")]
+        check::<datapath::crypto::RingAead>(cipher);
+    }
+}

@@ -5,7 +5,9 @@
 //! fragments) and writes ciphertext into one contiguous output: the AEAD pass is the only touch
 //! of the payload. Small edits the engine makes on the way through (the MSS clamp) arrive as
 //! [`Patch`]es, XOR masks over the plaintext stream; the caller's plaintext is never written.
-//! [`Aead::open_in_place`] authenticates and decrypts in place.
+//! [`Aead::open_in_place`] authenticates and decrypts in place. [`Aead::seal_in_place`] seals a
+//! plaintext that already sits in the packet buffer (a contiguous send buffer), with no copy in
+//! any backend.
 //!
 //! # Backends
 //! - [`RustCryptoAead`] (the default unless feature `ring-default`): GCM composed from the `aes`
@@ -212,6 +214,17 @@ pub(crate) fn apply_patches(buf: &mut [u8], patches: &[Patch]) -> Result<(), Cry
     Ok(())
 }
 
+/// Refuses `patches` unless every one lies inside a buffer of `len` bytes, so that an in-place
+/// seal changes nothing when it fails.
+#[inline]
+pub(crate) fn check_patches(len: usize, patches: &[Patch]) -> Result<(), CryptoError> {
+    if patches.iter().all(|p| p.offset.checked_add(2).is_some_and(|end| end <= len)) {
+        Ok(())
+    } else {
+        Err(CryptoError::BufferTooSmall)
+    }
+}
+
 /// Total length of a scatter list.
 #[inline]
 pub fn total_len(segments: &[&[u8]]) -> usize {
@@ -268,6 +281,22 @@ pub trait Aead: Sized + fmt::Debug {
         *tag = self.seal(nonce, aad, segments, patches, out)?;
         Ok(())
     }
+
+    /// Encrypts `buf` in place, with `patches` applied to the plaintext on the way, and writes
+    /// the tag into `tag` (all zero for `none`). The in-place counterpart of [`Aead::seal_into`]
+    /// for a caller whose plaintext already sits in the packet buffer at the payload offset: no
+    /// gather copy, so the AEAD pass is the only touch of the payload with every backend. The
+    /// plaintext is consumed (it becomes the ciphertext), so the patches may be applied in
+    /// `buf`. A patch outside `buf` is refused before anything is written
+    /// ([`CryptoError::BufferTooSmall`]).
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        patches: &[Patch],
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<(), CryptoError>;
 
     /// Verifies `tag` over `aad` and the ciphertext `buf`, then decrypts `buf` in place. On
     /// failure the `RustCrypto` backend leaves `buf` as it was; ring may have overwritten it (its

@@ -4,7 +4,8 @@
 //! ring 0.17 seals only in place, so [`Aead::seal`] first gathers the segments into the output (one
 //! plaintext copy the `RustCrypto` backend does not make), applies the MSS patches there, and seals
 //! in place. That copy is reported: [`Aead::seal_gathers`] is `true` for the ring ciphers, and the
-//! engine passes it on as `Sealed::gathered` and `PeerStats::tx_gathered`.
+//! engine passes it on as `Sealed::gathered` and `PeerStats::tx_gathered`. [`Aead::seal_in_place`]
+//! (the engine's `Peer::seal_in_place`) needs no copy: the plaintext already sits in the packet.
 //!
 //! AES-192-GCM is not in ring; a [`RingAead`] for it holds a [`RustCryptoAead`] key instead, so the
 //! backend covers every data-channel cipher and can be the engine's default.
@@ -19,7 +20,10 @@
 //!   at run time, also in key setup (the GHASH key table): key creation, seal and open must run
 //!   inside the extended-state guard there ([`Aead::needs_extended_state`]).
 
-use super::{apply_patches, gather, Aead, Cipher, CryptoError, Patch, RustCryptoAead, NONCE_LEN, TAG_LEN};
+use super::{
+    apply_patches, check_patches, gather, Aead, Cipher, CryptoError, Patch, RustCryptoAead, NONCE_LEN,
+    TAG_LEN,
+};
 use ring::aead::{self, LessSafeKey, Nonce, UnboundKey};
 
 // One key per direction, built at configuration time; boxing a variant would only add an indirection
@@ -132,6 +136,42 @@ impl Aead for RingAead {
         let buf = out.get_mut(..len).ok_or(CryptoError::BufferTooSmall)?;
         apply_patches(buf, patches)?;
         // ring hands the tag back by value; it is moved once, straight into the caller's field.
+        match key.seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), buf)
+        {
+            Ok(t) => {
+                tag.copy_from_slice(t.as_ref());
+                Ok(())
+            }
+            Err(_) => Err(CryptoError::BufferTooSmall),
+        }
+    }
+
+    // Always inlined: as a call it cost the engine's in-place seal 22 instructions per packet
+    // (prologue, epilogue, argument moves; callgrind, 64-byte AES-256-GCM), about 2 % at 64 B.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        patches: &[Patch],
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        let key = match &self.key {
+            Key::Ring(k) => k,
+            Key::RustCrypto(k) => return k.seal_in_place(nonce, aad, buf, patches, tag),
+            Key::None => {
+                check_patches(buf.len(), patches)?;
+                apply_patches(buf, patches)?;
+                *tag = [0; TAG_LEN];
+                return Ok(());
+            }
+        };
+        // ring's tag covers the ciphertext it makes, so the patches go into the plaintext first
+        // (the caller handed it over to be overwritten); all are checked before any is applied.
+        check_patches(buf.len(), patches)?;
+        apply_patches(buf, patches)?;
         match key.seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), buf)
         {
             Ok(t) => {

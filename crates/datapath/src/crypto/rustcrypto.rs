@@ -1,7 +1,7 @@
 //! The `RustCrypto` backend: out-of-place CTR/ChaCha keystream over the segments, then the
 //! universal hash over the ciphertext in the output.
 
-use super::{apply_patches, gather, Aead, Cipher, CryptoError, Patch, NONCE_LEN, TAG_LEN};
+use super::{apply_patches, check_patches, gather, Aead, Cipher, CryptoError, Patch, NONCE_LEN, TAG_LEN};
 use aes::{Aes128, Aes192, Aes256};
 use chacha20::ChaCha20;
 use cipher::{
@@ -73,6 +73,21 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit> G
         let ct = out.get_mut(..len).ok_or(CryptoError::BufferTooSmall)?;
         apply_patches(ct, patches)?;
         Ok(self.tag(&mask, aad, ct))
+    }
+
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        patches: &[Patch],
+    ) -> Result<[u8; TAG_LEN], CryptoError> {
+        check_patches(buf.len(), patches)?;
+        let (mut ctr, mask) = self.ctr(nonce);
+        ctr.apply_keystream(buf);
+        // XOR commutes with the keystream: patching the ciphertext patches the plaintext.
+        apply_patches(buf, patches)?;
+        Ok(self.tag(&mask, aad, buf))
     }
 
     fn open(
@@ -220,6 +235,34 @@ impl Aead for RustCryptoAead {
                 Ok(ChaChaKey::tag(mac, aad, ct))
             }
         }
+    }
+
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        patches: &[Patch],
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        *tag = match &self.inner {
+            Inner::None => {
+                check_patches(buf.len(), patches)?;
+                apply_patches(buf, patches)?;
+                [0; TAG_LEN]
+            }
+            Inner::Aes128(g) => g.seal_in_place(nonce, aad, buf, patches)?,
+            Inner::Aes192(g) => g.seal_in_place(nonce, aad, buf, patches)?,
+            Inner::Aes256(g) => g.seal_in_place(nonce, aad, buf, patches)?,
+            Inner::ChaCha(k) => {
+                check_patches(buf.len(), patches)?;
+                let (mut c, mac) = k.start(nonce);
+                c.apply_keystream(buf);
+                apply_patches(buf, patches)?;
+                ChaChaKey::tag(mac, aad, buf)
+            }
+        };
+        Ok(())
     }
 
     fn open_in_place(
