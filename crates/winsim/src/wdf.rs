@@ -24,6 +24,8 @@ const DDI_NAMES: &[(usize, &str)] = &[
     (kernel::ffi::wdf::WdfDeviceCreateTableIndex, "WdfDeviceCreate"),
     (kernel::ffi::wdf::WdfObjectDeleteTableIndex, "WdfObjectDelete"),
     (kernel::ffi::wdf::WdfIoQueueCreateTableIndex, "WdfIoQueueCreate"),
+    (kernel::ffi::wdf::WdfRequestCompleteTableIndex, "WdfRequestComplete"),
+    (kernel::ffi::wdf::WdfDeviceInitSetFileObjectConfigTableIndex, "WdfDeviceInitSetFileObjectConfig"),
     (kernel::ffi::wdf::WdfDriverWdmGetDriverObjectTableIndex, "WdfDriverWdmGetDriverObject"),
 ];
 
@@ -88,6 +90,7 @@ fn table() -> Box<[WDFFUNC]> {
         >(WdfDriverCreate)
     });
     crate::netcx::install_kmdf(&mut table);
+    crate::wdfio::install(&mut table);
     table.into_boxed_slice()
 }
 
