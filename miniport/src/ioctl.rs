@@ -27,16 +27,18 @@
 //! The control device is a singleton on the machine (the symbolic link name is unique), so the queue
 //! handles and the context live in statics, set by [`create`] and cleared by the default queue's cleanup
 //! callback when the device goes.
+use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::net::SocketAddr;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use arrayvec::ArrayVec;
 use kernel::ffi::ntos::{
-    KeQueryInterruptTimePrecise, KeRestoreExtendedProcessorState, KeSaveExtendedProcessorState, NTSTATUS,
-    NT_SUCCESS, STATUS_INVALID_DEVICE_STATE, STATUS_PENDING, STATUS_SUCCESS, XSTATE_MASK_AVX,
-    XSTATE_MASK_LEGACY, XSTATE_SAVE,
+    KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeTimerEx, KeQueryInterruptTimePrecise,
+    KeRestoreExtendedProcessorState, KeSaveExtendedProcessorState, KeSetTimerEx, NotificationTimer, KDPC,
+    KTIMER, NTSTATUS, NT_SUCCESS, STATUS_INVALID_DEVICE_STATE, STATUS_PENDING, STATUS_SUCCESS,
+    XSTATE_MASK_AVX, XSTATE_MASK_LEGACY, XSTATE_SAVE,
 };
 use kernel::ffi::oid::GUID;
 use kernel::ffi::wdf::{
@@ -64,6 +66,26 @@ static CONTEXT: AtomicPtr<DeviceContext> = AtomicPtr::new(null_mut());
 static READ_QUEUE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
 /// The manual queue of parked `NOTIFY_EVENT` requests.
 static NOTIFY_QUEUE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+
+/// The keepalive timer's period: `Tunnel::poll` works in whole seconds (ovpn-dco-win's keepalive
+/// timers are per second too).
+const KEEPALIVE_PERIOD_MS: i32 = 1000;
+
+/// The keepalive timer and its DPC: zeroed storage the kernel initializes (`KeInitializeTimerEx`,
+/// `KeInitializeDpc`) in [`create`]; touched only by the `Ke*` timer routines.
+#[repr(C, align(8))]
+struct TimerStorage {
+    timer: UnsafeCell<[u8; core::mem::size_of::<KTIMER>()]>,
+    dpc: UnsafeCell<[u8; core::mem::size_of::<KDPC>()]>,
+}
+// SAFETY: only the kernel's timer routines access the storage, which serialise themselves.
+unsafe impl Sync for TimerStorage {}
+static TIMER: TimerStorage = TimerStorage {
+    timer: UnsafeCell::new([0; core::mem::size_of::<KTIMER>()]),
+    dpc: UnsafeCell::new([0; core::mem::size_of::<KDPC>()]),
+};
+/// Whether the timer was set (and must be cancelled when the device goes).
+static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
 
 /// `GUID_DEVINTERFACE_NET` (`ndisguid.h`), as `uapi::names::GUID_DEVINTERFACE_NET`.
 const GUID_DEVINTERFACE_NET: GUID = GUID {
@@ -120,11 +142,46 @@ pub(crate) fn create(device: WDFDEVICE, context: &'static DeviceContext) -> Resu
     unsafe { kmdf::device_create_symbolic_link(device, &link) }?;
     let reference = unicode_string!("ovpn-dco");
     // SAFETY: our device; the GUID and string are static.
-    unsafe { kmdf_io::device_create_device_interface_ref(device, &GUID_DEVINTERFACE_NET, &reference) }
+    unsafe { kmdf_io::device_create_device_interface_ref(device, &GUID_DEVINTERFACE_NET, &reference) }?;
+    start_keepalive_timer();
+    Ok(())
 }
 
-/// The default queue's cleanup (the device is being removed): forget the statics.
+/// Starts the periodic keepalive timer (a DPC every [`KEEPALIVE_PERIOD_MS`] running [`timer_tick`]).
+/// PASSIVE_LEVEL, once per device; stopped by the default queue's cleanup.
+fn start_keepalive_timer() {
+    let timer = TIMER.timer.get().cast::<KTIMER>();
+    let dpc = TIMER.dpc.get().cast::<KDPC>();
+    // SAFETY: static, suitably sized and aligned storage, not in use (the timer is not armed).
+    unsafe { KeInitializeTimerEx(timer, NotificationTimer) };
+    // SAFETY: as above, for the DPC.
+    unsafe { KeInitializeDpc(dpc, Some(keepalive_dpc), null_mut()) };
+    let due = -i64::from(KEEPALIVE_PERIOD_MS) * 10_000;
+    // SAFETY: both initialized above; static, so they outlive the timer (cancelled before the device goes).
+    unsafe { KeSetTimerEx(timer, due, KEEPALIVE_PERIOD_MS, dpc) };
+    TIMER_ARMED.store(true, Ordering::Release);
+}
+
+/// The keepalive DPC. DISPATCH_LEVEL.
+unsafe extern "system" fn keepalive_dpc(
+    _dpc: *mut KDPC,
+    _context: *mut c_void,
+    _argument1: *mut c_void,
+    _argument2: *mut c_void,
+) {
+    let _ = timer_tick();
+}
+
+/// The default queue's cleanup (the device is being removed): stop the keepalive timer, forget the
+/// statics. PASSIVE_LEVEL.
 unsafe extern "system" fn evt_default_queue_cleanup(_queue: WDFOBJECT) {
+    if TIMER_ARMED.swap(false, Ordering::AcqRel) {
+        // SAFETY: the timer was initialized and set by start_keepalive_timer.
+        unsafe { KeCancelTimer(TIMER.timer.get().cast::<KTIMER>()) };
+        // A DPC already queued finishes before the context goes. PASSIVE_LEVEL (object cleanup).
+        // SAFETY: no locks held; PASSIVE_LEVEL.
+        unsafe { KeFlushQueuedDpcs() };
+    }
     READ_QUEUE.store(null_mut(), Ordering::Release);
     NOTIFY_QUEUE.store(null_mut(), Ordering::Release);
     CONTEXT.store(null_mut(), Ordering::Release);

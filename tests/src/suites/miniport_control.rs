@@ -204,10 +204,10 @@ fn keepalive_timeout_fails_pended_read(m: &mut Machine) -> Outcome {
     ok(h, OvpnIoctl::SetPeer, &enc(&OvpnSetPeer { keepalive_interval: 1, keepalive_timeout: 3, mss: 0 }), 0)?;
     ok(h, OvpnIoctl::StartVpn, &[], 0)?;
     let Io::Pending(read) = device::submit_read(h, 2048) else { return Err("read did not pend".into()) };
-    as_datapath(driver, miniport::ioctl::timer_tick);
+    // The driver's keepalive timer (a periodic DPC) runs as machine time passes.
+    winsim::datapath::wait(Duration::from_secs(2));
     ensure(device::is_pending(read), || "read completed before the timeout".into())?;
-    winsim::datapath::wait(Duration::from_secs(4));
-    as_datapath(driver, miniport::ioctl::timer_tick);
+    winsim::datapath::wait(Duration::from_secs(2));
     let done = device::poll(read).ok_or("read still pending after the keepalive timeout")?;
     ensure(done.0 == STATUS_CONNECTION_DISCONNECTED, || format!("read {done:?}"))?;
     // Once: the next read pends again; closing cancels it.
@@ -245,7 +245,6 @@ fn notify_event_in_server_mode(m: &mut Machine) -> Outcome {
         return Err("NOTIFY_EVENT did not pend".into());
     };
     winsim::datapath::wait(Duration::from_secs(6));
-    as_datapath(driver, miniport::ioctl::timer_tick);
     let (status, out) = device::poll(notify).ok_or("NOTIFY_EVENT still pending after the peer expired")?;
     ensure(status == STATUS_SUCCESS, || format!("notify {status:#x}"))?;
     let e = OvpnNotifyEvent::parse(&out).map_err(|e| format!("{e:?}"))?;
