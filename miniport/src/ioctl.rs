@@ -493,6 +493,93 @@ pub fn timer_tick() -> NTSTATUS {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The version device
+// ---------------------------------------------------------------------------------------------
+
+/// The version control device (`\\.\ovpn-dco-ver`), while it exists.
+static VERSION_DEVICE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+
+/// Creates ovpn-dco-win's version device: a control (non-PnP), **non-exclusive** device
+/// `\Device\ovpn-dco-ver` with the link `\DosDevices\ovpn-dco-ver`, answering only
+/// `OVPN_IOCTL_GET_VERSION`, so OpenVPN can ask the version without taking the adapter's exclusive
+/// handle (ovpn-dco-win `control.cpp`). PASSIVE_LEVEL, from `DriverEntry`; deleted by
+/// [`delete_version_device`] in `EvtDriverUnload`. Undoes itself on failure.
+pub(crate) fn create_version_device(driver: kernel::ffi::wdf::WDFDRIVER) -> Result<(), NTSTATUS> {
+    // SYSTEM all access; administrators, everyone and restricted code read/write/execute
+    // (`SDDL_DEVOBJ_SYS_ALL_ADM_RWX_WORLD_RWX_RES_RWX`): any process may ask the version.
+    let sddl = unicode_string!("D:P(A;;GA;;;SY)(A;;GRGWGX;;;BA)(A;;GRGWGX;;;WD)(A;;GRGWGX;;;RC)");
+    // SAFETY: our WDFDRIVER; KMDF is bound; the string is static.
+    let mut init = unsafe { kmdf_io::control_device_init_allocate(driver, &sddl) }?;
+    let name = unicode_string!("\\Device\\ovpn-dco-ver");
+    // SAFETY: the init we allocated.
+    let configured = unsafe { kmdf_io::device_init_assign_name(init, &name) }
+        // SAFETY: as above.
+        .and_then(|()| unsafe { kmdf_io::device_init_set_io_type(init, WdfDeviceIoBuffered) });
+    if let Err(status) = configured {
+        // SAFETY: WdfDeviceCreate did not take it.
+        unsafe { kmdf_io::device_init_free(init) };
+        return Err(status);
+    }
+    // SAFETY: as above.
+    let device = match unsafe { kmdf::device_create(&mut init, None) } {
+        Ok(d) => d,
+        Err(status) => {
+            // SAFETY: WdfDeviceCreate failed, so the init is still ours.
+            unsafe { kmdf_io::device_init_free(init) };
+            return Err(status);
+        }
+    };
+    let mut queue = WDF_IO_QUEUE_CONFIG::init_default_queue(WdfIoQueueDispatchParallel);
+    queue.PowerManaged = WdfFalse;
+    queue.EvtIoDeviceControl = Some(evt_version_io_control);
+    let link = unicode_string!("\\DosDevices\\ovpn-dco-ver");
+    // SAFETY: our new control device.
+    let built = unsafe { kmdf_io::queue_create(device, &mut queue, None) }
+        // SAFETY: as above; the string is static.
+        .and_then(|_| unsafe { kmdf::device_create_symbolic_link(device, &link) });
+    if let Err(status) = built {
+        // SAFETY: our control device; deleting it removes its queue and link.
+        unsafe { kmdf::object_delete(device) };
+        return Err(status);
+    }
+    // SAFETY: as above.
+    unsafe { kmdf_io::control_finish_initializing(device) };
+    VERSION_DEVICE.store(device, Ordering::Release);
+    Ok(())
+}
+
+/// Deletes the version device. PASSIVE_LEVEL, from `EvtDriverUnload`.
+pub(crate) fn delete_version_device() {
+    let device = VERSION_DEVICE.swap(null_mut(), Ordering::AcqRel);
+    if !device.is_null() {
+        // SAFETY: our control device, deleted once.
+        unsafe { kmdf::object_delete(device) };
+    }
+}
+
+/// The version device's `EvtIoDeviceControl`: `GET_VERSION` only. IRQL <= DISPATCH_LEVEL; no lock.
+unsafe extern "system" fn evt_version_io_control(
+    _queue: WDFQUEUE,
+    request: WDFREQUEST,
+    _output_length: usize,
+    _input_length: usize,
+    code: u32,
+) {
+    if code != uapi::ovpn::OvpnIoctl::GetVersion.code() {
+        return complete(request, kernel::ffi::ntos::STATUS_INVALID_DEVICE_REQUEST, 0);
+    }
+    // SAFETY: our request; the slice is not used after completion.
+    let out = match unsafe { output(request) } {
+        Ok(o) => o,
+        Err(status) => return complete(request, status, 0),
+    };
+    match uapi::ovpn::RDCO_REPORTED_VERSION.write_to(out) {
+        Ok(n) => complete(request, STATUS_SUCCESS, n),
+        Err(_) => complete(request, kernel::ffi::ntos::STATUS_BUFFER_TOO_SMALL, 0),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Transport hooks
 // ---------------------------------------------------------------------------------------------
 //

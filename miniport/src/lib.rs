@@ -30,11 +30,14 @@ pub unsafe extern "system" fn driver_entry(
     }
     let mut config = WDF_DRIVER_CONFIG::init(Some(device::evt_device_add));
     config.DriverPoolTag = DRIVER_POOL_TAG;
+    config.EvtDriverUnload = Some(evt_driver_unload);
     // SAFETY: bound above; DriverEntry's arguments.
     match unsafe { kmdf::driver_create(driver, registry_path, &mut config) } {
-        Ok(_) => {
+        Ok(wdfdriver) => {
             // SAFETY: bound, and the WDFDRIVER exists.
             unsafe { kmdf::displace_unload(driver) };
+            // Without it only `rdco dco version`-style queries fail; the adapter works: not fatal.
+            let _ = ioctl::create_version_device(wdfdriver);
             STATUS_SUCCESS
         }
         Err(status) => {
@@ -43,6 +46,11 @@ pub unsafe extern "system" fn driver_entry(
             status
         }
     }
+}
+
+/// `EvtDriverUnload`: deletes the version control device. PASSIVE_LEVEL.
+unsafe extern "system" fn evt_driver_unload(_driver: kernel::ffi::wdf::WDFDRIVER) {
+    ioctl::delete_version_device();
 }
 
 /// The image's entry point on Windows; the host calls [`driver_entry`] directly.

@@ -218,3 +218,72 @@ pub unsafe fn device_create_device_interface_ref(
     // SAFETY: PASSIVE_LEVEL; the GUID and string outlive the call (the framework copies them).
     result(unsafe { create(globals(), device, interface_class, reference) })
 }
+
+/// `WdfControlDeviceInitAllocate`: an init for a control (non-PnP) device with security descriptor
+/// `sddl`. PASSIVE_LEVEL. Free it with [`device_init_free`] if `WdfDeviceCreate` does not take it.
+///
+/// # Safety
+/// `driver` is the driver's WDFDRIVER; KMDF is bound.
+pub unsafe fn control_device_init_allocate(
+    driver: crate::ffi::wdf::WDFDRIVER,
+    sddl: &crate::ffi::ntos::UNICODE_STRING,
+) -> Result<PWDFDEVICE_INIT, NTSTATUS> {
+    use crate::ffi::wdf::{WdfControlDeviceInitAllocateTableIndex, PFN_WDFCONTROLDEVICEINITALLOCATE};
+    let entry = function(WdfControlDeviceInitAllocateTableIndex).ok_or(STATUS_INVALID_DEVICE_STATE)?;
+    // SAFETY: slot 25 holds PFN_WDFCONTROLDEVICEINITALLOCATE (wdffuncenum.h).
+    let allocate = unsafe {
+        core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFCONTROLDEVICEINITALLOCATE>(entry)
+    };
+    // SAFETY: PASSIVE_LEVEL; the string outlives the call.
+    let init = unsafe { allocate(globals(), driver, sddl) };
+    if init.is_null() {
+        Err(crate::ffi::ntos::STATUS_INSUFFICIENT_RESOURCES)
+    } else {
+        Ok(init)
+    }
+}
+
+/// `WdfDeviceInitAssignName` (`\Device\...`). PASSIVE_LEVEL, before `WdfDeviceCreate`.
+///
+/// # Safety
+/// `init` is a live init of the driver's; KMDF is bound.
+pub unsafe fn device_init_assign_name(
+    init: PWDFDEVICE_INIT,
+    name: &crate::ffi::ntos::UNICODE_STRING,
+) -> Result<(), NTSTATUS> {
+    use crate::ffi::wdf::{WdfDeviceInitAssignNameTableIndex, PFN_WDFDEVICEINITASSIGNNAME};
+    let entry = function(WdfDeviceInitAssignNameTableIndex).ok_or(STATUS_INVALID_DEVICE_STATE)?;
+    // SAFETY: slot 67 holds PFN_WDFDEVICEINITASSIGNNAME (wdffuncenum.h).
+    let assign =
+        unsafe { core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDEVICEINITASSIGNNAME>(entry) };
+    // SAFETY: PASSIVE_LEVEL; the string outlives the call (the framework copies it).
+    result(unsafe { assign(globals(), init, name) })
+}
+
+/// `WdfDeviceInitFree`: frees an init `WdfDeviceCreate` did not take. PASSIVE_LEVEL.
+///
+/// # Safety
+/// `init` came from [`control_device_init_allocate`] and was not taken; KMDF is bound.
+pub unsafe fn device_init_free(init: PWDFDEVICE_INIT) {
+    use crate::ffi::wdf::{WdfDeviceInitFreeTableIndex, PFN_WDFDEVICEINITFREE};
+    let Some(entry) = function(WdfDeviceInitFreeTableIndex) else { return };
+    // SAFETY: slot 54 holds PFN_WDFDEVICEINITFREE (wdffuncenum.h).
+    let free = unsafe { core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFDEVICEINITFREE>(entry) };
+    // SAFETY: as the caller guarantees.
+    unsafe { free(globals(), init) };
+}
+
+/// `WdfControlFinishInitializing`. PASSIVE_LEVEL, after the control device's queues and link exist.
+///
+/// # Safety
+/// `device` is the driver's live control device; KMDF is bound.
+pub unsafe fn control_finish_initializing(device: WDFDEVICE) {
+    use crate::ffi::wdf::{WdfControlFinishInitializingTableIndex, PFN_WDFCONTROLFINISHINITIALIZING};
+    let Some(entry) = function(WdfControlFinishInitializingTableIndex) else { return };
+    // SAFETY: slot 27 holds PFN_WDFCONTROLFINISHINITIALIZING (wdffuncenum.h).
+    let finish = unsafe {
+        core::mem::transmute::<unsafe extern "system" fn(), PFN_WDFCONTROLFINISHINITIALIZING>(entry)
+    };
+    // SAFETY: as the caller guarantees.
+    unsafe { finish(globals(), device) };
+}

@@ -745,6 +745,24 @@ unsafe extern "system" fn WdfObjectGetTypedContextWorker(
 // PnP: device arrival and removal
 // ---------------------------------------------------------------------------------------------
 
+/// A fresh `WDFDEVICE_INIT` of `driver` outside PnP (`WdfControlDeviceInitAllocate`, crate::wdfio).
+pub(crate) fn new_device_init(driver: DriverId) -> usize {
+    let t = token();
+    let init = key(&t);
+    with(|s| s.device_inits.insert(init, DeviceInit { driver, configured: false, pnp: None, _token: t }));
+    init
+}
+
+/// Frees an init `WdfDeviceCreate` did not take (`WdfDeviceInitFree`); false if it is not one.
+pub(crate) fn free_device_init(init: usize) -> bool {
+    with(|s| s.device_inits.remove(&init)).is_some()
+}
+
+/// Whether `object` is a live WDFDEVICE (for `WdfObjectDelete`, crate::wdfio).
+pub(crate) fn is_device(object: usize) -> bool {
+    with(|s| s.devices.contains_key(&object))
+}
+
 /// PnP reports a device for `driver`: the framework builds a WDFDEVICE_INIT and calls the driver's
 /// `EvtDriverDeviceAdd` at PASSIVE_LEVEL. Returns the WDFDEVICE it created.
 pub fn device_arrives(driver: DriverId) -> Result<usize, NTSTATUS> {

@@ -250,3 +250,8 @@ pub(crate) fn device_add_for(
 pub(crate) fn is_bound(globals: *mut WDF_DRIVER_GLOBALS) -> bool {
     crate::lock(&BINDINGS).contains_key(&(globals as usize))
 }
+
+/// The driver that owns the KMDF globals `globals`, if bound.
+pub(crate) fn owner_of(globals: *mut WDF_DRIVER_GLOBALS) -> Option<DriverId> {
+    crate::lock(&BINDINGS).get(&(globals as usize)).map(|b| b.owner)
+}

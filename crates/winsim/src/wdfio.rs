@@ -85,6 +85,8 @@ use crate::verifier::{violation, Rule};
 
 #[derive(Default)]
 struct InitIo {
+    /// `WdfDeviceInitAssignName`.
+    name: Option<String>,
     exclusive: bool,
     io_type: WDF_DEVICE_IO_TYPE,
     file: Option<WDF_FILEOBJECT_CONFIG>,
@@ -92,6 +94,7 @@ struct InitIo {
 
 struct DevIo {
     driver: DriverId,
+    name: Option<String>,
     exclusive: bool,
     file: Option<WDF_FILEOBJECT_CONFIG>,
     default_queue: Option<usize>,
@@ -193,6 +196,36 @@ pub(crate) fn install(table: &mut [WDFFUNC]) {
     slot!(table, WdfIoQueueCreateTableIndex, WdfIoQueueCreate, PFN_WDFIOQUEUECREATE);
     slot!(
         table,
+        kernel::ffi::wdf::WdfControlDeviceInitAllocateTableIndex,
+        WdfControlDeviceInitAllocate,
+        kernel::ffi::wdf::PFN_WDFCONTROLDEVICEINITALLOCATE
+    );
+    slot!(
+        table,
+        kernel::ffi::wdf::WdfControlFinishInitializingTableIndex,
+        WdfControlFinishInitializing,
+        kernel::ffi::wdf::PFN_WDFCONTROLFINISHINITIALIZING
+    );
+    slot!(
+        table,
+        kernel::ffi::wdf::WdfDeviceInitFreeTableIndex,
+        WdfDeviceInitFree,
+        kernel::ffi::wdf::PFN_WDFDEVICEINITFREE
+    );
+    slot!(
+        table,
+        kernel::ffi::wdf::WdfDeviceInitAssignNameTableIndex,
+        WdfDeviceInitAssignName,
+        kernel::ffi::wdf::PFN_WDFDEVICEINITASSIGNNAME
+    );
+    slot!(
+        table,
+        kernel::ffi::wdf::WdfObjectDeleteTableIndex,
+        WdfObjectDelete,
+        kernel::ffi::wdf::PFN_WDFOBJECTDELETE
+    );
+    slot!(
+        table,
         WdfIoQueueRetrieveNextRequestTableIndex,
         WdfIoQueueRetrieveNextRequest,
         PFN_WDFIOQUEUERETRIEVENEXTREQUEST
@@ -244,6 +277,7 @@ pub(crate) fn device_created(init: usize, device: usize, driver: DriverId) {
             device,
             DevIo {
                 driver,
+                name: i.name,
                 exclusive: i.exclusive,
                 file: i.file,
                 default_queue: None,
@@ -263,15 +297,15 @@ pub(crate) fn init_freed(init: usize) {
 /// `WdfDeviceCreateSymbolicLink` named `link` for `device`: the first link makes the device reachable
 /// through the I/O manager (later links are recorded by [`crate::netcx`] only).
 pub(crate) fn link_created(device: usize, link: &str) -> NTSTATUS {
-    let Some((driver, registered)) =
-        with(|s| s.devices.get(&device).map(|d| (d.driver, d.registration.is_some())))
+    let Some((driver, registered, name)) =
+        with(|s| s.devices.get(&device).map(|d| (d.driver, d.registration.is_some(), d.name.clone())))
     else {
         return STATUS_INVALID_PARAMETER;
     };
     if registered {
         return STATUS_SUCCESS;
     }
-    let name = format!("\\Device\\WdfDevice{device:x}");
+    let name = name.unwrap_or_else(|| format!("\\Device\\WdfDevice{device:x}"));
     match crate::device::register_framework(driver, &name, link, framework_dispatch) {
         Ok(reg) => {
             with(|s| s.devices.get_mut(&device).map(|d| d.registration = Some(reg)));
@@ -402,6 +436,75 @@ unsafe extern "system" fn WdfDeviceInitSetFileObjectConfig(
         return;
     }
     with(|s| s.inits.entry(init as usize).or_default().file = Some(c));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control devices and object deletion
+// ---------------------------------------------------------------------------------------------
+
+/// `WdfControlDeviceInitAllocate`: an init for a control (non-PnP) device of the calling driver. The SDDL
+/// string is required (`WdfControlDeviceInitAllocate` docs) and otherwise not modelled. PASSIVE_LEVEL.
+unsafe extern "system" fn WdfControlDeviceInitAllocate(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    _driver: kernel::ffi::wdf::WDFDRIVER,
+    sddl: *const kernel::ffi::ntos::UNICODE_STRING,
+) -> PWDFDEVICE_INIT {
+    require_irql_at_most(PASSIVE_LEVEL, "WdfControlDeviceInitAllocate");
+    let Some(owner) = crate::wdf::owner_of(globals) else {
+        violation(Rule::WdfStillBound, "WdfControlDeviceInitAllocate with foreign globals");
+        return std::ptr::null_mut();
+    };
+    // SAFETY: null or the caller's valid string.
+    if unsafe { crate::read_unicode(sddl) }.is_none_or(|s| s.is_empty()) {
+        return std::ptr::null_mut();
+    }
+    crate::netcx::new_device_init(owner) as PWDFDEVICE_INIT
+}
+
+/// `WdfControlFinishInitializing`: the control device may now receive requests (the simulation
+/// dispatches from `WdfDeviceCreateSymbolicLink` on). PASSIVE_LEVEL.
+unsafe extern "system" fn WdfControlFinishInitializing(
+    _globals: *mut WDF_DRIVER_GLOBALS,
+    _device: WDFDEVICE,
+) {
+    require_irql_at_most(PASSIVE_LEVEL, "WdfControlFinishInitializing");
+}
+
+/// `WdfDeviceInitFree`: frees an init `WdfDeviceCreate` did not take. PASSIVE_LEVEL.
+unsafe extern "system" fn WdfDeviceInitFree(_globals: *mut WDF_DRIVER_GLOBALS, init: PWDFDEVICE_INIT) {
+    require_irql_at_most(PASSIVE_LEVEL, "WdfDeviceInitFree");
+    init_freed(init as usize);
+    if !crate::netcx::free_device_init(init as usize) {
+        violation(Rule::WdfStillBound, format!("WdfDeviceInitFree({init:p}): not a live WDFDEVICE_INIT"));
+    }
+}
+
+/// `WdfDeviceInitAssignName`: the device's name (`\Device\...`). PASSIVE_LEVEL.
+unsafe extern "system" fn WdfDeviceInitAssignName(
+    _globals: *mut WDF_DRIVER_GLOBALS,
+    init: PWDFDEVICE_INIT,
+    name: *const kernel::ffi::ntos::UNICODE_STRING,
+) -> NTSTATUS {
+    require_irql_at_most(PASSIVE_LEVEL, "WdfDeviceInitAssignName");
+    // SAFETY: null or the caller's valid string.
+    let name = unsafe { crate::read_unicode(name) };
+    with(|s| s.inits.entry(init as usize).or_default().name = name);
+    STATUS_SUCCESS
+}
+
+/// `WdfObjectDelete`, for the objects the simulation lets drivers delete: a WDFDEVICE (a control device;
+/// removed as PnP removes a device: queues purged, link removed, cleanup callbacks). Anything else stops
+/// the machine as not simulated. PASSIVE_LEVEL for a device.
+unsafe extern "system" fn WdfObjectDelete(
+    _globals: *mut WDF_DRIVER_GLOBALS,
+    object: kernel::ffi::wdf::WDFOBJECT,
+) {
+    require_irql_at_most(PASSIVE_LEVEL, "WdfObjectDelete(WDFDEVICE)");
+    if crate::netcx::is_device(object as usize) {
+        crate::netcx::device_remove(object as usize);
+    } else {
+        crate::wdf::not_simulated(kernel::ffi::wdf::WdfObjectDeleteTableIndex);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

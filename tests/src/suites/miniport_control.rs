@@ -100,6 +100,22 @@ fn device_and_exclusive_open(m: &mut Machine) -> Outcome {
     ensure((v.major, v.minor, v.patch) == (2, 7, 0), || format!("version {v:?}"))?;
     ensure(device::close(h) == STATUS_SUCCESS, || "close".into())?;
     let h = device::open(PATH).map_err(|s| format!("reopen after close: {s:#x}"))?;
+    // The version device (created in DriverEntry) is not exclusive and answers GET_VERSION only.
+    let v1 = device::open("\\\\.\\ovpn-dco-ver").map_err(|s| format!("open ovpn-dco-ver: {s:#x}"))?;
+    let v2 =
+        device::open("\\\\.\\ovpn-dco-ver").map_err(|s| format!("second open of ovpn-dco-ver: {s:#x}"))?;
+    let version = ok(v2, OvpnIoctl::GetVersion, &[], OvpnVersion::SIZE)?;
+    ensure(OvpnVersion::parse(&version).is_ok_and(|v| (v.major, v.minor) == (2, 7)), || {
+        "version device".into()
+    })?;
+    let (status, _) = ioctl(v1, OvpnIoctl::GetStats, &[], OvpnStats::SIZE);
+    ensure(status == kernel::ffi::ntos::STATUS_INVALID_DEVICE_REQUEST, || {
+        format!("GET_STATS on ovpn-dco-ver {status:#x}")
+    })?;
+    let (status, _) = ioctl(v1, OvpnIoctl::GetVersion, &[], 4);
+    ensure(status == kernel::ffi::ntos::STATUS_BUFFER_TOO_SMALL, || format!("short version {status:#x}"))?;
+    device::close(v1);
+    device::close(v2);
     device::close(h);
     tear_down(m, driver, dev)?;
     Ok(vec![])

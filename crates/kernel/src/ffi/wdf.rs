@@ -811,3 +811,23 @@ pub type PFN_WDFREQUESTFORWARDTOIOQUEUE = unsafe extern "system" fn(
     request: WDFREQUEST,
     destination: WDFQUEUE,
 ) -> NTSTATUS;
+
+/// `PFN_WDFCONTROLDEVICEINITALLOCATE` (slot 25). PASSIVE_LEVEL. A `WDFDEVICE_INIT` for a control (non-PnP)
+/// device, with its security descriptor (SDDL); null on failure.
+pub type PFN_WDFCONTROLDEVICEINITALLOCATE = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    driver: WDFDRIVER,
+    sddl: *const UNICODE_STRING,
+) -> PWDFDEVICE_INIT;
+/// `PFN_WDFCONTROLFINISHINITIALIZING` (slot 27). PASSIVE_LEVEL.
+pub type PFN_WDFCONTROLFINISHINITIALIZING =
+    unsafe extern "system" fn(globals: *mut WDF_DRIVER_GLOBALS, device: WDFDEVICE);
+/// `PFN_WDFDEVICEINITFREE` (slot 54). PASSIVE_LEVEL: frees an init `WdfDeviceCreate` did not take.
+pub type PFN_WDFDEVICEINITFREE =
+    unsafe extern "system" fn(globals: *mut WDF_DRIVER_GLOBALS, init: PWDFDEVICE_INIT);
+/// `PFN_WDFDEVICEINITASSIGNNAME` (slot 67). PASSIVE_LEVEL, before `WdfDeviceCreate`.
+pub type PFN_WDFDEVICEINITASSIGNNAME = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    init: PWDFDEVICE_INIT,
+    name: *const UNICODE_STRING,
+) -> NTSTATUS;
