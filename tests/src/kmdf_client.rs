@@ -43,6 +43,23 @@ pub enum Mistake {
 }
 
 static MANUAL: AtomicPtr<core::ffi::c_void> = AtomicPtr::new(core::ptr::null_mut());
+/// A request held by [`HOLD`] until [`release_held`].
+static HELD: AtomicPtr<core::ffi::c_void> = AtomicPtr::new(core::ptr::null_mut());
+/// Make the default queue sequential instead of parallel (set before the device arrives).
+pub static SEQUENTIAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Keeps the request until the test calls [`release_held`] (well behaved, unlike `Mistake::Keeps`).
+pub const HOLD: u32 = code(0x806);
+
+/// Completes the request [`HOLD`] kept with `STATUS_SUCCESS`. Call in the driver's context.
+pub fn release_held() -> bool {
+    let r = HELD.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if r.is_null() {
+        return false;
+    }
+    // SAFETY: the request HOLD kept, ours and not completed.
+    unsafe { kmdf_io::request_complete(r, STATUS_SUCCESS, 0) };
+    true
+}
 
 pub unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
@@ -78,7 +95,12 @@ unsafe extern "system" fn evt_device_add(_driver: WDFDRIVER, mut init: PWDFDEVIC
         Ok(d) => d,
         Err(s) => return s,
     };
-    let mut default = WDF_IO_QUEUE_CONFIG::init_default_queue(WdfIoQueueDispatchParallel);
+    let kind = if SEQUENTIAL.load(Ordering::Relaxed) {
+        kernel::ffi::wdf::WdfIoQueueDispatchSequential
+    } else {
+        WdfIoQueueDispatchParallel
+    };
+    let mut default = WDF_IO_QUEUE_CONFIG::init_default_queue(kind);
     default.EvtIoDeviceControl = Some(evt_io_device_control);
     // SAFETY: our device.
     if let Err(s) = unsafe { kmdf_io::queue_create(device, &mut default, None) } {
@@ -151,6 +173,7 @@ unsafe extern "system" fn evt_io_device_control(
             complete(request, STATUS_SUCCESS, output_length + 1)
         }
         c if c == code(Mistake::Keeps as u32) => {}
+        HOLD => HELD.store(request, Ordering::Release),
         _ => complete(request, kernel::ffi::ntos::STATUS_INVALID_DEVICE_REQUEST, 0),
     }
 }

@@ -281,6 +281,13 @@ fn close_deletes_peer_and_cancels(m: &mut Machine) -> Outcome {
     let (driver, dev) = bring_up(m)?;
     let h = device::open(PATH).map_err(|s| format!("open: {s:#x}"))?;
     ok(h, OvpnIoctl::NewPeer, &new_peer(), 0)?;
+    // DEL_PEER cancels parked reads too (ovpn-dco-win OvpnStopVPN); then a new peer for the close below.
+    let Io::Pending(parked) = device::submit_read(h, 1500) else { return Err("read did not pend".into()) };
+    ok(h, OvpnIoctl::DelPeer, &[], 0)?;
+    ensure(device::poll(parked).is_some_and(|(s, _)| s == STATUS_CANCELLED), || {
+        "DEL_PEER did not cancel".into()
+    })?;
+    ok(h, OvpnIoctl::NewPeer, &new_peer(), 0)?;
     let reads: Vec<_> = (0..3)
         .map(|_| match device::submit_read(h, 1500) {
             Io::Pending(id) => Ok(id),
@@ -355,6 +362,33 @@ fn kmdf_io_semantics(m: &mut Machine) -> Outcome {
     Ok(vec![])
 }
 
+/// A sequential default queue presents one request at a time: the second waits in the queue until
+/// the driver completes the first.
+fn kmdf_io_sequential(m: &mut Machine) -> Outcome {
+    use crate::kmdf_client::{driver_entry, release_held, ECHO, HOLD, PATH as KPATH, SEQUENTIAL, SERVICE};
+    SEQUENTIAL.store(true, std::sync::atomic::Ordering::Relaxed);
+    let driver = m.load_driver(SERVICE, driver_entry).map_err(|s| format!("DriverEntry: {s:#x}"))?;
+    let dev = netcx::device_arrives(driver).map_err(|s| format!("EvtDriverDeviceAdd: {s:#x}"))?;
+    let h = device::open(KPATH).map_err(|s| format!("open: {s:#x}"))?;
+    let Io::Pending(first) = device::submit_io_control(h, HOLD, b"x", 0) else {
+        return Err("held request did not pend".into());
+    };
+    let Io::Pending(second) = device::submit_io_control(h, ECHO, b"two", 3) else {
+        return Err("the second request was presented while the first was outstanding".into());
+    };
+    ensure(winsim::wdfio::requests_outstanding() == (1, 1), || {
+        format!("outstanding {:?}", winsim::wdfio::requests_outstanding())
+    })?;
+    ensure(as_datapath(driver, release_held), || "nothing held".into())?;
+    ensure(device::poll(first).is_some_and(|(s, _)| s == STATUS_SUCCESS), || "first".into())?;
+    let done = device::poll(second).ok_or("second not presented after the first completed")?;
+    ensure(done == (STATUS_SUCCESS, b"two".to_vec()), || format!("second {done:?}"))?;
+    device::close(h);
+    netcx::device_remove(dev);
+    m.unload_driver(driver)?;
+    Ok(vec![])
+}
+
 pub fn tests() -> Vec<Test> {
     let t = |name, run| Test { suite: "miniport_control", name, expect: None, run };
     vec![
@@ -366,5 +400,6 @@ pub fn tests() -> Vec<Test> {
         t("close_deletes_peer_and_cancels", close_deletes_peer_and_cancels),
         t("removal_with_requests_pended", removal_with_requests_pended),
         Test { suite: "kmdf_io", name: "kmdf_io_semantics", expect: None, run: kmdf_io_semantics },
+        Test { suite: "kmdf_io", name: "kmdf_io_sequential", expect: None, run: kmdf_io_sequential },
     ]
 }
