@@ -50,6 +50,7 @@ use kernel::{kmdf, kmdf_io, unicode_string};
 
 use crate::control::{
     needs_extended_state, Action, ControlSend, Effects, ReadResult, Reply, TransportRequest, Tunnel,
+    MAX_PEERS,
 };
 use crate::device::DeviceContext;
 
@@ -466,16 +467,18 @@ pub fn control_packet_received(from: SocketAddr, packet: &[u8]) -> NTSTATUS {
 pub fn timer_tick() -> NTSTATUS {
     let Some(ctx) = context() else { return STATUS_INVALID_DEVICE_STATE };
     let mut tunnel = ctx.tunnel.lock();
-    let mut actions: ArrayVec<Action, 8> = ArrayVec::new();
+    // On the DPC's stack (1 KiB): the peers due a ping this tick; never more than MAX_PEERS.
+    let mut pings: ArrayVec<u32, MAX_PEERS> = ArrayVec::new();
     let mut wake_reads = false;
     let mut notify = false;
     tunnel.poll(now(), |action| match action {
         Action::WakeReads => wake_reads = true,
         Action::Notify => notify = true,
-        Action::SendPing(_) | Action::PeerExpired(_) => {
-            // Pings beyond the first few in one tick wait for the next tick (peers stay due).
-            let _ = actions.try_push(action);
+        Action::SendPing(peer) => {
+            let _ = pings.try_push(peer);
         }
+        // The peer is already deleted and its DEL_PEER notification queued (Action::Notify follows).
+        Action::PeerExpired(_) => {}
     });
     if wake_reads {
         service_reads(&mut tunnel);
@@ -484,10 +487,9 @@ pub fn timer_tick() -> NTSTATUS {
         service_notifications(&mut tunnel);
     }
     drop(tunnel);
-    for action in actions {
-        if let Action::SendPing(peer) = action {
-            send_ping_hook(peer);
-        }
+    // Sealing a ping needs the peer's keys: the data path's send takes the tunnel lock itself.
+    for peer in pings {
+        send_ping_hook(peer);
     }
     STATUS_SUCCESS
 }

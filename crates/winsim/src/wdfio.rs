@@ -524,7 +524,6 @@ unsafe extern "system" fn WdfIoQueueCreate(
     if c.Size as usize != std::mem::size_of::<WDF_IO_QUEUE_CONFIG>()
         || ![WdfIoQueueDispatchSequential, WdfIoQueueDispatchParallel, WdfIoQueueDispatchManual]
             .contains(&c.DispatchType)
-        || (c.DefaultQueue != 0 && c.DispatchType == WdfIoQueueDispatchManual && c.EvtIoDefault.is_some())
     {
         return STATUS_INVALID_PARAMETER;
     }
