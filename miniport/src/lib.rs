@@ -1,15 +1,16 @@
 //! rdco's NetAdapterCx tunnel miniport (see `docs/miniport.md` and `shared/design.md`).
 //!
-//! At this stage the driver binds KMDF through the project's own version-binding stub
-//! ([`kernel::kmdf`]), creates its WDFDRIVER, and unloads cleanly. It does not yet create adapters:
-//! `EvtDriverDeviceAdd` declines every device with `STATUS_NOT_IMPLEMENTED` until the NetAdapterCx binding
-//! and the data path land.
+//! The driver binds KMDF through the project's own version-binding stub ([`kernel::kmdf`]), creates its
+//! WDFDRIVER, and in `EvtDriverDeviceAdd` ([`device`]) creates the device with the ovpn-dco-win control
+//! device ([`ioctl`]). The adapter and the data path come with the adapter's `device.rs`.
 #![no_std]
 
 pub mod control;
+mod device;
+pub mod ioctl;
 
-use kernel::ffi::ntos::{DRIVER_OBJECT, NTSTATUS, STATUS_NOT_IMPLEMENTED, STATUS_SUCCESS, UNICODE_STRING};
-use kernel::ffi::wdf::{PWDFDEVICE_INIT, WDFDRIVER, WDF_DRIVER_CONFIG};
+use kernel::ffi::ntos::{DRIVER_OBJECT, NTSTATUS, STATUS_SUCCESS, UNICODE_STRING};
+use kernel::ffi::wdf::WDF_DRIVER_CONFIG;
 use kernel::kmdf;
 
 /// Pool tag KMDF uses for this driver's framework allocations: 'rdMp'.
@@ -27,13 +28,16 @@ pub unsafe extern "system" fn driver_entry(
     if let Err(status) = unsafe { kmdf::bind(driver, registry_path) } {
         return status;
     }
-    let mut config = WDF_DRIVER_CONFIG::init(Some(evt_device_add));
+    let mut config = WDF_DRIVER_CONFIG::init(Some(device::evt_device_add));
     config.DriverPoolTag = DRIVER_POOL_TAG;
+    config.EvtDriverUnload = Some(evt_driver_unload);
     // SAFETY: bound above; DriverEntry's arguments.
     match unsafe { kmdf::driver_create(driver, registry_path, &mut config) } {
-        Ok(_) => {
+        Ok(wdfdriver) => {
             // SAFETY: bound, and the WDFDRIVER exists.
             unsafe { kmdf::displace_unload(driver) };
+            // Without it only `rdco dco version`-style queries fail; the adapter works: not fatal.
+            let _ = ioctl::create_version_device(wdfdriver);
             STATUS_SUCCESS
         }
         Err(status) => {
@@ -44,9 +48,9 @@ pub unsafe extern "system" fn driver_entry(
     }
 }
 
-/// `EvtDriverDeviceAdd`. PASSIVE_LEVEL. Declines the device: adapter creation is not implemented yet.
-unsafe extern "system" fn evt_device_add(_driver: WDFDRIVER, _device_init: PWDFDEVICE_INIT) -> NTSTATUS {
-    STATUS_NOT_IMPLEMENTED
+/// `EvtDriverUnload`: deletes the version control device. PASSIVE_LEVEL.
+unsafe extern "system" fn evt_driver_unload(_driver: kernel::ffi::wdf::WDFDRIVER) {
+    ioctl::delete_version_device();
 }
 
 /// The image's entry point on Windows; the host calls [`driver_entry`] directly.

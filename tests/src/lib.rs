@@ -6,6 +6,7 @@
 pub mod broken;
 pub mod inf;
 pub mod install;
+pub mod kmdf_client;
 pub mod netcx_client;
 pub mod passthrough;
 pub mod report;

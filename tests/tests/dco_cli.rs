@@ -1,9 +1,9 @@
 //! `rdco dco ...` (the real binary) against a simulated machine with the real miniport loaded.
 //!
-//! The miniport does not create its adapter or control device yet (`EvtDriverDeviceAdd` declines; the
-//! NetAdapterCx binding is being built), so today the CLI must fail cleanly, with one line naming the
-//! device and `STATUS_OBJECT_NAME_NOT_FOUND`. When the miniport exposes `\\.\ovpn-dco`, this test is the
-//! place to drive a whole client and server session through the control socket instead.
+//! PnP adds the miniport's device (`EvtDriverDeviceAdd` creates the control device `\\.\ovpn-dco`), and
+//! `rdco dco` drives whole client and server sessions through the control socket, the simulated I/O
+//! manager and the simulated KMDF queues into `miniport::control::Tunnel`; `rdco dco version` asks the
+//! separate version device `\\.\ovpn-dco-ver`.
 #![allow(clippy::pedantic)]
 
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ fn rdco_binary() -> PathBuf {
 }
 
 #[test]
-fn rdco_dco_reaches_the_simulated_machine_and_finds_no_device_yet() {
+fn rdco_dco_runs_sessions_through_the_miniport_control_device() {
     let bin = rdco_binary();
     let tmp = std::env::temp_dir().join(format!("rdco-dco-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
@@ -34,6 +34,7 @@ fn rdco_dco_reaches_the_simulated_machine_and_finds_no_device_yet() {
 
     let mut machine = winsim::Machine::boot();
     let id = machine.load_driver(uapi::names::MINIPORT_SERVICE_NAME, miniport::driver_entry).expect("loads");
+    let dev = winsim::netcx::device_arrives(id).expect("EvtDriverDeviceAdd");
     let server = winsim::device::serve(&socket).expect("serve");
     let s = socket.to_str().unwrap();
     let run = |args: &[&str]| {
@@ -41,36 +42,69 @@ fn rdco_dco_reaches_the_simulated_machine_and_finds_no_device_yet() {
         full.extend_from_slice(args);
         Command::new(&bin).args(&full).env_remove("RDCO_SIM_SOCKET").output().expect("run rdco")
     };
-    for (args, device) in [
-        (vec!["version"], "\\\\.\\ovpn-dco-ver"),
-        (
-            vec!["client", "--remote", "192.0.2.1:1194", "--key", &key, "--direction", "0", "--hold-ms", "0"],
-            "\\\\.\\ovpn-dco",
-        ),
-        (
-            vec![
-                "server",
-                "--listen",
-                "0.0.0.0:1194",
-                "--peer",
-                "1=198.51.100.1:4000",
-                "--key",
-                &key,
-                "--direction",
-                "1",
-            ],
-            "\\\\.\\ovpn-dco",
-        ),
-    ] {
-        let out = run(&args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(
-            stderr.contains(&format!("cannot open {device}: STATUS_OBJECT_NAME_NOT_FOUND")),
-            "{args:?}: {stderr}"
-        );
+    // The version device (`\\.\ovpn-dco-ver`, a separate non-exclusive control device).
+    let out = run(&["version"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "version: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2.7.0"), "{stdout}");
+
+    // A whole client session through the miniport's control device, twice: closing the handle deleted
+    // the peer, so the second NEW_PEER succeeds.
+    let client =
+        ["client", "--remote", "192.0.2.1:1194", "--key", &key, "--direction", "0", "--hold-ms", "0"];
+    for _ in 0..2 {
+        let out = run(&client);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "client: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.starts_with("tunnel up\n"), "{stdout}");
+        assert!(stdout.contains("lost_in_control_packets 0"), "{stdout}");
     }
+    // The device is exclusive: while a client holds it, a second one cannot open it.
+    let holder = {
+        let mut full = vec!["dco", "--sim-socket", s];
+        let mut held = client.to_vec();
+        let last = held.len() - 1;
+        held[last] = "3000";
+        full.extend_from_slice(&held);
+        Command::new(&bin)
+            .args(&full)
+            .env_remove("RDCO_SIM_SOCKET")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn rdco")
+    };
+    // Let the holder open the device first (it holds it for 3 s).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut denied = false;
+    for _ in 0..100 {
+        let out = run(&client);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        if stderr.contains("0xc0000022") || stderr.contains("STATUS_ACCESS_DENIED") {
+            denied = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let held = holder.wait_with_output().expect("rdco holder");
+    assert!(held.status.success(), "holder: {}", String::from_utf8_lossy(&held.stderr));
+    assert!(denied, "a second open of the exclusive device was not denied");
+
+    // A server session: listen, a peer with a key, statistics per peer.
+    let out = run(&[
+        "server",
+        "--listen",
+        "0.0.0.0:1194",
+        "--peer",
+        "1=198.51.100.1:4000",
+        "--key",
+        &key,
+        "--direction",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "server: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("listening on 0.0.0.0:1194\ntunnel up\n"), "{stdout}");
+    assert!(stdout.contains("peer 1 link_rx 0 link_tx 0"), "{stdout}");
     // Bad input is refused before the device is touched.
     let out =
         run(&["client", "--remote", "192.0.2.1:1194", "--key", &key, "--direction", "0", "--cipher", "des"]);
@@ -78,6 +112,7 @@ fn rdco_dco_reaches_the_simulated_machine_and_finds_no_device_yet() {
 
     drop(server);
     let _io = winsim::device::machine_lock();
+    winsim::netcx::device_remove(dev);
     machine.unload_driver(id).unwrap();
     let violations = machine.shutdown();
     assert!(violations.is_empty(), "verifier: {violations:?}");

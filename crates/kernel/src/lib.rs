@@ -13,6 +13,7 @@
 
 pub mod ffi;
 pub mod kmdf;
+pub mod kmdf_io;
 pub mod netcx;
 pub mod pool;
 pub mod runtime;

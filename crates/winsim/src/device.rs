@@ -236,7 +236,9 @@ pub(crate) fn check_unload(driver: DriverId, name: &str) {
             Rule::DeviceNotDeregistered,
             format!("{name} unloaded without NdisDeregisterDeviceEx for {} ({})", device.name, device.link),
         );
-        free_pool_block(device.pool_block);
+        if device.pool_block != 0 {
+            free_pool_block(device.pool_block);
+        }
     }
 }
 
@@ -1028,5 +1030,61 @@ fn client(mut stream: UnixStream, stop: &AtomicBool) {
     let _machine = machine_lock();
     for h in opened {
         close(h);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Framework (KMDF) devices
+// ---------------------------------------------------------------------------------------------
+
+/// Registers a device whose IRPs go to `dispatch` for every major function: how the simulated KMDF
+/// ([`crate::wdfio`]) makes a WDFDEVICE with a symbolic link reachable through [`open`] and the control
+/// socket (KMDF installs its own dispatch routines in the driver object and turns IRPs into WDFREQUESTs).
+/// `owner` is the KMDF client. Returns the registration handle and the `DEVICE_OBJECT` address; a
+/// link or name already in use is `STATUS_OBJECT_NAME_COLLISION`.
+pub(crate) fn register_framework(
+    owner: DriverId,
+    name: &str,
+    link: &str,
+    dispatch: unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP) -> NTSTATUS,
+) -> Result<(usize, usize), NTSTATUS> {
+    let key = link_key(link).ok_or(kernel::ffi::ntos::STATUS_INVALID_PARAMETER)?;
+    let mut d = devices();
+    if d.devices.values().any(|v| v.name.eq_ignore_ascii_case(name) || link_key(&v.link) == Some(key.clone()))
+    {
+        return Err(STATUS_OBJECT_NAME_COLLISION);
+    }
+    let mut object = Block::new(DEVICE_OBJECT_SIZE);
+    let header = object.ptr().cast::<i16>();
+    // SAFETY: the block has DEVICE_OBJECT_SIZE writable, aligned bytes: Type at 0.
+    unsafe { header.write(IO_TYPE_DEVICE) };
+    let address = object.addr();
+    d.next_device += 1;
+    let handle = 0x5744_4600_0000 + d.next_device * 0x100;
+    d.devices.insert(
+        handle,
+        Device {
+            owner,
+            object,
+            extension: Block::new(0),
+            extension_len: 0,
+            name: name.to_string(),
+            link: link.to_string(),
+            dispatch: [Some(dispatch); IRP_MJ_MAXIMUM_FUNCTION + 1],
+            pool_block: 0,
+        },
+    );
+    Ok((handle, address))
+}
+
+/// Removes a device [`register_framework`] added: handles still open on it stay valid as handles, but
+/// further requests fail with `STATUS_DELETE_PENDING` (as after `NdisDeregisterDeviceEx`).
+pub(crate) fn deregister_framework(handle: usize) {
+    let mut d = devices();
+    d.devices.remove(&handle);
+    for f in d.files.values_mut() {
+        if f.device == Some(handle) {
+            f.device = None;
+        }
     }
 }

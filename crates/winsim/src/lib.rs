@@ -38,6 +38,7 @@ pub mod pool;
 pub mod sched;
 pub mod verifier;
 pub mod wdf;
+pub mod wdfio;
 pub mod wsk;
 
 use std::sync::{Mutex, MutexGuard};
@@ -122,6 +123,7 @@ fn reset_subsystems() {
     mdl::reset();
     wsk::reset();
     wdf::reset();
+    wdfio::reset();
     netcx::reset();
     device::reset();
 }
@@ -211,6 +213,8 @@ impl Machine {
         } else {
             ndis::driver_unloaded(id, service);
             netcx::check_unload(id);
+            wdfio::check_unload(id);
+            wdfio::check_unload(id);
             wdf::driver_unloaded(id);
             nbl::check_unload(id, service);
             oid::check_unload(id, service);

@@ -631,12 +631,13 @@ unsafe extern "system" fn WdfDeviceCreate(
                 _token: t,
             },
         );
-        Ok((k, i.configured))
+        Ok((k, i.configured, i.driver))
     });
-    let Ok((device, _configured)) = created else {
+    let Ok((device, _configured, driver)) = created else {
         bad_handle("WdfDeviceCreate", "WDFDEVICE_INIT", init);
         return STATUS_INVALID_PARAMETER;
     };
+    crate::wdfio::device_created(init as usize, device, driver);
     // SAFETY: out pointers valid (checked non-null; caller contract). The framework now owns the init.
     unsafe { device_init.write(std::ptr::null_mut()) };
     // SAFETY: as above.
@@ -685,6 +686,15 @@ unsafe extern "system" fn WdfDeviceCreateSymbolicLink(
             STATUS_SUCCESS
         })
     });
+    if r == Some(STATUS_SUCCESS) {
+        // The framework's I/O dispatch for the device (crate::wdfio); a name the I/O manager already
+        // has (an NDIS control device) collides there.
+        let status = crate::wdfio::link_created(device as usize, &name);
+        if status != STATUS_SUCCESS {
+            with(|s| s.devices.get_mut(&(device as usize)).map(|d| d.links.retain(|l| *l != name)));
+            return status;
+        }
+    }
     r.unwrap_or_else(|| {
         bad_handle("WdfDeviceCreateSymbolicLink", "WDFDEVICE", device);
         STATUS_INVALID_PARAMETER
@@ -735,6 +745,24 @@ unsafe extern "system" fn WdfObjectGetTypedContextWorker(
 // PnP: device arrival and removal
 // ---------------------------------------------------------------------------------------------
 
+/// A fresh `WDFDEVICE_INIT` of `driver` outside PnP (`WdfControlDeviceInitAllocate`, crate::wdfio).
+pub(crate) fn new_device_init(driver: DriverId) -> usize {
+    let t = token();
+    let init = key(&t);
+    with(|s| s.device_inits.insert(init, DeviceInit { driver, configured: false, pnp: None, _token: t }));
+    init
+}
+
+/// Frees an init `WdfDeviceCreate` did not take (`WdfDeviceInitFree`); false if it is not one.
+pub(crate) fn free_device_init(init: usize) -> bool {
+    with(|s| s.device_inits.remove(&init)).is_some()
+}
+
+/// Whether `object` is a live WDFDEVICE (for `WdfObjectDelete`, crate::wdfio).
+pub(crate) fn is_device(object: usize) -> bool {
+    with(|s| s.devices.contains_key(&object))
+}
+
 /// PnP reports a device for `driver`: the framework builds a WDFDEVICE_INIT and calls the driver's
 /// `EvtDriverDeviceAdd` at PASSIVE_LEVEL. Returns the WDFDEVICE it created.
 pub fn device_arrives(driver: DriverId) -> Result<usize, NTSTATUS> {
@@ -751,6 +779,7 @@ pub fn device_arrives(driver: DriverId) -> Result<usize, NTSTATUS> {
     });
     // An init WdfDeviceCreate did not take is the framework's to free.
     with(|s| s.device_inits.remove(&init));
+    crate::wdfio::init_freed(init);
     let new: Vec<usize> = with(|s| s.devices.keys().copied().filter(|k| !before.contains(k)).collect());
     if !NT_SUCCESS(status) {
         for d in new {
@@ -824,12 +853,15 @@ pub fn device_remove(device: usize) {
             });
         }
     }
+    // The framework purges the device's I/O queues and removes its symbolic link (crate::wdfio).
+    crate::wdfio::device_removing(device);
     if let Some(cb) = cleanup {
         // SAFETY: as above, for the device.
         call_driver(driver, PASSIVE_LEVEL, "EvtCleanupCallback(WDFDEVICE)", || unsafe {
             cb(device as WDFOBJECT)
         });
     }
+    crate::wdfio::device_removed(device);
     with(|s| {
         s.devices.remove(&device);
         s.contexts.retain(|(o, _), _| *o != device);

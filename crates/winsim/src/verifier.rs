@@ -175,6 +175,16 @@ rules! {
         "Invalid adapter capabilities: a structure Size that is not the header's, driver-managed Rx allocation without driver attachment or without EvtAdapterReturnRxBuffer, zero MTU, or NetAdapterStart without data-path capabilities or datapath callbacks (verifier.cpp Verifier_VerifyAdapterRxCapabilities/TxCapabilities, FailureCode_InvalidAdapterRxCapabilities, FailureCode_MtuMustBeGreaterThanZero, FailureCode_InvalidStructTypeSize)";
     NetcxObjectState => "netcx.object_state",
         "A NetAdapterCx object misused: an unknown or deleted handle, NetAdapterStart twice, a NETADAPTER_INIT used twice or freed twice, a queue created twice or outside its create callback, a DDI at the wrong point of the object's life (verifier.cpp FailureCode_AdapterAlreadyStarted, FailureCode_NetAdapterInitAlreadyUsed, FailureCode_QueueAlreadyCreated, FailureCode_BadQueueInitContext, FailureCode_InvalidQueueHandle)";
+    WdfRequestCompletedTwice => "wdf.request_completed_twice",
+        "WdfRequestComplete on a request already completed (KMDF verifier: bug check 0x10D WDF_VIOLATION, request fatal error; DDI compliance rule DoubleCompletion)";
+    WdfRequestAfterCompletion => "wdf.request_after_completion",
+        "A request DDI (buffers, information, forward, file object) on a completed request (DDI compliance rules BufAfterReqCompleted*, InvalidReqAccess)";
+    WdfRequestNotOwned => "wdf.request_not_owned",
+        "Completing, forwarding or using a request a queue holds (the framework owns it until WdfIoQueueRetrieveNextRequest), or forwarding to another device's queue (WdfRequestForwardToIoQueue docs: same device)";
+    WdfRequestInformationOverflow => "wdf.request_information_overflow",
+        "A read or IOCTL completed with Information larger than its output buffer (KMDF verifier WDF_REQUEST_FATAL_ERROR_INFORMATION_LENGTH_MISMATCH)";
+    WdfRequestLeaked => "wdf.request_leaked",
+        "A request the driver owns is never completed: still outstanding when its device is removed (KMDF verifier: outstanding requests at remove; DDI compliance rule ReqNotCanceled family)";
 }
 
 impl fmt::Display for Rule {

@@ -24,6 +24,8 @@ const DDI_NAMES: &[(usize, &str)] = &[
     (kernel::ffi::wdf::WdfDeviceCreateTableIndex, "WdfDeviceCreate"),
     (kernel::ffi::wdf::WdfObjectDeleteTableIndex, "WdfObjectDelete"),
     (kernel::ffi::wdf::WdfIoQueueCreateTableIndex, "WdfIoQueueCreate"),
+    (kernel::ffi::wdf::WdfRequestCompleteTableIndex, "WdfRequestComplete"),
+    (kernel::ffi::wdf::WdfDeviceInitSetFileObjectConfigTableIndex, "WdfDeviceInitSetFileObjectConfig"),
     (kernel::ffi::wdf::WdfDriverWdmGetDriverObjectTableIndex, "WdfDriverWdmGetDriverObject"),
 ];
 
@@ -88,6 +90,7 @@ fn table() -> Box<[WDFFUNC]> {
         >(WdfDriverCreate)
     });
     crate::netcx::install_kmdf(&mut table);
+    crate::wdfio::install(&mut table);
     table.into_boxed_slice()
 }
 
@@ -246,4 +249,9 @@ pub(crate) fn device_add_for(
 /// Whether `globals` is the live KMDF globals of some bound driver.
 pub(crate) fn is_bound(globals: *mut WDF_DRIVER_GLOBALS) -> bool {
     crate::lock(&BINDINGS).contains_key(&(globals as usize))
+}
+
+/// The driver that owns the KMDF globals `globals`, if bound.
+pub(crate) fn owner_of(globals: *mut WDF_DRIVER_GLOBALS) -> Option<DriverId> {
+    crate::lock(&BINDINGS).get(&(globals as usize)).map(|b| b.owner)
 }

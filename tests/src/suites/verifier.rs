@@ -145,6 +145,7 @@ pub fn tests() -> Vec<Test> {
     );
     tests.extend(device_tests());
     tests.extend(netcx_tests());
+    tests.extend(kmdf_request_tests());
     tests
 }
 
@@ -217,5 +218,40 @@ pub fn netcx_tests() -> Vec<Test> {
         "netcx.irql.ddi_in_advance", Rule::IrqlTooHigh, Bug::RingCollectionInAdvance;
         "netcx.unsimulated_ddi_stops", Rule::NotSimulated, Bug::CallsUnsimulated;
         "netcx.rx.packet_fragments.overlap", Rule::NetcxRxPacketFragments, Bug::ReusesFragment;
+    }
+}
+
+/// Loads the test KMDF client, lets its device arrive, sends one IOCTL that commits `mistake` (plus an
+/// echo that must work), then removes the device and unloads.
+fn kmdf_mistake(m: &mut Machine, mistake: crate::kmdf_client::Mistake) -> crate::Outcome {
+    use crate::kmdf_client::{code, driver_entry, ECHO, PATH, SERVICE};
+    let driver = m.load_driver(SERVICE, driver_entry).map_err(|s| format!("DriverEntry: {s:#x}"))?;
+    let device = winsim::netcx::device_arrives(driver).map_err(|s| format!("EvtDriverDeviceAdd: {s:#x}"))?;
+    let h = winsim::device::open(PATH).map_err(|s| format!("open: {s:#x}"))?;
+    let echo = winsim::device::device_io_control(h, ECHO, b"ping", 8);
+    if echo != (0, b"ping".to_vec()) {
+        return Err(format!("echo {echo:?}"));
+    }
+    let _ = winsim::device::submit_io_control(h, code(mistake as u32), b"data", 4);
+    winsim::netcx::device_remove(device);
+    winsim::device::close(h);
+    m.unload_driver(driver)?;
+    Ok(Vec::new())
+}
+
+/// The KMDF request rules: the test KMDF client (`crate::kmdf_client`) commits one mistake each.
+pub fn kmdf_request_tests() -> Vec<Test> {
+    use crate::kmdf_client::Mistake;
+    macro_rules! kmdf_negative {
+        ($($name:literal, $rule:expr, $mistake:expr;)*) => {
+            vec![$(Test { suite: "verifier", name: $name, expect: Some($rule), run: |m| kmdf_mistake(m, $mistake) }),*]
+        };
+    }
+    kmdf_negative! {
+        "wdf.request_completed_twice", Rule::WdfRequestCompletedTwice, Mistake::CompletesTwice;
+        "wdf.request_after_completion", Rule::WdfRequestAfterCompletion, Mistake::BufferAfterCompletion;
+        "wdf.request_not_owned", Rule::WdfRequestNotOwned, Mistake::CompletesQueued;
+        "wdf.request_information_overflow", Rule::WdfRequestInformationOverflow, Mistake::InformationPastBuffer;
+        "wdf.request_leaked", Rule::WdfRequestLeaked, Mistake::Keeps;
     }
 }

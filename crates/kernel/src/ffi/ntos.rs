@@ -71,6 +71,8 @@ pub const STATUS_SUCCESS: NTSTATUS = 0;
 pub const STATUS_TIMEOUT: NTSTATUS = 0x0000_0102;
 pub const STATUS_PENDING: NTSTATUS = 0x0000_0103;
 pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = st(0x8000_0005);
+/// `STATUS_NO_MORE_ENTRIES` (a warning status): e.g. `WdfIoQueueRetrieveNextRequest` on an empty queue.
+pub const STATUS_NO_MORE_ENTRIES: NTSTATUS = st(0x8000_001A);
 /// `STATUS_DEVICE_BUSY` (a warning status, `ntstatus.h`): the device is busy; try again later.
 pub const STATUS_DEVICE_BUSY: NTSTATUS = st(0x8000_0011);
 pub const STATUS_UNSUCCESSFUL: NTSTATUS = st(0xC000_0001);

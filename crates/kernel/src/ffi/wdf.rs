@@ -573,3 +573,261 @@ pub type PFN_WDFDEVICECREATESYMBOLICLINK = unsafe extern "system" fn(
     device: WDFDEVICE,
     symbolic_link_name: *const UNICODE_STRING,
 ) -> NTSTATUS;
+
+// ---------------------------------------------------------------------------------------------
+// I/O queues, requests and file objects (wdfio.h, wdfrequest.h, wdfdevice.h, wdffileobject.h;
+// KMDF 1.33, layouts of the public headers, x64/ARM64)
+// ---------------------------------------------------------------------------------------------
+
+/// `WDFQUEUE`, `WDFREQUEST`, `WDFFILEOBJECT`: opaque handles.
+pub type WDFQUEUE = *mut c_void;
+pub type WDFREQUEST = *mut c_void;
+pub type WDFFILEOBJECT = *mut c_void;
+
+/// `WDF_TRI_STATE`.
+pub type WDF_TRI_STATE = i32;
+pub const WdfFalse: WDF_TRI_STATE = 0;
+pub const WdfTrue: WDF_TRI_STATE = 1;
+pub const WdfUseDefault: WDF_TRI_STATE = 2;
+
+/// `WDF_IO_QUEUE_DISPATCH_TYPE`.
+pub type WDF_IO_QUEUE_DISPATCH_TYPE = i32;
+pub const WdfIoQueueDispatchInvalid: WDF_IO_QUEUE_DISPATCH_TYPE = 0;
+pub const WdfIoQueueDispatchSequential: WDF_IO_QUEUE_DISPATCH_TYPE = 1;
+pub const WdfIoQueueDispatchParallel: WDF_IO_QUEUE_DISPATCH_TYPE = 2;
+pub const WdfIoQueueDispatchManual: WDF_IO_QUEUE_DISPATCH_TYPE = 3;
+
+/// `WDF_DEVICE_IO_TYPE`.
+pub type WDF_DEVICE_IO_TYPE = i32;
+pub const WdfDeviceIoUndefined: WDF_DEVICE_IO_TYPE = 0;
+pub const WdfDeviceIoNeither: WDF_DEVICE_IO_TYPE = 1;
+pub const WdfDeviceIoBuffered: WDF_DEVICE_IO_TYPE = 2;
+pub const WdfDeviceIoDirect: WDF_DEVICE_IO_TYPE = 3;
+
+/// `WDF_FILEOBJECT_CLASS`.
+pub type WDF_FILEOBJECT_CLASS = i32;
+pub const WdfFileObjectInvalid: WDF_FILEOBJECT_CLASS = 0;
+pub const WdfFileObjectNotRequired: WDF_FILEOBJECT_CLASS = 1;
+pub const WdfFileObjectWdfCanUseFsContext: WDF_FILEOBJECT_CLASS = 2;
+pub const WdfFileObjectWdfCanUseFsContext2: WDF_FILEOBJECT_CLASS = 3;
+pub const WdfFileObjectWdfCannotUseFsContexts: WDF_FILEOBJECT_CLASS = 4;
+
+/// `EVT_WDF_IO_QUEUE_IO_DEFAULT` / `_CANCELED_ON_QUEUE`. IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDF_IO_QUEUE_IO_DEFAULT =
+    Option<unsafe extern "system" fn(queue: WDFQUEUE, request: WDFREQUEST)>;
+/// `EVT_WDF_IO_QUEUE_IO_READ` / `_WRITE`. IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDF_IO_QUEUE_IO_READ =
+    Option<unsafe extern "system" fn(queue: WDFQUEUE, request: WDFREQUEST, length: usize)>;
+pub type PFN_WDF_IO_QUEUE_IO_WRITE = PFN_WDF_IO_QUEUE_IO_READ;
+/// `EVT_WDF_IO_QUEUE_IO_DEVICE_CONTROL` (and `_INTERNAL_`). IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDF_IO_QUEUE_IO_DEVICE_CONTROL = Option<
+    unsafe extern "system" fn(
+        queue: WDFQUEUE,
+        request: WDFREQUEST,
+        output_buffer_length: usize,
+        input_buffer_length: usize,
+        io_control_code: u32,
+    ),
+>;
+/// `EVT_WDF_IO_QUEUE_IO_STOP`.
+pub type PFN_WDF_IO_QUEUE_IO_STOP =
+    Option<unsafe extern "system" fn(queue: WDFQUEUE, request: WDFREQUEST, action_flags: u32)>;
+/// `EVT_WDF_IO_QUEUE_IO_RESUME`, `EVT_WDF_IO_QUEUE_IO_CANCELED_ON_QUEUE`.
+pub type PFN_WDF_IO_QUEUE_IO_CANCELED_ON_QUEUE = PFN_WDF_IO_QUEUE_IO_DEFAULT;
+
+/// `WDF_IO_QUEUE_CONFIG` (x64: 96 bytes). Initialize with [`WDF_IO_QUEUE_CONFIG::init_default_queue`]
+/// or [`WDF_IO_QUEUE_CONFIG::init`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WDF_IO_QUEUE_CONFIG {
+    pub Size: u32,
+    pub DispatchType: WDF_IO_QUEUE_DISPATCH_TYPE,
+    pub PowerManaged: WDF_TRI_STATE,
+    pub AllowZeroLengthRequests: BOOLEAN,
+    pub DefaultQueue: BOOLEAN,
+    pub EvtIoDefault: PFN_WDF_IO_QUEUE_IO_DEFAULT,
+    pub EvtIoRead: PFN_WDF_IO_QUEUE_IO_READ,
+    pub EvtIoWrite: PFN_WDF_IO_QUEUE_IO_WRITE,
+    pub EvtIoDeviceControl: PFN_WDF_IO_QUEUE_IO_DEVICE_CONTROL,
+    pub EvtIoInternalDeviceControl: PFN_WDF_IO_QUEUE_IO_DEVICE_CONTROL,
+    pub EvtIoStop: PFN_WDF_IO_QUEUE_IO_STOP,
+    pub EvtIoResume: PFN_WDF_IO_QUEUE_IO_DEFAULT,
+    pub EvtIoCanceledOnQueue: PFN_WDF_IO_QUEUE_IO_CANCELED_ON_QUEUE,
+    /// `Settings.Parallel.NumberOfPresentedRequests` (the union's only member).
+    pub NumberOfPresentedRequests: u32,
+    pub Driver: WDFDRIVER,
+}
+const _: () = assert!(core::mem::size_of::<WDF_IO_QUEUE_CONFIG>() == 96);
+const _: () = assert!(core::mem::offset_of!(WDF_IO_QUEUE_CONFIG, AllowZeroLengthRequests) == 12);
+const _: () = assert!(core::mem::offset_of!(WDF_IO_QUEUE_CONFIG, DefaultQueue) == 13);
+const _: () = assert!(core::mem::offset_of!(WDF_IO_QUEUE_CONFIG, EvtIoDefault) == 16);
+const _: () = assert!(core::mem::offset_of!(WDF_IO_QUEUE_CONFIG, EvtIoDeviceControl) == 40);
+const _: () = assert!(core::mem::offset_of!(WDF_IO_QUEUE_CONFIG, EvtIoCanceledOnQueue) == 72);
+const _: () = assert!(core::mem::offset_of!(WDF_IO_QUEUE_CONFIG, NumberOfPresentedRequests) == 80);
+const _: () = assert!(core::mem::offset_of!(WDF_IO_QUEUE_CONFIG, Driver) == 88);
+
+impl WDF_IO_QUEUE_CONFIG {
+    /// `WDF_IO_QUEUE_CONFIG_INIT(&config, dispatch_type)`: power managed by default; parallel queues
+    /// present any number of requests (`NumberOfPresentedRequests` = -1).
+    #[allow(clippy::cast_possible_truncation)]
+    pub const fn init(dispatch_type: WDF_IO_QUEUE_DISPATCH_TYPE) -> Self {
+        Self {
+            Size: core::mem::size_of::<Self>() as u32,
+            DispatchType: dispatch_type,
+            PowerManaged: WdfUseDefault,
+            AllowZeroLengthRequests: 0,
+            DefaultQueue: 0,
+            EvtIoDefault: None,
+            EvtIoRead: None,
+            EvtIoWrite: None,
+            EvtIoDeviceControl: None,
+            EvtIoInternalDeviceControl: None,
+            EvtIoStop: None,
+            EvtIoResume: None,
+            EvtIoCanceledOnQueue: None,
+            NumberOfPresentedRequests: if dispatch_type == WdfIoQueueDispatchParallel { u32::MAX } else { 0 },
+            Driver: core::ptr::null_mut(),
+        }
+    }
+
+    /// `WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE`.
+    pub const fn init_default_queue(dispatch_type: WDF_IO_QUEUE_DISPATCH_TYPE) -> Self {
+        let mut c = Self::init(dispatch_type);
+        c.DefaultQueue = 1;
+        c
+    }
+}
+
+/// `EVT_WDF_DEVICE_FILE_CREATE`. PASSIVE_LEVEL. The driver completes `request`.
+pub type PFN_WDF_DEVICE_FILE_CREATE =
+    Option<unsafe extern "system" fn(device: WDFDEVICE, request: WDFREQUEST, file: WDFFILEOBJECT)>;
+/// `EVT_WDF_FILE_CLOSE` / `EVT_WDF_FILE_CLEANUP`. PASSIVE_LEVEL.
+pub type PFN_WDF_FILE_CLOSE = Option<unsafe extern "system" fn(file: WDFFILEOBJECT)>;
+pub type PFN_WDF_FILE_CLEANUP = PFN_WDF_FILE_CLOSE;
+
+/// `WDF_FILEOBJECT_CONFIG` (x64: 40 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct WDF_FILEOBJECT_CONFIG {
+    pub Size: u32,
+    pub EvtDeviceFileCreate: PFN_WDF_DEVICE_FILE_CREATE,
+    pub EvtFileClose: PFN_WDF_FILE_CLOSE,
+    pub EvtFileCleanup: PFN_WDF_FILE_CLEANUP,
+    pub AutoForwardCleanupClose: WDF_TRI_STATE,
+    pub FileObjectClass: WDF_FILEOBJECT_CLASS,
+}
+const _: () = assert!(core::mem::size_of::<WDF_FILEOBJECT_CONFIG>() == 40);
+const _: () = assert!(core::mem::offset_of!(WDF_FILEOBJECT_CONFIG, EvtFileCleanup) == 24);
+const _: () = assert!(core::mem::offset_of!(WDF_FILEOBJECT_CONFIG, AutoForwardCleanupClose) == 32);
+const _: () = assert!(core::mem::offset_of!(WDF_FILEOBJECT_CONFIG, FileObjectClass) == 36);
+
+impl WDF_FILEOBJECT_CONFIG {
+    /// `WDF_FILEOBJECT_CONFIG_INIT`: `AutoForwardCleanupClose` = `WdfUseDefault`, `FileObjectClass` =
+    /// `WdfFileObjectWdfCannotUseFsContexts`.
+    #[allow(clippy::cast_possible_truncation)]
+    pub const fn init(
+        create: PFN_WDF_DEVICE_FILE_CREATE,
+        close: PFN_WDF_FILE_CLOSE,
+        cleanup: PFN_WDF_FILE_CLEANUP,
+    ) -> Self {
+        Self {
+            Size: core::mem::size_of::<Self>() as u32,
+            EvtDeviceFileCreate: create,
+            EvtFileClose: close,
+            EvtFileCleanup: cleanup,
+            AutoForwardCleanupClose: WdfUseDefault,
+            FileObjectClass: WdfFileObjectWdfCannotUseFsContexts,
+        }
+    }
+}
+
+// Table indices (wdffuncenum.h, KMDF 1.33).
+pub const WdfDeviceInitSetFileObjectConfigTableIndex: usize = 71;
+pub const WdfIoQueueRetrieveNextRequestTableIndex: usize = 158;
+pub const WdfIoQueuePurgeSynchronouslyTableIndex: usize = 164;
+pub const WdfRequestGetFileObjectTableIndex: usize = 277;
+pub const WdfRequestForwardToIoQueueTableIndex: usize = 281;
+
+/// `PFN_WDFDEVICEINITSETIOTYPE` (slot 61). PASSIVE_LEVEL, before `WdfDeviceCreate`.
+pub type PFN_WDFDEVICEINITSETIOTYPE = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    init: PWDFDEVICE_INIT,
+    io_type: WDF_DEVICE_IO_TYPE,
+);
+/// `PFN_WDFDEVICEINITSETEXCLUSIVE` (slot 62). PASSIVE_LEVEL, before `WdfDeviceCreate`.
+pub type PFN_WDFDEVICEINITSETEXCLUSIVE =
+    unsafe extern "system" fn(globals: *mut WDF_DRIVER_GLOBALS, init: PWDFDEVICE_INIT, exclusive: BOOLEAN);
+/// `PFN_WDFDEVICEINITSETFILEOBJECTCONFIG` (slot 71). PASSIVE_LEVEL, before `WdfDeviceCreate`.
+pub type PFN_WDFDEVICEINITSETFILEOBJECTCONFIG = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    init: PWDFDEVICE_INIT,
+    config: *mut WDF_FILEOBJECT_CONFIG,
+    attributes: *mut WDF_OBJECT_ATTRIBUTES,
+);
+/// `PFN_WDFIOQUEUECREATE` (slot 152). IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDFIOQUEUECREATE = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    device: WDFDEVICE,
+    config: *mut WDF_IO_QUEUE_CONFIG,
+    attributes: *mut WDF_OBJECT_ATTRIBUTES,
+    queue: *mut WDFQUEUE,
+) -> NTSTATUS;
+/// `PFN_WDFIOQUEUERETRIEVENEXTREQUEST` (slot 158). IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDFIOQUEUERETRIEVENEXTREQUEST = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    queue: WDFQUEUE,
+    request: *mut WDFREQUEST,
+) -> NTSTATUS;
+/// `PFN_WDFIOQUEUEPURGESYNCHRONOUSLY` (slot 164). PASSIVE_LEVEL.
+pub type PFN_WDFIOQUEUEPURGESYNCHRONOUSLY =
+    unsafe extern "system" fn(globals: *mut WDF_DRIVER_GLOBALS, queue: WDFQUEUE);
+/// `PFN_WDFREQUESTCOMPLETE` (slot 263). IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDFREQUESTCOMPLETE =
+    unsafe extern "system" fn(globals: *mut WDF_DRIVER_GLOBALS, request: WDFREQUEST, status: NTSTATUS);
+/// `PFN_WDFREQUESTCOMPLETEWITHINFORMATION` (slot 265). IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDFREQUESTCOMPLETEWITHINFORMATION = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    request: WDFREQUEST,
+    status: NTSTATUS,
+    information: usize,
+);
+/// `PFN_WDFREQUESTRETRIEVEINPUTBUFFER` / `OUTPUTBUFFER` (slots 269/270). IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDFREQUESTRETRIEVEBUFFER = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    request: WDFREQUEST,
+    minimum_required_size: usize,
+    buffer: *mut *mut c_void,
+    length: *mut usize,
+) -> NTSTATUS;
+/// `PFN_WDFREQUESTSETINFORMATION` (slot 275). IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDFREQUESTSETINFORMATION =
+    unsafe extern "system" fn(globals: *mut WDF_DRIVER_GLOBALS, request: WDFREQUEST, information: usize);
+/// `PFN_WDFREQUESTGETFILEOBJECT` (slot 277). IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDFREQUESTGETFILEOBJECT =
+    unsafe extern "system" fn(globals: *mut WDF_DRIVER_GLOBALS, request: WDFREQUEST) -> WDFFILEOBJECT;
+/// `PFN_WDFREQUESTFORWARDTOIOQUEUE` (slot 281). IRQL <= DISPATCH_LEVEL.
+pub type PFN_WDFREQUESTFORWARDTOIOQUEUE = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    request: WDFREQUEST,
+    destination: WDFQUEUE,
+) -> NTSTATUS;
+
+/// `PFN_WDFCONTROLDEVICEINITALLOCATE` (slot 25). PASSIVE_LEVEL. A `WDFDEVICE_INIT` for a control (non-PnP)
+/// device, with its security descriptor (SDDL); null on failure.
+pub type PFN_WDFCONTROLDEVICEINITALLOCATE = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    driver: WDFDRIVER,
+    sddl: *const UNICODE_STRING,
+) -> PWDFDEVICE_INIT;
+/// `PFN_WDFCONTROLFINISHINITIALIZING` (slot 27). PASSIVE_LEVEL.
+pub type PFN_WDFCONTROLFINISHINITIALIZING =
+    unsafe extern "system" fn(globals: *mut WDF_DRIVER_GLOBALS, device: WDFDEVICE);
+/// `PFN_WDFDEVICEINITFREE` (slot 54). PASSIVE_LEVEL: frees an init `WdfDeviceCreate` did not take.
+pub type PFN_WDFDEVICEINITFREE =
+    unsafe extern "system" fn(globals: *mut WDF_DRIVER_GLOBALS, init: PWDFDEVICE_INIT);
+/// `PFN_WDFDEVICEINITASSIGNNAME` (slot 67). PASSIVE_LEVEL, before `WdfDeviceCreate`.
+pub type PFN_WDFDEVICEINITASSIGNNAME = unsafe extern "system" fn(
+    globals: *mut WDF_DRIVER_GLOBALS,
+    init: PWDFDEVICE_INIT,
+    name: *const UNICODE_STRING,
+) -> NTSTATUS;
