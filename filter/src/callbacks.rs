@@ -36,10 +36,12 @@ enum State {
     Running = 2,
 }
 
-/// Per-module context: NDIS's handle for the module and its state.
+/// Per-module context: NDIS's handle for the module, its state, and the send path (`send`).
 struct Module {
     filter_handle: NDIS_HANDLE,
     state: AtomicU32,
+    /// The send path: classification, the divert queue and worker, hold policy (`send.rs`).
+    send: crate::send::SendPath,
 }
 
 /// The registration table: names from `uapi::names` (the INF carries the same), the mandatory
@@ -64,6 +66,10 @@ pub fn characteristics() -> NDIS_FILTER_DRIVER_CHARACTERISTICS {
     c.DetachHandler = Some(filter_detach);
     c.RestartHandler = Some(filter_restart);
     c.PauseHandler = Some(filter_pause);
+    c.SendNetBufferListsHandler = Some(filter_send);
+    c.SendNetBufferListsCompleteHandler = Some(filter_send_complete);
+    c.CancelSendNetBufferListsHandler = Some(filter_cancel_send);
+    c.NetPnPEventHandler = Some(filter_net_pnp_event);
     c
 }
 
@@ -82,10 +88,18 @@ unsafe extern "system" fn filter_attach(
         // The INF binds us to Ethernet only; anything else is declined, not half-supported.
         return NDIS_STATUS_INVALID_PARAMETER;
     }
-    let module = Module { filter_handle: ndis_filter_handle, state: AtomicU32::new(State::Paused as u32) };
-    let Ok(module) = PoolBox::new(module, MODULE_TAG) else {
-        return NDIS_STATUS_RESOURCES;
+    let send = match crate::send::SendPath::new(ndis_filter_handle) {
+        Ok(s) => s,
+        Err(status) => return status,
     };
+    let module =
+        Module { filter_handle: ndis_filter_handle, state: AtomicU32::new(State::Paused as u32), send };
+    let module = match PoolBox::new(module, MODULE_TAG) {
+        Ok(m) => m,
+        Err(_) => return NDIS_STATUS_RESOURCES,
+    };
+    // The send path has its final address now: its DPC and registry entry can point at it.
+    module.send.start();
     let context = module.into_raw();
     let mut attributes = NDIS_FILTER_ATTRIBUTES {
         Header: NDIS_OBJECT_HEADER::new(
@@ -101,7 +115,9 @@ unsafe extern "system" fn filter_attach(
         unsafe { NdisFSetAttributes(ndis_filter_handle, context.cast::<c_void>(), &raw mut attributes) };
     if status != NDIS_STATUS_SUCCESS {
         // SAFETY: `context` came from into_raw above and NDIS did not take it.
-        drop(unsafe { PoolBox::from_raw(context, MODULE_TAG) });
+        let module = unsafe { PoolBox::from_raw(context, MODULE_TAG) };
+        module.send.stop();
+        drop(module);
     }
     status
 }
@@ -109,7 +125,10 @@ unsafe extern "system" fn filter_attach(
 /// `FilterDetach`. PASSIVE_LEVEL; the module is Paused. Frees the module context.
 unsafe extern "system" fn filter_detach(context: NDIS_HANDLE) {
     // SAFETY: NDIS passes back the context from FilterAttach exactly once, here.
-    drop(unsafe { PoolBox::from_raw(context.cast::<Module>(), MODULE_TAG) });
+    let module = unsafe { PoolBox::from_raw(context.cast::<Module>(), MODULE_TAG) };
+    // Send path first (DPC flushed, held copies freed, pool freed), then the context: reverse of attach.
+    module.send.stop();
+    drop(module);
 }
 
 /// `FilterRestart`. PASSIVE_LEVEL; the module is Paused and becomes Running.
@@ -119,12 +138,14 @@ unsafe extern "system" fn filter_restart(
 ) -> NDIS_STATUS {
     // SAFETY: NDIS passes the live module context from FilterAttach.
     let module = unsafe { &*context.cast::<Module>() };
+    module.send.restart();
     module.state.store(State::Running as u32, Ordering::Release);
     NDIS_STATUS_SUCCESS
 }
 
-/// `FilterPause`. PASSIVE_LEVEL; the module is Running. Nothing is held (no data-path handlers), so the
-/// pause completes synchronously.
+/// `FilterPause`. PASSIVE_LEVEL; the module is Running. The send path evicts what it queued (deep copies)
+/// and pends the pause (`NDIS_STATUS_PENDING`, completed with `NdisFPauseComplete`) while bypass sends it
+/// passed down have not come back.
 unsafe extern "system" fn filter_pause(
     context: NDIS_HANDLE,
     _parameters: *mut NDIS_FILTER_PAUSE_PARAMETERS,
@@ -133,5 +154,50 @@ unsafe extern "system" fn filter_pause(
     let module = unsafe { &*context.cast::<Module>() };
     debug_assert!(!module.filter_handle.is_null());
     module.state.store(State::Paused as u32, Ordering::Release);
-    NDIS_STATUS_SUCCESS
+    module.send.pause()
+}
+
+/// The module of a context NDIS passes back.
+///
+/// # Safety
+/// `context` is the live module context from `FilterAttach`.
+unsafe fn module<'a>(context: NDIS_HANDLE) -> &'a Module {
+    // SAFETY: forwarded contract.
+    unsafe { &*context.cast::<Module>() }
+}
+
+/// `FilterSendNetBufferLists`. IRQL <= DISPATCH_LEVEL. See `send::filter_send`.
+unsafe extern "system" fn filter_send(
+    context: NDIS_HANDLE,
+    nbls: *mut kernel::ffi::nbl::NET_BUFFER_LIST,
+    port: kernel::ffi::ndis::NDIS_PORT_NUMBER,
+    flags: u32,
+) {
+    // SAFETY: NDIS passes the live module context.
+    crate::send::filter_send(&unsafe { module(context) }.send, nbls, port, flags);
+}
+
+/// `FilterSendNetBufferListsComplete`. IRQL <= DISPATCH_LEVEL.
+unsafe extern "system" fn filter_send_complete(
+    context: NDIS_HANDLE,
+    nbls: *mut kernel::ffi::nbl::NET_BUFFER_LIST,
+    flags: u32,
+) {
+    // SAFETY: NDIS passes the live module context.
+    crate::send::filter_send_complete(&unsafe { module(context) }.send, nbls, flags);
+}
+
+/// `FilterCancelSendNetBufferLists`. IRQL <= DISPATCH_LEVEL.
+unsafe extern "system" fn filter_cancel_send(context: NDIS_HANDLE, cancel_id: *mut c_void) {
+    // SAFETY: NDIS passes the live module context.
+    crate::send::filter_cancel_send(&unsafe { module(context) }.send, cancel_id);
+}
+
+/// `FilterNetPnPEvent`. PASSIVE_LEVEL. See `pnp`.
+unsafe extern "system" fn filter_net_pnp_event(
+    context: NDIS_HANDLE,
+    notification: *mut kernel::ffi::ndis::NET_PNP_EVENT_NOTIFICATION,
+) -> NDIS_STATUS {
+    // SAFETY: NDIS passes the live module context.
+    crate::pnp::filter_net_pnp_event(&unsafe { module(context) }.send, notification)
 }

@@ -12,8 +12,15 @@
 #![no_std]
 
 mod callbacks;
+mod classify;
 mod control;
 mod driver;
+mod hold;
+mod offload;
+mod pnp;
+mod send;
+mod transport;
+mod worker;
 
 pub use driver::driver_entry;
 
@@ -47,6 +54,59 @@ pub mod test_hooks {
         let guard = crate::control::CONFIG.lock();
         let peer = guard.as_ref()?.peers.peer(peer_id)?;
         Some((peer.keys().primary().map(|k| k.key_id()), peer.keys().secondary().map(|k| k.key_id())))
+    }
+
+    /// TEST HOOK: sets the hold policy (see `hold.rs`): originals queued before the budget trigger, the
+    /// queue-time budget (ms), the deep-copy ceiling (bytes) and how long a copy waits for the transport
+    /// (ms).
+    pub fn set_hold_policy(budget_nbls: u32, budget_ms: u32, ceiling_bytes: u32, copy_max_age_ms: u32) {
+        use core::sync::atomic::Ordering::Relaxed;
+        crate::hold::POLICY.budget_nbls.store(budget_nbls, Relaxed);
+        crate::hold::POLICY.budget_ms.store(budget_ms, Relaxed);
+        crate::hold::POLICY.ceiling_bytes.store(ceiling_bytes, Relaxed);
+        crate::hold::POLICY.copy_max_age_ms.store(copy_max_age_ms, Relaxed);
+    }
+
+    /// The send path's counters beyond `RdcoStats`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SendCounters {
+        /// Deep copies by trigger: hold budget, transport not ready, pause/detach/leaving D0.
+        pub copies_budget: u64,
+        pub copies_not_ready: u64,
+        pub copies_pause: u64,
+        /// Originals completed with NDIS_STATUS_SEND_ABORTED by a cancel.
+        pub cancelled: u64,
+        /// NBLs completed with a failure because the deep-copy ceiling was reached.
+        pub ceiling_drops: u64,
+        /// Payload bytes held in deep copies now.
+        pub copy_bytes: u64,
+        /// Packets built in a scratch buffer for offloads (checksum, LSO/USO segments).
+        pub offload_copies: u64,
+        /// Super-packets segmented in software.
+        pub segmented: u64,
+    }
+
+    /// TEST HOOK: the send path's counters (global atomics; no driver context needed).
+    pub fn send_counters() -> SendCounters {
+        use core::sync::atomic::Ordering::Relaxed;
+        let h = &crate::hold::HOLD_COUNTS;
+        SendCounters {
+            copies_budget: h[0].load(Relaxed),
+            copies_not_ready: h[1].load(Relaxed),
+            copies_pause: h[2].load(Relaxed),
+            cancelled: crate::hold::CANCELLED.load(Relaxed),
+            ceiling_drops: crate::hold::CEILING_DROPS.load(Relaxed),
+            copy_bytes: crate::hold::COPY_BYTES.load(Relaxed) as u64,
+            offload_copies: crate::offload::OFFLOAD_COPIES.load(Relaxed),
+            segmented: crate::offload::SEGMENTED.load(Relaxed),
+        }
+    }
+
+    /// TEST HOOK: runs the driver's 1 s tick work (keepalive poll, hold-budget check, worker kick) now.
+    /// Call inside the filter's driver context at DISPATCH_LEVEL.
+    pub fn tick() {
+        crate::transport::keepalive_poll();
+        crate::worker::tick_all();
     }
 
     /// TEST HOOK: how many events were dropped because the queue was full.

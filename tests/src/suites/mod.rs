@@ -1,6 +1,7 @@
 //! The suites. Each test names its suite; `--suite NAME` runs one.
 mod control;
 mod faults;
+mod filter_send;
 mod load;
 mod scenarios;
 mod traffic;
@@ -17,6 +18,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(traffic::tests());
     tests.extend(scenarios::tests());
     tests.extend(faults::tests());
+    tests.extend(filter_send::tests());
     tests.extend(verifier::tests());
     tests
 }
