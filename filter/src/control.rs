@@ -185,6 +185,12 @@ filter_stats!(
     hold_time_us,
     keepalives_sent,
     keepalives_received,
+    holds_budget,
+    holds_not_ready,
+    holds_pause,
+    send_aborted,
+    offload_copies,
+    segmented,
 );
 
 /// The module's counters.

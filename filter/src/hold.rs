@@ -7,7 +7,8 @@
 //! payload into memory from its own pools (an NDIS NBL pool per module, tag `rdFc`, and pool blocks) and
 //! completes the original at once; the copy waits in the same queue and is sealed like an original.
 //!
-//! Triggers (each counted in [`HOLD_COUNTS`] and in `RdcoStats::deep_copies`):
+//! Triggers (each counted in `RdcoStats::holds_budget` / `holds_not_ready` / `holds_pause`, and all in
+//! `deep_copies`):
 //! * [`Trigger::Budget`]: the queue already holds [`HoldPolicy::budget_nbls`] originals, or an original
 //!   waited longer than [`HoldPolicy::budget_ms`] (checked by every worker run and the 1 s tick).
 //! * [`Trigger::NotReady`]: the transport cannot take it now: no socket, no key for the peer, or WSK
@@ -48,15 +49,11 @@ pub(crate) const MAX_COPY: usize = 65_536 + 256;
 /// Why an original NBL stopped being held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Trigger {
-    Budget = 0,
-    NotReady = 1,
-    Pause = 2,
+    Budget,
+    NotReady,
+    Pause,
 }
 
-/// Deep copies made per trigger (indexed by `Trigger as usize`).
-pub(crate) static HOLD_COUNTS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
-/// Queued originals completed with `NDIS_STATUS_SEND_ABORTED` by `FilterCancelSendNetBufferLists`.
-pub(crate) static CANCELLED: AtomicU64 = AtomicU64::new(0);
 /// Copies dropped because the ceiling was reached.
 pub(crate) static CEILING_DROPS: AtomicU64 = AtomicU64::new(0);
 /// Payload bytes held in deep copies right now (all modules).
@@ -135,9 +132,12 @@ pub(crate) unsafe fn deep_copy(
     if head.is_null() {
         return Err(NDIS_STATUS_RESOURCES);
     }
-    if let Some(c) = HOLD_COUNTS.get(trigger as usize) {
-        c.fetch_add(1, Ordering::Relaxed);
-    }
+    let by_trigger = match trigger {
+        Trigger::Budget => &STATS.holds_budget,
+        Trigger::NotReady => &STATS.holds_not_ready,
+        Trigger::Pause => &STATS.holds_pause,
+    };
+    by_trigger.fetch_add(1, Ordering::Relaxed);
     STATS.deep_copies.fetch_add(1, Ordering::Relaxed);
     Ok((head, tail))
 }

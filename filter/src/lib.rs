@@ -89,16 +89,16 @@ pub mod test_hooks {
     /// TEST HOOK: the send path's counters (global atomics; no driver context needed).
     pub fn send_counters() -> SendCounters {
         use core::sync::atomic::Ordering::Relaxed;
-        let h = &crate::hold::HOLD_COUNTS;
+        let s = &crate::control::STATS;
         SendCounters {
-            copies_budget: h[0].load(Relaxed),
-            copies_not_ready: h[1].load(Relaxed),
-            copies_pause: h[2].load(Relaxed),
-            cancelled: crate::hold::CANCELLED.load(Relaxed),
+            copies_budget: s.holds_budget.load(Relaxed),
+            copies_not_ready: s.holds_not_ready.load(Relaxed),
+            copies_pause: s.holds_pause.load(Relaxed),
+            cancelled: s.send_aborted.load(Relaxed),
             ceiling_drops: crate::hold::CEILING_DROPS.load(Relaxed),
             copy_bytes: crate::hold::COPY_BYTES.load(Relaxed) as u64,
-            offload_copies: crate::offload::OFFLOAD_COPIES.load(Relaxed),
-            segmented: crate::offload::SEGMENTED.load(Relaxed),
+            offload_copies: s.offload_copies.load(Relaxed),
+            segmented: s.segmented.load(Relaxed),
         }
     }
 

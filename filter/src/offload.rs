@@ -12,10 +12,10 @@
 //!
 //! Each packet is built in one scratch ciphertext-pool buffer (headers, then the segment's payload
 //! read from the MDL chain) and sealed from there: one copy of the payload, counted in
-//! [`OFFLOAD_COPIES`]. Bypass traffic keeps its offload information and is never touched here.
+//! `RdcoStats::offload_copies`. Bypass traffic keeps its offload information and is never touched here.
 //!
 //! IRQL: <= DISPATCH_LEVEL, no lock.
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use kernel::ffi::nbl::{
     TcpIpChecksumNetBufferListInfo, TcpLargeSendNetBufferListInfo, UdpSegmentationOffloadInfo,
@@ -26,12 +26,6 @@ use kernel::ffi::nbl::{
 
 use crate::classify;
 use crate::control::STATS;
-
-/// Packets built in a scratch buffer to honour an offload request (or a scatter list too long for the
-/// engine): one payload copy each.
-pub(crate) static OFFLOAD_COPIES: AtomicU64 = AtomicU64::new(0);
-/// Super-packets segmented in software.
-pub(crate) static SEGMENTED: AtomicU64 = AtomicU64::new(0);
 
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
@@ -219,7 +213,7 @@ pub(crate) unsafe fn for_each_packet(
                 fill_checksums(p, &l, ip, l4);
             }
         }
-        OFFLOAD_COPIES.fetch_add(1, Ordering::Relaxed);
+        STATS.offload_copies.fetch_add(1, Ordering::Relaxed);
         emit(&[p]);
         return;
     }
@@ -246,7 +240,7 @@ pub(crate) unsafe fn for_each_packet(
     let ip_id = if l.v6 { 0 } else { be16(&head, 4) };
     let seq0 = u32::from_be_bytes([head[l.l4 + 4], head[l.l4 + 5], head[l.l4 + 6], head[l.l4 + 7]]);
     let flags0 = head.get(l.l4 + 13).copied().unwrap_or(0);
-    SEGMENTED.fetch_add(1, Ordering::Relaxed);
+    STATS.segmented.fetch_add(1, Ordering::Relaxed);
     for k in 0..count {
         let start = (k * mss).min(payload_len);
         let chunk = (payload_len - start).min(mss);
@@ -289,7 +283,7 @@ pub(crate) unsafe fn for_each_packet(
             set16(p, l.l4 + 4, u16::try_from(len - l.l4).unwrap_or(0));
         }
         fill_checksums(p, &l, true, true);
-        OFFLOAD_COPIES.fetch_add(1, Ordering::Relaxed);
+        STATS.offload_copies.fetch_add(1, Ordering::Relaxed);
         if !emit(&[p]) {
             return;
         }

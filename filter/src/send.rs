@@ -507,7 +507,7 @@ pub(crate) fn filter_cancel_send(path: &SendPath, cancel_id: *mut core::ffi::c_v
         // SAFETY: as above.
         nbl = unsafe { (*nbl).Next };
     }
-    hold::CANCELLED.fetch_add(n, Ordering::Relaxed);
+    STATS.send_aborted.fetch_add(n, Ordering::Relaxed);
     path.complete(cancelled);
     // SAFETY: the module's handle; any IRQL <= DISPATCH_LEVEL.
     unsafe { NdisFCancelSendNetBufferLists(path.filter_handle, cancel_id) };

@@ -201,14 +201,15 @@ impl SendCompletion for TxDone {
 }
 
 /// Datagrams arriving on the tunnel socket (outer datagrams the stack reassembled). The receive half of
-/// the data path (issue 5, receive side) plugs in here; until then they are consumed and counted.
+/// the data path (issue 5, receive side) plugs in here; until then they are consumed and counted as
+/// dropped (`drop_other`), never silently lost.
 pub(crate) struct RxSink;
 
 impl Receiver for RxSink {
     /// IRQL <= DISPATCH_LEVEL.
     fn on_datagrams(&self, mut chain: DatagramChain<'_>) -> RetainDecision {
         let n = chain.iter().count() as u64;
-        STATS.control_in.fetch_add(n, Ordering::Relaxed);
+        STATS.drop_other.fetch_add(n, Ordering::Relaxed);
         RetainDecision::CONSUMED
     }
 }
@@ -463,6 +464,8 @@ pub(crate) fn keepalive_poll() {
             }
             _ => {}
         });
+        let mut save = kernel::ffi::ntos::XSTATE_SAVE::zeroed();
+        let saved = crate::worker::xstate_enter(&mut save);
         for id in wanted {
             let Some(peer) = config.peers.peer_mut(id) else { continue };
             let Some(remote) = peer.remote() else { continue };
@@ -481,6 +484,7 @@ pub(crate) fn keepalive_poll() {
                 Err(_) => t.pool.put(index),
             }
         }
+        crate::worker::xstate_leave(&mut save, saved);
     }
     for id in timeouts {
         control::queue_event(RdcoEventKind::KeepaliveTimeout, id, None);

@@ -161,7 +161,7 @@ pub(crate) unsafe extern "system" fn worker_dpc(
 /// Saves the extended processor state into `save` when the engine's AEAD backend may use AVX
 /// (`KeSaveExtendedProcessorState` is callable at DISPATCH_LEVEL). Returns whether it saved; the caller
 /// restores the same, unmoved `save` with [`xstate_leave`] on this processor, LIFO.
-fn xstate_enter(save: &mut XSTATE_SAVE) -> bool {
+pub(crate) fn xstate_enter(save: &mut XSTATE_SAVE) -> bool {
     if !(datapath::Cipher::Aes256Gcm.needs_extended_state()
         || datapath::Cipher::ChaCha20Poly1305.needs_extended_state())
     {
@@ -172,7 +172,7 @@ fn xstate_enter(save: &mut XSTATE_SAVE) -> bool {
     NT_SUCCESS(status)
 }
 
-fn xstate_leave(save: &mut XSTATE_SAVE, saved: bool) {
+pub(crate) fn xstate_leave(save: &mut XSTATE_SAVE, saved: bool) {
     if saved {
         // SAFETY: the save of `xstate_enter`, same processor and frame, LIFO.
         unsafe { KeRestoreExtendedProcessorState(save) };

@@ -24,7 +24,7 @@
 //! | 4 | [`IOCTL_RDCO_FILTER_NEW_KEY`] | [`RdcoNewKey`] (108: `Size` + `OVPN_CRYPTO_DATA_V2`) | — |
 //! | 5 | [`IOCTL_RDCO_FILTER_SWAP_KEYS`] | [`RdcoPeerRef`] (8) | — |
 //! | 6 | [`IOCTL_RDCO_FILTER_SET_KEEPALIVE`] | [`RdcoKeepalive`] (20) | — |
-//! | 7 | [`IOCTL_RDCO_FILTER_GET_STATS`] | [`RdcoPeerRef`] (8; [`ALL_PEERS`] = module) | [`RdcoStats`] (184) |
+//! | 7 | [`IOCTL_RDCO_FILTER_GET_STATS`] | [`RdcoPeerRef`] (8; [`ALL_PEERS`] = module) | [`RdcoStats`] (232) |
 //! | 8 | [`IOCTL_RDCO_FILTER_READ_EVENT`] | — | [`RdcoEvent`] (44), pends until an event |
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -488,8 +488,9 @@ impl RdcoKeepalive {
 
 macro_rules! counters {
     ($($(#[$m:meta])* $field:ident, $konst:ident = $off:literal;)*) => {
-        /// `RDCO_STATS` (184 bytes): `Size` at 0, `PeerId` at 4 ([`ALL_PEERS`] for the module), then 22 `u64`
-        /// counters from offset 8, in the order below.
+        /// `RDCO_STATS` (232 bytes): `Size` at 0, `PeerId` at 4 ([`ALL_PEERS`] for the module), then 28 `u64`
+        /// counters from offset 8, in the order below (the last six, from offset 184, were added with the
+        /// send path).
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct RdcoStats {
             /// The peer, or [`ALL_PEERS`] for the module.
@@ -507,7 +508,7 @@ macro_rules! counters {
 
         impl RdcoStats {
             /// Encoded size of this version.
-            pub const SIZE: usize = 184;
+            pub const SIZE: usize = 232;
 
             /// Parses the structure; see [`crate::Wire::parse`].
             pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
@@ -571,6 +572,18 @@ counters! {
     keepalives_sent, KEEPALIVES_SENT = 168;
     /// Keepalive pings received.
     keepalives_received, KEEPALIVES_RECEIVED = 176;
+    /// Deep copies by hold trigger: the hold budget ran out (queue length or time in the queue).
+    holds_budget, HOLDS_BUDGET = 184;
+    /// Deep copies by hold trigger: the transport was not ready (no key, no socket, WSK backpressure).
+    holds_not_ready, HOLDS_NOT_READY = 192;
+    /// Deep copies by hold trigger: the module was pausing, detaching or leaving D0.
+    holds_pause, HOLDS_PAUSE = 200;
+    /// Queued sends completed with `NDIS_STATUS_SEND_ABORTED` by a cancel.
+    send_aborted, SEND_ABORTED = 208;
+    /// Diverted packets built in a scratch buffer to carry out an offload request (checksum, LSO/USO).
+    offload_copies, OFFLOAD_COPIES = 216;
+    /// LSOv2/USO super-packets segmented in software.
+    segmented, SEGMENTED = 224;
 }
 
 /// What an [`RdcoEvent`] reports.

@@ -83,7 +83,7 @@ fn ioctl_buffer_sizes() {
     assert_eq!(OvpnIoctl::GetPeerStats.output_len(), 40);
     assert_eq!(OvpnIoctl::SwapKeys.input_len() + OvpnIoctl::SwapKeys.output_len(), 0);
     assert_eq!(RdcoFilterIoctl::NewKey.input_len(), 108);
-    assert_eq!(RdcoFilterIoctl::GetStats.output_len(), 184);
+    assert_eq!(RdcoFilterIoctl::GetStats.output_len(), 232);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -152,8 +152,11 @@ fn sizes_and_offsets() {
     assert_eq!(RdcoPeerRef::SIZE, 8);
     assert_eq!(RdcoNewKey::SIZE, 108);
     assert_eq!(RdcoKeepalive::SIZE, 20);
-    assert_eq!(RdcoStats::SIZE, 184);
-    assert_eq!(uapi::rdco_filter::stats::KEEPALIVES_RECEIVED + 8, RdcoStats::SIZE);
+    assert_eq!(RdcoStats::SIZE, 232);
+    // The send path's counters were appended after the original 184 bytes.
+    assert_eq!(uapi::rdco_filter::stats::KEEPALIVES_RECEIVED + 8, 184);
+    assert_eq!(uapi::rdco_filter::stats::HOLDS_BUDGET, 184);
+    assert_eq!(uapi::rdco_filter::stats::SEGMENTED + 8, RdcoStats::SIZE);
     assert_eq!(RdcoEvent::SIZE, 44);
 }
 

@@ -313,8 +313,9 @@ fn offloads(machine: &mut Machine) -> Outcome {
     }
     check_inner(&inner, &numbered)?;
     let c = counters();
-    if c.segmented != 3 {
-        return Err(format!("expected 3 super-packets segmented in software: {c:?}"));
+    let s = stats(&r)?;
+    if c.segmented != 3 || s.segmented != 3 || s.offload_copies != want as u64 || s.plaintext_copies != 0 {
+        return Err(format!("expected 3 super-packets segmented in software: {c:?} {s:?}"));
     }
     let l = datapath::ledger(NIC);
     if l.lso_completed != 2 {
@@ -350,6 +351,13 @@ fn hold_not_ready(machine: &mut Machine) -> Outcome {
         return Err(format!("copies not freed after sending: {:?}", counters()));
     }
     let s = stats(&r)?;
+    if s.holds_not_ready != 3
+        || s.deep_copies != 3
+        || s.holds_budget + s.holds_pause != 0
+        || s.tx_packets != 3
+    {
+        return Err(format!("stats IOCTL: {s:?}"));
+    }
     finish(machine, r)?;
     Ok(vec![("deep_copies".into(), s.deep_copies)])
 }
@@ -440,7 +448,7 @@ fn cancel(machine: &mut Machine) -> Outcome {
         return Err(format!("expected 2 sends aborted: {l:?}"));
     }
     let inner = peer.collect(2)?;
-    if inner.len() != 2 || counters().cancelled != 2 {
+    if inner.len() != 2 || counters().cancelled != 2 || stats(&r)?.send_aborted != 2 {
         return Err(format!("expected the 2 others to arrive: {} arrived, {:?}", inner.len(), counters()));
     }
     finish(machine, r)?;
@@ -605,6 +613,46 @@ fn control_write(machine: &mut Machine) -> Outcome {
     Ok(vec![("control_out".into(), 1)])
 }
 
+/// Keepalive: the 1 s tick sends the pings the engine asks for (the peer opens them as keepalives) and
+/// queues a timeout event when nothing came from the peer.
+fn keepalive(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    let ka = uapi::rdco_filter::RdcoKeepalive {
+        peer_id: PEER_ID,
+        keepalive_interval: 1,
+        keepalive_timeout: 3,
+        mss: 0,
+    };
+    ok("set keepalive", ioctl(r.handle, RdcoFilterIoctl::SetKeepalive, &encode(&ka), 0))?;
+    datapath::wait(Duration::from_secs(5));
+    winsim::wsk::pump();
+    let mut pings = 0;
+    let mut buf = [0u8; 2048];
+    while let Ok((n, _)) = peer.socket.recv_from(&mut buf) {
+        match peer.peer.open(::datapath::Instant::from_millis(0), None, &mut buf[..n]) {
+            Ok(Received::Keepalive(_)) => pings += 1,
+            other => return Err(format!("expected only keepalive pings, got {other:?}")),
+        }
+    }
+    let s = stats(&r)?;
+    if pings < 2 || s.keepalives_sent != pings {
+        return Err(format!("{pings} pings arrived, keepalives_sent {}", s.keepalives_sent));
+    }
+    let (status, out) = ioctl(r.handle, RdcoFilterIoctl::ReadEvent, &[], uapi::rdco_filter::RdcoEvent::SIZE);
+    let event =
+        uapi::rdco_filter::RdcoEvent::parse(&out).map_err(|e| format!("event ({status:#x}): {e:?}"))?;
+    if status != STATUS_SUCCESS
+        || event.kind != uapi::rdco_filter::RdcoEventKind::KeepaliveTimeout
+        || event.peer_id != PEER_ID
+    {
+        return Err(format!("expected a keepalive timeout event: {status:#x} {event:?}"));
+    }
+    finish(machine, r)?;
+    Ok(vec![("pings".into(), pings)])
+}
+
 pub fn tests() -> Vec<Test> {
     let t = |name: &'static str, run: fn(&mut Machine) -> Outcome| Test {
         suite: "filter_send",
@@ -620,6 +668,7 @@ pub fn tests() -> Vec<Test> {
         t("rdcofilter.hold_ceiling", hold_ceiling),
         t("rdcofilter.cancel", cancel),
         t("rdcofilter.control_write", control_write),
+        t("rdcofilter.keepalive", keepalive),
         t("rdcofilter.pause_restart_traffic", pause_restart),
         t("rdcofilter.power_d3_d0_traffic", power),
         t("rdcofilter.surprise_removal_in_flight", surprise_removal),

@@ -464,7 +464,7 @@ fn print_stats(out: &[u8]) -> Result<(), Fail> {
     } else {
         println!("peer {}", s.peer_id);
     }
-    let rows: [(&str, u64); 22] = [
+    let rows: [(&str, u64); 28] = [
         ("tx_packets", s.tx_packets),
         ("tx_bytes", s.tx_bytes),
         ("rx_packets", s.rx_packets),
@@ -487,6 +487,12 @@ fn print_stats(out: &[u8]) -> Result<(), Fail> {
         ("hold_time_us", s.hold_time_us),
         ("keepalives_sent", s.keepalives_sent),
         ("keepalives_received", s.keepalives_received),
+        ("holds_budget", s.holds_budget),
+        ("holds_not_ready", s.holds_not_ready),
+        ("holds_pause", s.holds_pause),
+        ("send_aborted", s.send_aborted),
+        ("offload_copies", s.offload_copies),
+        ("segmented", s.segmented),
     ];
     for (name, value) in rows {
         println!("{name} {value}");
