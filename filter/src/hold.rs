@@ -110,6 +110,8 @@ pub(crate) unsafe fn deep_copy(
             let c = unsafe { copy_one(filter_handle, copy_pool, nbl, nb, len) };
             if c.is_none() {
                 COPY_BYTES.fetch_sub(len, Ordering::AcqRel);
+                // An allocation failed: the original completes with NDIS_STATUS_RESOURCES, counted.
+                STATS.drop_other.fetch_add(1, Ordering::Relaxed);
             }
             c
         };

@@ -255,10 +255,15 @@ impl SendPath {
         if self.registered.swap(false, Ordering::AcqRel) {
             worker::unregister(core::ptr::from_ref(self));
         }
-        // SAFETY: the DPC was initialised by `start` (or is all-zero and not queued).
-        let _ = unsafe { KeRemoveQueueDpc(self.worker.dpc.get()) };
-        // SAFETY: PASSIVE_LEVEL; waits for a run already executing on another processor.
-        unsafe { KeFlushQueuedDpcs() };
+        // Twice: the first flush waits for a tick or worker run in progress, which may have queued the
+        // worker again; after it nothing can queue it any more (unregistered, Paused), so the second
+        // remove catches that last one.
+        for _ in 0..2 {
+            // SAFETY: the DPC was initialised by `start` (or is all-zero and not queued).
+            let _ = unsafe { KeRemoveQueueDpc(self.worker.dpc.get()) };
+            // SAFETY: PASSIVE_LEVEL; waits for a run already executing on another processor.
+            unsafe { KeFlushQueuedDpcs() };
+        }
         // Originals cannot remain (pause evicted them and NDIS sends nothing to a paused module); if
         // any did (a detach without pause), complete them rather than leak them.
         let mut done = NblChain::new();
@@ -341,18 +346,18 @@ fn at_dispatch(send_flags: u32) -> bool {
     send_flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0
 }
 
-/// The classification snapshot: policy and peer endpoints from `CONFIG`, the socket's port and
-/// readiness from `TRANSPORT` (lock order TRANSPORT → CONFIG). IRQL <= DISPATCH_LEVEL.
+/// The classification snapshot: policy and peer endpoints from `CONFIG` (held briefly), the socket's
+/// port from `transport::LOCAL_PORT` (an atomic: the send handler never waits for `TRANSPORT`).
+/// IRQL <= DISPATCH_LEVEL.
 fn snapshot() -> Snapshot {
     let mut s = Snapshot::default();
-    let tguard = crate::transport::TRANSPORT.lock();
-    let transport = tguard.as_ref();
-    s.own_port = transport.map_or(0, crate::transport::Transport::local_port);
+    let port = crate::transport::LOCAL_PORT.load(Ordering::Acquire);
+    s.own_port = u16::try_from(port).unwrap_or(0);
     let guard = control::CONFIG.lock();
     if let Some(c) = guard.as_ref() {
         s.prefixes = c.policy;
         s.peers = c.peers.len();
-        s.ready = transport.is_some() && c.any_keyed();
+        s.ready = port != 0 && c.any_keyed();
         for e in c.endpoints() {
             if s.endpoints.try_push(e).is_err() {
                 break;
@@ -360,7 +365,6 @@ fn snapshot() -> Snapshot {
         }
     }
     drop(guard);
-    drop(tguard);
     s
 }
 

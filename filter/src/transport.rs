@@ -302,6 +302,9 @@ fn socket_addr(e: &Endpoint) -> SocketAddr {
 
 /// The transport; `Some` while a peer exists. See the module docs for the lock order.
 pub(crate) static TRANSPORT: SpinLock<Option<Transport>> = SpinLock::new(None);
+/// The socket's local UDP port while the transport is up, else 0: read lock-free by the send handler's
+/// classifier (never divert the tunnel's own traffic) and as "socket up".
+pub(crate) static LOCAL_PORT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 /// Creates the transport if there is none, binding the socket to `local`. PASSIVE_LEVEL (from the
 /// add-peer IOCTL). Undone in reverse on failure. Starts the keepalive timer.
@@ -326,8 +329,10 @@ pub(crate) fn ensure_up(local: &core::net::SocketAddr) -> Result<(), NTSTATUS> {
         close(transport);
         return Ok(());
     }
+    let port = transport.local_port();
     *guard = Some(transport);
     drop(guard);
+    LOCAL_PORT.store(u32::from(port), Ordering::Release);
     timer_start();
     Ok(())
 }
@@ -346,6 +351,7 @@ fn close(transport: Transport) {
 /// Tears the transport down if it exists. PASSIVE_LEVEL (last peer removed, unload).
 pub(crate) fn tear_down() {
     timer_stop();
+    LOCAL_PORT.store(0, Ordering::Release);
     let transport = TRANSPORT.lock().take();
     if let Some(t) = transport {
         close(t);

@@ -45,8 +45,10 @@ use crate::offload;
 use crate::send::{NblChain, SendPath};
 use crate::transport::{self, Transport, CIPHER_BUFFER_SIZE, SEND_BATCH};
 
-/// NBLs one DPC run takes before it requeues itself (bounds the time at DISPATCH_LEVEL).
-const RUN_BUDGET: usize = 256;
+/// NBLs one round takes under the locks.
+const ROUND_NBLS: usize = 32;
+/// Rounds one DPC run makes before it requeues itself (bounds the time at DISPATCH_LEVEL: 256 NBLs).
+const ROUNDS: usize = 8;
 /// Modules the registry tracks (one per bound NIC).
 pub(crate) const MAX_MODULES: usize = 32;
 
@@ -202,70 +204,87 @@ enum Stop {
     NotReady,
 }
 
-/// One worker run over a module's queue. DISPATCH_LEVEL (or below: it raises with the locks).
+/// How a round of the worker ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// The queue is empty.
+    Empty,
+    /// The round's budget ran out with NBLs left.
+    More,
+    /// The transport cannot take more now.
+    Stopped,
+}
+
+/// One worker run over a module's queue: up to [`ROUNDS`] rounds of [`ROUND_NBLS`] NBLs, the locks taken
+/// per round (so a send handler waiting for `CONFIG` waits at most one round) and the sealed originals
+/// completed after each round with no lock held. DISPATCH_LEVEL (or below: the locks raise).
 pub(crate) fn run(path: &SendPath) {
     path.worker.runs.fetch_add(1, Ordering::Relaxed);
-    let mut done = NblChain::new();
-    let mut more = false;
-    let mut stopped = false;
-    {
-        let tguard = transport::TRANSPORT.lock();
-        let mut save = XSTATE_SAVE::zeroed();
-        let saved = xstate_enter(&mut save);
-        if let Some(t) = tguard.as_ref() {
-            let mut cguard = control::CONFIG.lock();
-            if let Some(config) = cguard.as_mut() {
-                let mut out = Outbox { remote: None, items: ArrayVec::new() };
-                let time = control::now();
-                let mut budget = RUN_BUDGET;
-                loop {
-                    if budget == 0 {
-                        more = true;
-                        break;
-                    }
-                    budget -= 1;
-                    let nbl = path.queue.lock().pop();
-                    if nbl.is_null() {
-                        break;
-                    }
-                    let copy = path.is_copy(nbl);
-                    match seal_nbl(path, t, &mut config.peers, time, nbl, &mut out) {
-                        Ok(()) => {
-                            if copy {
-                                // SAFETY: our copy, unlinked by pop, sealed and done with.
-                                unsafe { hold::free_copy(nbl) };
-                            } else {
-                                offload::mark_lso_complete(nbl);
-                                finish_original(path, nbl, NDIS_STATUS_SUCCESS, &mut done);
-                            }
-                        }
-                        Err(Stop::NotReady) => {
-                            path.queue.lock().push_front(nbl);
-                            stopped = true;
-                            break;
-                        }
-                    }
-                }
-                out.flush(t);
-            }
-        } else {
-            stopped = true;
+    let mut last = Round::More;
+    for _ in 0..ROUNDS {
+        let mut done = NblChain::new();
+        last = round(path, &mut done);
+        if last == Round::Stopped {
+            // The transport cannot take the rest now: originals become copies, expired copies go.
+            evict(path, Trigger::NotReady, &mut done);
+            expire_copies(path);
         }
-        xstate_leave(&mut save, saved);
+        path.complete(done);
+        if last != Round::More {
+            break;
+        }
     }
-    if stopped {
-        // The transport cannot take the rest now: originals become copies, expired copies go.
-        evict(path, Trigger::NotReady, &mut done);
-        expire_copies(path);
-    }
-    path.complete(done);
     let rekey = path.rekey.swap(0, Ordering::AcqRel);
     if rekey & 0x8000_0000 != 0 {
         control::queue_event(uapi::rdco_filter::RdcoEventKind::RekeyNeeded, rekey & 0x00FF_FFFF, None);
     }
-    if more {
+    if last == Round::More {
         path.kick();
     }
+}
+
+/// One round under `TRANSPORT` → `CONFIG` (and the extended-state save): seal and send up to
+/// [`ROUND_NBLS`] NBLs; sealed originals go to `done`.
+fn round(path: &SendPath, done: &mut NblChain) -> Round {
+    let tguard = transport::TRANSPORT.lock();
+    let Some(t) = tguard.as_ref() else { return Round::Stopped };
+    let mut cguard = control::CONFIG.lock();
+    let Some(config) = cguard.as_mut() else { return Round::Stopped };
+    let mut save = XSTATE_SAVE::zeroed();
+    let saved = xstate_enter(&mut save);
+    let mut out = Outbox { remote: None, items: ArrayVec::new() };
+    let time = control::now();
+    let mut result = Round::More;
+    for _ in 0..ROUND_NBLS {
+        let nbl = path.queue.lock().pop();
+        if nbl.is_null() {
+            result = Round::Empty;
+            break;
+        }
+        let copy = path.is_copy(nbl);
+        match seal_nbl(path, t, &mut config.peers, time, nbl, &mut out) {
+            Ok(()) => {
+                if copy {
+                    // SAFETY: our copy, unlinked by pop, sealed and done with.
+                    unsafe { hold::free_copy(nbl) };
+                } else {
+                    offload::mark_lso_complete(nbl);
+                    finish_original(path, nbl, NDIS_STATUS_SUCCESS, done);
+                }
+            }
+            Err(Stop::NotReady) => {
+                path.queue.lock().push_front(nbl);
+                result = Round::Stopped;
+                break;
+            }
+        }
+    }
+    out.flush(t);
+    xstate_leave(&mut save, saved);
+    if result == Round::More && path.queue.lock().is_empty() {
+        result = Round::Empty;
+    }
+    result
 }
 
 /// Completes-to-be: takes `nbl` off the held count and adds it to `done` with `status`.

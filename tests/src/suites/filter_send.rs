@@ -653,6 +653,58 @@ fn keepalive(machine: &mut Machine) -> Outcome {
     Ok(vec![("pings".into(), pings)])
 }
 
+/// Classification: a VLAN-tagged IPv4 frame (tag and IP header in a second MDL) to the policy is
+/// diverted; frames to a peer's own outer address (even inside a policy prefix), to addresses outside
+/// the policy, and non-IP frames go down unchanged.
+fn classify_rules(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    // Add 127.0.0.0/8 (the peer's own address) to the policy: it must still never be diverted.
+    let prefixes = [
+        RdcoPrefix { addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 0)), prefix_len: 24 },
+        RdcoPrefix { addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), prefix_len: 8 },
+    ];
+    ok(
+        "set policy",
+        ioctl(
+            r.handle,
+            RdcoFilterIoctl::SetPolicy,
+            &encode(&RdcoSetPolicy::new(&prefixes).expect("policy")),
+            0,
+        ),
+    )?;
+    let base = |id: u16| {
+        winsim::offload::protocol_packets(datapath::PEER_MAC, r.mac, &udp(200), id, None)[0].frame.clone()
+    };
+    let mut vlan = base(500);
+    vlan.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+    let mut to_peer = base(501);
+    to_peer[14 + 16..14 + 20].copy_from_slice(&[127, 0, 0, 1]);
+    let mut outside = base(502);
+    outside[14 + 16..14 + 20].copy_from_slice(&[203, 0, 113, 9]);
+    let test = datapath::test_frame([2, 0, 0, 0, 0, 9], r.mac, 7, 100);
+    let frames: Vec<(Vec<u8>, datapath::NblInfo)> =
+        [vlan, to_peer.clone(), outside.clone(), test.clone()].into_iter().map(|f| (f, Vec::new())).collect();
+    datapath::protocol_send_with_info(NIC, &frames);
+    let inner = peer.collect(1)?;
+    check_inner(&inner, &[(500, udp(200))])?;
+    datapath::pump();
+    let wire = datapath::wire(NIC);
+    if wire != vec![to_peer, outside, test] {
+        return Err(format!(
+            "the wire should carry the 3 bypass frames unchanged and in order ({} frames)",
+            wire.len()
+        ));
+    }
+    let st = stats(&r)?;
+    if st.diverted != 1 || st.bypassed != 3 {
+        return Err(format!("diverted {} bypassed {}", st.diverted, st.bypassed));
+    }
+    finish(machine, r)?;
+    Ok(vec![("diverted".into(), 1), ("bypassed".into(), 3)])
+}
+
 pub fn tests() -> Vec<Test> {
     let t = |name: &'static str, run: fn(&mut Machine) -> Outcome| Test {
         suite: "filter_send",
@@ -662,6 +714,7 @@ pub fn tests() -> Vec<Test> {
     };
     vec![
         t("rdcofilter.divert_zero_copy", divert_zero_copy),
+        t("rdcofilter.classify_rules", classify_rules),
         t("rdcofilter.offloads_diverted", offloads),
         t("rdcofilter.hold_not_ready", hold_not_ready),
         t("rdcofilter.hold_budget", hold_budget),
