@@ -42,6 +42,21 @@ impl TestPeer {
     fn new() -> Result<Self, String> {
         let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("peer socket: {e}"))?;
         socket.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+        // Room for a burst of a few hundred datagrams (the simulated WSK transmits at send time).
+        let size: libc::c_int = 4 << 20;
+        // SAFETY: a valid socket descriptor and a c_int option value of the stated size.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&raw const size).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err("setsockopt(SO_RCVBUF) failed".into());
+        }
         let mut peer = Peer::new(&PeerConfig::new(PEER_ID), ::datapath::Instant::from_millis(0));
         let config = KeyConfig {
             cipher: Cipher::Aes256Gcm,
@@ -705,6 +720,43 @@ fn classify_rules(machine: &mut Machine) -> Outcome {
     Ok(vec![("diverted".into(), 1), ("bypassed".into(), 3)])
 }
 
+/// WSK backpressure: the provider completes no send, so the ciphertext buffers run out; the worker
+/// stops and the originals left in the queue are deep-copied ("transport not ready") and completed.
+/// When the link drains, the tick sends the copies: every packet arrives, byte for byte.
+fn hold_backpressure(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    filter::test_hooks::set_hold_policy(1 << 20, 60_000, 4 << 20, 60_000);
+    winsim::wsk::set_faults(winsim::wsk::Faults { backpressure: Some(0), ..winsim::wsk::Faults::NONE });
+    let sends: Vec<IpSend> = (0..600).map(|i| udp(64 + i % 7)).collect();
+    datapath::protocol_send_ip(NIC, &sends);
+    winsim::sched::run_until_idle();
+    winsim::wsk::pump();
+    let stalled = counters();
+    let l = datapath::ledger(NIC);
+    if stalled.copies_not_ready == 0 || l.completed != 600 || !l.failed.is_empty() {
+        filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+        return Err(format!("backpressure should copy and complete the rest: {stalled:?} {l:?}"));
+    }
+    // Drain slowly (two send IRPs, at most 64 datagrams, per pump) so the peer's real socket buffer
+    // keeps up with the burst.
+    winsim::wsk::set_faults(winsim::wsk::Faults { backpressure: Some(2), ..winsim::wsk::Faults::NONE });
+    let mut inner = peer.collect(600 - stalled.copies_not_ready as usize)?;
+    winsim::context::call_driver(driver(&r), DISPATCH_LEVEL, "test: tick", filter::test_hooks::tick);
+    inner.extend(peer.collect(600 - inner.len())?);
+    winsim::wsk::set_faults(winsim::wsk::Faults::NONE);
+    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+    check_inner(&inner, &numbered(0, &sends)).map_err(|e| {
+        format!("{e}: {} arrived, {stalled:?}, {:?}, {:?}", inner.len(), counters(), stats(&r))
+    })?;
+    if inner.len() != 600 || counters().copy_bytes != 0 {
+        return Err(format!("{} of 600 arrived; {:?}", inner.len(), counters()));
+    }
+    finish(machine, r)?;
+    Ok(vec![("not_ready_copies".into(), stalled.copies_not_ready)])
+}
+
 pub fn tests() -> Vec<Test> {
     let t = |name: &'static str, run: fn(&mut Machine) -> Outcome| Test {
         suite: "filter_send",
@@ -719,6 +771,7 @@ pub fn tests() -> Vec<Test> {
         t("rdcofilter.hold_not_ready", hold_not_ready),
         t("rdcofilter.hold_budget", hold_budget),
         t("rdcofilter.hold_ceiling", hold_ceiling),
+        t("rdcofilter.hold_wsk_backpressure", hold_backpressure),
         t("rdcofilter.cancel", cancel),
         t("rdcofilter.control_write", control_write),
         t("rdcofilter.keepalive", keepalive),
