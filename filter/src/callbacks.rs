@@ -39,10 +39,15 @@ enum State {
     Running = 2,
 }
 
-/// Per-module context: NDIS's handle for the module and its state.
+/// Per-module context: NDIS's handle for the module, its state, the pause gate both halves of the data
+/// path report to, the send path (`send`) and the receive path (`rx`).
 pub(crate) struct Module {
     pub(crate) filter_handle: NDIS_HANDLE,
     state: AtomicU32,
+    /// Completes a pended FilterPause once both halves owe the protocol nothing (`pause.rs`).
+    pub(crate) pause: crate::pause::PauseGate,
+    /// The send path: classification, the divert queue and worker, hold policy (`send.rs`).
+    pub(crate) send: crate::send::SendPath,
     /// The receive path's pools and copy slots, what is outstanding at the protocol, and the OID
     /// pass-through state.
     pub(crate) rx: receive::RxState,
@@ -94,6 +99,10 @@ pub fn characteristics() -> NDIS_FILTER_DRIVER_CHARACTERISTICS {
     c.CancelOidRequestHandler = Some(oid::filter_cancel_oid_request);
     c.StatusHandler = Some(status::filter_status);
     c.DevicePnPEventNotifyHandler = Some(status::filter_device_pnp_event_notify);
+    c.SendNetBufferListsHandler = Some(filter_send);
+    c.SendNetBufferListsCompleteHandler = Some(filter_send_complete);
+    c.CancelSendNetBufferListsHandler = Some(filter_cancel_send);
+    c.NetPnPEventHandler = Some(filter_net_pnp_event);
     c
 }
 
@@ -114,15 +123,30 @@ unsafe extern "system" fn filter_attach(
     }
     let mut mac = [0u8; 6];
     mac.copy_from_slice(parameters.CurrentMacAddress.get(..6).unwrap_or(&[0; 6]));
+    // Reverse order on failure: whatever was built is dropped (each half frees its own pools).
     let rx = match receive::RxState::new(ndis_filter_handle, mac) {
         Ok(rx) => rx,
         Err(status) => return status,
     };
-    let module =
-        Module { filter_handle: ndis_filter_handle, state: AtomicU32::new(State::Paused as u32), rx };
-    let Ok(module) = PoolBox::new(module, MODULE_TAG) else {
-        return NDIS_STATUS_RESOURCES;
+    let send = match crate::send::SendPath::new(ndis_filter_handle) {
+        Ok(s) => s,
+        Err(status) => return status,
     };
+    let module = Module {
+        filter_handle: ndis_filter_handle,
+        state: AtomicU32::new(State::Paused as u32),
+        pause: crate::pause::PauseGate::new(ndis_filter_handle),
+        send,
+        rx,
+    };
+    let module = match PoolBox::new(module, MODULE_TAG) {
+        Ok(m) => m,
+        Err(_) => return NDIS_STATUS_RESOURCES,
+    };
+    // The module has its final address now: the send path's DPC and registry entry, and both halves'
+    // pause reports, can point into it.
+    module.send.start(&module.pause);
+    module.rx.start(&module.pause);
     let context = module.into_raw();
     let mut attributes = NDIS_FILTER_ATTRIBUTES {
         Header: NDIS_OBJECT_HEADER::new(
@@ -138,7 +162,9 @@ unsafe extern "system" fn filter_attach(
         unsafe { NdisFSetAttributes(ndis_filter_handle, context.cast::<c_void>(), &raw mut attributes) };
     if status != NDIS_STATUS_SUCCESS {
         // SAFETY: `context` came from into_raw above and NDIS did not take it.
-        drop(unsafe { PoolBox::from_raw(context, MODULE_TAG) });
+        let module = unsafe { PoolBox::from_raw(context, MODULE_TAG) };
+        module.send.stop();
+        drop(module);
         return status;
     }
     receive::register_module(ndis_filter_handle, context);
@@ -149,7 +175,11 @@ unsafe extern "system" fn filter_attach(
 unsafe extern "system" fn filter_detach(context: NDIS_HANDLE) {
     receive::unregister_module(context.cast::<Module>());
     // SAFETY: NDIS passes back the context from FilterAttach exactly once, here.
-    drop(unsafe { PoolBox::from_raw(context.cast::<Module>(), MODULE_TAG) });
+    let module = unsafe { PoolBox::from_raw(context.cast::<Module>(), MODULE_TAG) };
+    receive::wait_for_wsk_path(&module);
+    // Send path first (DPC flushed, held copies freed, pool freed), then the context: reverse of attach.
+    module.send.stop();
+    drop(module);
 }
 
 /// `FilterRestart`. PASSIVE_LEVEL; the module is Paused and becomes Running.
@@ -159,13 +189,16 @@ unsafe extern "system" fn filter_restart(
 ) -> NDIS_STATUS {
     // SAFETY: NDIS passes the live module context from FilterAttach.
     let module = unsafe { &*context.cast::<Module>() };
+    module.send.restart();
     module.state.store(State::Running as u32, Ordering::Release);
     NDIS_STATUS_SUCCESS
 }
 
-/// `FilterPause`. PASSIVE_LEVEL; the module is Running. The module stops indicating at once (receives
-/// that arrive from now on are returned); the pause completes when every NBL it indicated has come
-/// back (`NDIS_STATUS_PENDING` until then, completed by the receive path's last return).
+/// `FilterPause`. PASSIVE_LEVEL; the module is Running. The send path evicts what it queued (deep copies)
+/// and waits for the bypass sends it passed down; the receive path stops indicating (receives arriving
+/// from now on are returned) and waits for the NBLs it indicated. The pause pends
+/// (`NDIS_STATUS_PENDING`) until both owe the protocol nothing; the half that settles last completes it
+/// with `NdisFPauseComplete` through the module's [`crate::pause::PauseGate`].
 unsafe extern "system" fn filter_pause(
     context: NDIS_HANDLE,
     _parameters: *mut NDIS_FILTER_PAUSE_PARAMETERS,
@@ -174,5 +207,48 @@ unsafe extern "system" fn filter_pause(
     let module = unsafe { &*context.cast::<Module>() };
     debug_assert!(!module.filter_handle.is_null());
     module.state.store(State::Paused as u32, Ordering::Release);
-    module.rx.pause()
+    module.pause.arm(2);
+    if module.send.pause() != kernel::ffi::ndis::NDIS_STATUS_PENDING {
+        module.pause.part_done_sync();
+    }
+    if module.rx.pause() != kernel::ffi::ndis::NDIS_STATUS_PENDING {
+        module.pause.part_done_sync();
+    }
+    module.pause.finish()
+}
+
+/// `FilterSendNetBufferLists`. IRQL <= DISPATCH_LEVEL. See `send::filter_send`.
+unsafe extern "system" fn filter_send(
+    context: NDIS_HANDLE,
+    nbls: *mut kernel::ffi::nbl::NET_BUFFER_LIST,
+    port: kernel::ffi::ndis::NDIS_PORT_NUMBER,
+    flags: u32,
+) {
+    // SAFETY: NDIS passes the live module context.
+    crate::send::filter_send(&unsafe { module(context) }.send, nbls, port, flags);
+}
+
+/// `FilterSendNetBufferListsComplete`. IRQL <= DISPATCH_LEVEL.
+unsafe extern "system" fn filter_send_complete(
+    context: NDIS_HANDLE,
+    nbls: *mut kernel::ffi::nbl::NET_BUFFER_LIST,
+    flags: u32,
+) {
+    // SAFETY: NDIS passes the live module context.
+    crate::send::filter_send_complete(&unsafe { module(context) }.send, nbls, flags);
+}
+
+/// `FilterCancelSendNetBufferLists`. IRQL <= DISPATCH_LEVEL.
+unsafe extern "system" fn filter_cancel_send(context: NDIS_HANDLE, cancel_id: *mut c_void) {
+    // SAFETY: NDIS passes the live module context.
+    crate::send::filter_cancel_send(&unsafe { module(context) }.send, cancel_id);
+}
+
+/// `FilterNetPnPEvent`. PASSIVE_LEVEL. See `pnp`.
+unsafe extern "system" fn filter_net_pnp_event(
+    context: NDIS_HANDLE,
+    notification: *mut kernel::ffi::ndis::NET_PNP_EVENT_NOTIFICATION,
+) -> NDIS_STATUS {
+    // SAFETY: NDIS passes the live module context.
+    crate::pnp::filter_net_pnp_event(&unsafe { module(context) }.send, notification)
 }

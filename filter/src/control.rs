@@ -168,6 +168,8 @@ pub(crate) struct Config {
     pub(crate) peers: PeerTable,
     /// The tunnel policy: inner destination prefixes that are diverted (host bits cleared).
     pub(crate) policy: [Option<IpPrefix>; MAX_POLICY_PREFIXES],
+    /// Peer ids and outer endpoints, for the send classifier (never divert to a peer's own address).
+    peer_endpoints: arrayvec::ArrayVec<(u32, Endpoint), { crate::classify::MAX_SNAPSHOT_PEERS }>,
     events: [Option<RdcoEvent>; EVENT_QUEUE_LEN],
     event_head: usize,
     event_len: usize,
@@ -184,6 +186,7 @@ impl Config {
         Some(Config {
             peers: PeerTable::new(),
             policy: [None; MAX_POLICY_PREFIXES],
+            peer_endpoints: arrayvec::ArrayVec::new(),
             events: [None; EVENT_QUEUE_LEN],
             event_head: 0,
             event_len: 0,
@@ -217,6 +220,18 @@ impl Config {
         }
         self.event_len += 1;
         kept
+    }
+
+    /// The outer endpoints of the peers (the classifier never diverts traffic to them).
+    pub(crate) fn endpoints(&self) -> impl Iterator<Item = Endpoint> + '_ {
+        self.peer_endpoints.iter().map(|&(_, e)| e)
+    }
+
+    /// Whether some peer has a primary key (diverted sends can be sealed).
+    pub(crate) fn any_keyed(&self) -> bool {
+        self.peer_endpoints
+            .iter()
+            .any(|(id, _)| self.peers.peer(*id).is_some_and(|p| p.keys().primary().is_some()))
     }
 
     fn take_read(&mut self) -> Option<PendingRead> {
@@ -273,6 +288,12 @@ filter_stats!(
     rx_drop_no_buffer,
     rx_drop_unknown_peer,
     rx_floats,
+    holds_budget,
+    holds_not_ready,
+    holds_pause,
+    send_aborted,
+    offload_copies,
+    segmented,
 );
 
 /// The module's counters.
@@ -341,6 +362,8 @@ pub(crate) fn deregister() {
         // SAFETY: the handle NdisRegisterDeviceEx gave us, deregistered once, at PASSIVE_LEVEL.
         unsafe { NdisDeregisterDeviceEx(handle) };
     }
+    // The transport goes before the configuration it seals with (its timer DPC reads CONFIG).
+    crate::transport::tear_down();
     let config = CONFIG.lock().take();
     if let Some(mut config) = config {
         while let Some(read) = config.take_read() {
@@ -444,9 +467,9 @@ unsafe extern "system" fn dispatch_cleanup(_device: *mut DEVICE_OBJECT, irp: *mu
 
 /// `IRP_MJ_READ` / `IRP_MJ_WRITE`: control-channel packets, prefixed with the peer's `SOCKADDR_IN[6]`.
 /// PASSIVE_LEVEL. A read completes with the oldest queued control packet the receive path intercepted
-/// (see [`read_control`]). The transport for writes (the WSK socket) comes with the send path; until
-/// then a well-formed write fails with `STATUS_DEVICE_NOT_READY` (transport not ready), a malformed one
-/// with `STATUS_INVALID_PARAMETER`.
+/// (see [`read_control`]). A well-formed write is sent through the transport's socket to that address
+/// (`STATUS_SUCCESS`, all bytes); without a transport (no peer yet) `STATUS_DEVICE_NOT_READY`, with no
+/// free buffer or IRP `STATUS_DEVICE_BUSY`; a malformed one `STATUS_INVALID_PARAMETER`.
 unsafe extern "system" fn dispatch_read_write(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the IRP is being dispatched to us.
     let sp = unsafe { IoGetCurrentIrpStackLocation(irp) };
@@ -462,9 +485,11 @@ unsafe extern "system" fn dispatch_read_write(_device: *mut DEVICE_OBJECT, irp: 
     if major == IRP_MJ_WRITE {
         // SAFETY: a buffered write: SystemBuffer holds `length` bytes until we complete the IRP.
         let data = unsafe { system_buffer(irp, length) };
-        if uapi::sockaddr::split_prefixed(data).is_err() {
+        let Ok((remote, packet)) = uapi::sockaddr::split_prefixed(data) else {
             return complete(irp, STATUS_INVALID_PARAMETER, 0);
-        }
+        };
+        let status = crate::transport::send_control(&remote, packet);
+        return complete(irp, status, if status == STATUS_SUCCESS { length } else { 0 });
     }
     complete(irp, STATUS_DEVICE_NOT_READY, 0)
 }
@@ -528,7 +553,7 @@ fn set_policy(input: &[u8]) -> Result<usize, NTSTATUS> {
     Ok(0)
 }
 
-fn endpoint(addr: SocketAddr) -> Endpoint {
+pub(crate) fn endpoint(addr: SocketAddr) -> Endpoint {
     match addr {
         SocketAddr::V4(a) => Endpoint::V4 { addr: a.ip().octets(), port: a.port() },
         SocketAddr::V6(a) => Endpoint::V6 { addr: a.ip().octets(), port: a.port() },
@@ -549,21 +574,34 @@ fn add_peer(input: &[u8]) -> Result<usize, NTSTATUS> {
     let mut peer = PeerConfig::new(request.peer_id);
     peer.remote = Some(endpoint(request.remote));
     peer.replay = ReplayConfig::default();
+    if CONFIG.lock().as_ref().ok_or(STATUS_INVALID_DEVICE_STATE)?.peer_endpoints.is_full() {
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    }
+    // The transport (socket, buffers) comes up with the first peer, before the peer is visible.
+    crate::transport::ensure_up(&request.local)?;
     let time = now();
     let mut guard = CONFIG.lock();
     let config = guard.as_mut().ok_or(STATUS_INVALID_DEVICE_STATE)?;
-    match config.peers.add_peer(&peer, time) {
+    let result = match config.peers.add_peer(&peer, time) {
         Ok(_) => {
             if request.local.port() != 0 {
                 if let Some(slot) = config.locals.iter_mut().find(|l| l.is_none()) {
                     *slot = Some((request.peer_id, endpoint(request.local)));
                 }
             }
+            let _ = config.peer_endpoints.try_push((request.peer_id, endpoint(request.remote)));
             Ok(0)
         }
         Err(PeerError::Exists) => Err(STATUS_OBJECT_NAME_COLLISION),
         Err(_) => Err(STATUS_INVALID_PARAMETER),
+    };
+    let unused = config.peers.is_empty();
+    drop(guard);
+    if unused {
+        // A failed first add leaves nothing behind.
+        crate::transport::tear_down();
     }
+    result
 }
 
 /// A concrete peer id from an `RDCO_PEER_REF` (`ALL_PEERS` is `INVALID_PARAMETER` here).
@@ -584,6 +622,13 @@ fn del_peer(input: &[u8]) -> Result<usize, NTSTATUS> {
     config.peers.remove_peer(id).map_err(|_| STATUS_NOT_FOUND)?;
     for local in config.locals.iter_mut().filter(|l| l.is_some_and(|(peer, _)| peer == id)) {
         *local = None;
+    }
+    config.peer_endpoints.retain(|(p, _)| *p != id);
+    let last = config.peers.is_empty();
+    drop(guard);
+    if last {
+        // The transport goes with the last peer (PASSIVE_LEVEL, outside the lock).
+        crate::transport::tear_down();
     }
     Ok(0)
 }
@@ -652,6 +697,9 @@ fn new_key(input: &[u8]) -> Result<usize, NTSTATUS> {
     // The peer may have gone while the key was built; the slot is then dropped (zeroized).
     let peer = peers.peer_mut(peer_id).ok_or(STATUS_NOT_FOUND)?;
     peer.install_key_slot(which, slot);
+    drop(guard);
+    // Copies held while no key was there can leave now.
+    crate::worker::kick_all();
     Ok(0)
 }
 

@@ -12,11 +12,19 @@
 #![no_std]
 
 mod callbacks;
+mod classify;
 mod control;
 mod driver;
+mod hold;
+mod offload;
 mod oid;
+mod pause;
+mod pnp;
 mod receive;
+mod send;
 mod status;
+mod transport;
+mod worker;
 
 pub use driver::driver_entry;
 
@@ -66,13 +74,66 @@ pub mod test_hooks {
             core::net::SocketAddr::V6(a) => datapath::Endpoint::V6 { addr: a.ip().octets(), port: a.port() },
         };
         // SAFETY: the module is attached (found above) and stays so on this thread for the call.
-        crate::receive::indicate_datagram(unsafe { &*m }, datagram, from)
+        crate::receive::indicate_datagram(unsafe { &*m }, datagram.len(), core::iter::once(datagram), from)
     }
 
     /// TEST HOOK: NBLs the module with NdisFilterHandle `module` indicated up and has not had back.
     pub fn rx_outstanding(module: usize) -> Option<i64> {
         // SAFETY: the module is attached (found) and stays so on this thread for the call.
         crate::receive::find_module(module).map(|m| unsafe { &*m }.rx.outstanding())
+    }
+
+    /// TEST HOOK: sets the hold policy (see `hold.rs`): originals queued before the budget trigger, the
+    /// queue-time budget (ms), the deep-copy ceiling (bytes) and how long a copy waits for the transport
+    /// (ms).
+    pub fn set_hold_policy(budget_nbls: u32, budget_ms: u32, ceiling_bytes: u32, copy_max_age_ms: u32) {
+        use core::sync::atomic::Ordering::Relaxed;
+        crate::hold::POLICY.budget_nbls.store(budget_nbls, Relaxed);
+        crate::hold::POLICY.budget_ms.store(budget_ms, Relaxed);
+        crate::hold::POLICY.ceiling_bytes.store(ceiling_bytes, Relaxed);
+        crate::hold::POLICY.copy_max_age_ms.store(copy_max_age_ms, Relaxed);
+    }
+
+    /// The send path's counters beyond `RdcoStats`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SendCounters {
+        /// Deep copies by trigger: hold budget, transport not ready, pause/detach/leaving D0.
+        pub copies_budget: u64,
+        pub copies_not_ready: u64,
+        pub copies_pause: u64,
+        /// Originals completed with NDIS_STATUS_SEND_ABORTED by a cancel.
+        pub cancelled: u64,
+        /// NBLs completed with a failure because the deep-copy ceiling was reached.
+        pub ceiling_drops: u64,
+        /// Payload bytes held in deep copies now.
+        pub copy_bytes: u64,
+        /// Packets built in a scratch buffer for offloads (checksum, LSO/USO segments).
+        pub offload_copies: u64,
+        /// Super-packets segmented in software.
+        pub segmented: u64,
+    }
+
+    /// TEST HOOK: the send path's counters (global atomics; no driver context needed).
+    pub fn send_counters() -> SendCounters {
+        use core::sync::atomic::Ordering::Relaxed;
+        let s = &crate::control::STATS;
+        SendCounters {
+            copies_budget: s.holds_budget.load(Relaxed),
+            copies_not_ready: s.holds_not_ready.load(Relaxed),
+            copies_pause: s.holds_pause.load(Relaxed),
+            cancelled: s.send_aborted.load(Relaxed),
+            ceiling_drops: crate::hold::CEILING_DROPS.load(Relaxed),
+            copy_bytes: crate::hold::COPY_BYTES.load(Relaxed) as u64,
+            offload_copies: s.offload_copies.load(Relaxed),
+            segmented: s.segmented.load(Relaxed),
+        }
+    }
+
+    /// TEST HOOK: runs the driver's 1 s tick work (keepalive poll, hold-budget check, worker kick) now.
+    /// Call inside the filter's driver context at DISPATCH_LEVEL.
+    pub fn tick() {
+        crate::transport::keepalive_poll();
+        crate::worker::tick_all();
     }
 
     /// TEST HOOK: how many events were dropped because the queue was full.

@@ -53,7 +53,7 @@
 //! `outstanding` counts NBLs indicated up and not yet returned; a pause pends until it drops to zero.
 use core::ffi::c_void;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
 
 use datapath::{Endpoint, OpenError, Received};
 use kernel::ffi::mdl::{
@@ -76,9 +76,7 @@ use kernel::ffi::ndis::{
     NDIS_STATUS_INVALID_PARAMETER, NDIS_STATUS_PAUSED, NDIS_STATUS_PENDING, NDIS_STATUS_RESOURCES,
     NDIS_STATUS_SUCCESS,
 };
-use kernel::ffi::ndis_filter::{
-    NdisFIndicateReceiveNetBufferLists, NdisFPauseComplete, NdisFReturnNetBufferLists,
-};
+use kernel::ffi::ndis_filter::{NdisFIndicateReceiveNetBufferLists, NdisFReturnNetBufferLists};
 use kernel::ffi::ntos::{
     ExAllocatePool2, ExFreePoolWithTag, KeRestoreExtendedProcessorState, KeSaveExtendedProcessorState,
     NT_SUCCESS, POOL_FLAG_NON_PAGED, XSTATE_MASK_AVX, XSTATE_MASK_LEGACY, XSTATE_SAVE,
@@ -88,6 +86,7 @@ use uapi::rdco_filter::RdcoEventKind;
 use crate::callbacks::{module, Module};
 use crate::control::{self, STATS};
 use crate::oid::OidState;
+use crate::pause::PauseGate;
 
 /// Pool tags: clone NBL pool 'rdRc', copy NBL pool 'rdRp', copy buffers 'rdRb'.
 const CLONE_POOL_TAG: u32 = u32::from_le_bytes(*b"rdRc");
@@ -148,6 +147,8 @@ pub(crate) struct RxState {
     /// NBLs indicated up (clones, copies, bypassed originals) not yet returned.
     outstanding: AtomicI64,
     pause_pending: AtomicBool,
+    /// The module's pause gate ([`RxState::start`]); told when a pended pause owes nothing any more.
+    gate: AtomicPtr<PauseGate>,
 }
 
 // SAFETY: the raw pointers are NDIS handles and pool memory owned by this state; every shared access
@@ -172,6 +173,7 @@ impl RxState {
             free: AtomicU64::new(0),
             outstanding: AtomicI64::new(0),
             pause_pending: AtomicBool::new(false),
+            gate: AtomicPtr::new(null_mut()),
         };
         rx.clone_pool = nbl_pool(handle, false, CLONE_POOL_TAG);
         if rx.clone_pool.is_null() {
@@ -214,9 +216,24 @@ impl RxState {
         Ok(rx)
     }
 
+    /// Points the pause reports at the module's gate. PASSIVE_LEVEL (FilterAttach), once the module
+    /// context has its final address; the gate lives in the same context as this state.
+    pub(crate) fn start(&self, gate: &PauseGate) {
+        self.gate.store(core::ptr::from_ref(gate).cast_mut(), Ordering::Release);
+    }
+
+    /// A pended pause of the receive half is over: tells the module's gate.
+    fn pause_done(&self) {
+        // SAFETY: set by `start` before NDIS can pause the module; the gate lives in the module context
+        // with this state, until detach.
+        if let Some(gate) = unsafe { self.gate.load(Ordering::Acquire).as_ref() } {
+            gate.part_done();
+        }
+    }
+
     /// Called from FilterPause (PASSIVE_LEVEL, the module no longer Running): `NDIS_STATUS_SUCCESS` if
     /// nothing is outstanding at the protocol, else `NDIS_STATUS_PENDING`, and the last return
-    /// completes the pause with `NdisFPauseComplete` ("Pausing a Filter Module": the pause is not
+    /// reports to the module's pause gate ("Pausing a Filter Module": the pause is not
     /// complete until every indicated NBL has been returned).
     pub(crate) fn pause(&self) -> NDIS_STATUS {
         self.pause_pending.store(true, Ordering::Release);
@@ -227,7 +244,6 @@ impl RxState {
     }
 
     /// NBLs indicated up and not yet returned.
-    #[cfg_attr(target_os = "windows", allow(dead_code))]
     pub(crate) fn outstanding(&self) -> i64 {
         self.outstanding.load(Ordering::Acquire)
     }
@@ -238,8 +254,7 @@ impl RxState {
         }
         let left = self.outstanding.fetch_sub(n, Ordering::AcqRel) - n;
         if left == 0 && self.pause_pending.swap(false, Ordering::AcqRel) {
-            // SAFETY: our module pended its pause and now owes the protocol nothing.
-            unsafe { NdisFPauseComplete(self.handle) };
+            self.pause_done();
         }
     }
 
@@ -1112,13 +1127,17 @@ pub(crate) unsafe extern "system" fn filter_return(
 /// Errors: `NDIS_STATUS_PAUSED` (module not Running), `NDIS_STATUS_INVALID_PARAMETER` (larger than a
 /// slot), `NDIS_STATUS_RESOURCES` (no free slot), `NDIS_STATUS_SUCCESS` also when the datagram was
 /// consumed (control, keepalive) or dropped (counted).
-#[cfg_attr(target_os = "windows", allow(dead_code))] // used by the WSK path, not built yet (test hook)
-pub(crate) fn indicate_datagram(m: &Module, datagram: &[u8], from: Endpoint) -> NDIS_STATUS {
+pub(crate) fn indicate_datagram<'a>(
+    m: &Module,
+    len: usize,
+    parts: impl Iterator<Item = &'a [u8]>,
+    from: Endpoint,
+) -> NDIS_STATUS {
     let rx = &m.rx;
     if !module_running(m) {
         return NDIS_STATUS_PAUSED;
     }
-    if datagram.len() + DATAGRAM_HEADROOM > COPY_SLOT_BYTES {
+    if len + DATAGRAM_HEADROOM > COPY_SLOT_BYTES {
         bump(&STATS.rx_drop_no_buffer, 1);
         return NDIS_STATUS_INVALID_PARAMETER;
     }
@@ -1129,9 +1148,27 @@ pub(crate) fn indicate_datagram(m: &Module, datagram: &[u8], from: Endpoint) -> 
     let Some(slot) = rx.slots.get(i) else { return NDIS_STATUS_RESOURCES };
     // SAFETY: the slot is ours alone (claimed above); its buffer holds COPY_SLOT_BYTES bytes.
     let buffer = unsafe { core::slice::from_raw_parts_mut(slot.buffer, COPY_SLOT_BYTES) };
-    let end = DATAGRAM_HEADROOM + datagram.len();
-    let Some(room) = buffer.get_mut(DATAGRAM_HEADROOM..end) else { return NDIS_STATUS_RESOURCES };
-    room.copy_from_slice(datagram);
+    let end = DATAGRAM_HEADROOM + len;
+    let Some(room) = buffer.get_mut(DATAGRAM_HEADROOM..end) else {
+        rx.release_slot(i);
+        return NDIS_STATUS_RESOURCES;
+    };
+    // The one copy of this path: the WSK buffer (one or more MDLs) into the slot.
+    let mut at = 0;
+    for part in parts {
+        let Some(dst) = room.get_mut(at..at + part.len()) else {
+            rx.release_slot(i);
+            bump(&STATS.drop_malformed, 1);
+            return NDIS_STATUS_INVALID_PARAMETER;
+        };
+        dst.copy_from_slice(part);
+        at += part.len();
+    }
+    if at != len {
+        rx.release_slot(i);
+        bump(&STATS.drop_malformed, 1);
+        return NDIS_STATUS_INVALID_PARAMETER;
+    }
     bump(&STATS.rx_copies, 1);
     let outer = Outer {
         dst_mac: rx.mac,
@@ -1139,7 +1176,7 @@ pub(crate) fn indicate_datagram(m: &Module, datagram: &[u8], from: Endpoint) -> 
         vlan: None,
         src: from,
         payload: DATAGRAM_HEADROOM,
-        payload_len: datagram.len(),
+        payload_len: len,
     };
     let filled = match open(room, from) {
         // SAFETY: the slot is claimed; no original NBL.
@@ -1176,6 +1213,54 @@ pub(crate) fn register_module(handle: NDIS_HANDLE, context: *const Module) {
     let mut modules = MODULES.lock();
     if let Some(slot) = modules.iter_mut().find(|(h, _)| *h == 0) {
         *slot = (handle as usize, context as usize);
+    }
+}
+
+/// The tunnel socket's receive event (`transport::RxSink`, IRQL <= DISPATCH_LEVEL): an outer datagram
+/// the stack reassembled, `len` bytes in `parts`, from `from`. It is indicated on the first attached
+/// module that is Running (the socket does not say which NIC the datagram came through; the inner packet
+/// belongs to the host's stack either way). Returns the status of [`indicate_datagram`], or
+/// `NDIS_STATUS_PAUSED` when no module is Running (the datagram is then dropped and counted by the
+/// caller).
+///
+/// Lifetime: the module is chosen under the [`MODULES`] lock and one reference is taken on its receive
+/// half's `outstanding` count there. A pause cannot complete while it is held and `FilterDetach` waits
+/// for it after unregistering ([`wait_for_wsk_path`]), so the module outlives the call.
+pub(crate) fn wsk_datagram<'a>(
+    len: usize,
+    parts: impl Iterator<Item = &'a [u8]>,
+    from: Endpoint,
+) -> NDIS_STATUS {
+    let chosen = {
+        let modules = MODULES.lock();
+        let mut chosen = None;
+        for &(handle, context) in modules.iter() {
+            if handle == 0 {
+                continue;
+            }
+            // SAFETY: registered modules are live until FilterDetach unregisters them under this lock.
+            let m = unsafe { &*(context as *const Module) };
+            if module_running(m) {
+                m.rx.outstanding.fetch_add(1, Ordering::AcqRel);
+                chosen = Some(context as *const Module);
+                break;
+            }
+        }
+        chosen
+    };
+    let Some(m) = chosen else { return NDIS_STATUS_PAUSED };
+    // SAFETY: held alive by the reference taken above (see the function's documentation).
+    let m = unsafe { &*m };
+    let status = indicate_datagram(m, len, parts, from);
+    m.rx.settle(1);
+    status
+}
+
+/// FilterDetach, after [`unregister_module`]: waits (PASSIVE_LEVEL, briefly: at most the rest of one
+/// [`wsk_datagram`] call on a module that is no longer Running) until no WSK receive holds the module.
+pub(crate) fn wait_for_wsk_path(m: &Module) {
+    while m.rx.outstanding() > 0 {
+        core::hint::spin_loop();
     }
 }
 

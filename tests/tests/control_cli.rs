@@ -127,7 +127,7 @@ fn rdco_filter_over_the_control_socket() {
     let stats = cli.ok(&["stats", "--peer-id", "1"]);
     assert!(stats.starts_with("peer 1\n") && stats.contains("tx_packets 0\n"), "{stats}");
     let module = cli.ok(&["stats"]);
-    assert!(module.starts_with("peer module\n") && module.lines().count() == 28, "{module}");
+    assert!(module.starts_with("peer module\n") && module.lines().count() == 34, "{module}");
     cli.fails(&["policy", "list"], "no policy query");
     cli.fails(&["policy", "add", "10.0.0.0/33"], "bad prefix");
     // No event arrives (no data path yet): the read pends, the CLI gives up and its handle's cleanup

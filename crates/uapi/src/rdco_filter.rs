@@ -24,7 +24,7 @@
 //! | 4 | [`IOCTL_RDCO_FILTER_NEW_KEY`] | [`RdcoNewKey`] (108: `Size` + `OVPN_CRYPTO_DATA_V2`) | — |
 //! | 5 | [`IOCTL_RDCO_FILTER_SWAP_KEYS`] | [`RdcoPeerRef`] (8) | — |
 //! | 6 | [`IOCTL_RDCO_FILTER_SET_KEEPALIVE`] | [`RdcoKeepalive`] (20) | — |
-//! | 7 | [`IOCTL_RDCO_FILTER_GET_STATS`] | [`RdcoPeerRef`] (8; [`ALL_PEERS`] = module) | [`RdcoStats`] (224) |
+//! | 7 | [`IOCTL_RDCO_FILTER_GET_STATS`] | [`RdcoPeerRef`] (8; [`ALL_PEERS`] = module) | [`RdcoStats`] (272) |
 //! | 8 | [`IOCTL_RDCO_FILTER_READ_EVENT`] | — | [`RdcoEvent`] (44), pends until an event |
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -488,8 +488,9 @@ impl RdcoKeepalive {
 
 macro_rules! counters {
     ($($(#[$m:meta])* $field:ident, $konst:ident = $off:literal;)*) => {
-        /// `RDCO_STATS` (224 bytes): `Size` at 0, `PeerId` at 4 ([`ALL_PEERS`] for the module), then 27 `u64`
-        /// counters from offset 8, in the order below.
+        /// `RDCO_STATS` (272 bytes): `Size` at 0, `PeerId` at 4 ([`ALL_PEERS`] for the module), then 33 `u64`
+        /// counters from offset 8, in the order below (the receive path's block from offset 184, the send
+        /// path's from 224).
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct RdcoStats {
             /// The peer, or [`ALL_PEERS`] for the module.
@@ -507,7 +508,7 @@ macro_rules! counters {
 
         impl RdcoStats {
             /// Encoded size of this version.
-            pub const SIZE: usize = 224;
+            pub const SIZE: usize = 272;
 
             /// Parses the structure; see [`crate::Wire::parse`].
             pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
@@ -583,6 +584,19 @@ counters! {
     rx_drop_unknown_peer, RX_DROP_UNKNOWN_PEER = 208;
     /// Peer floats (authenticated packets from a new address).
     rx_floats, RX_FLOATS = 216;
+    // The send path's block.
+    /// Deep copies by hold trigger: the hold budget ran out (queue length or time in the queue).
+    holds_budget, HOLDS_BUDGET = 224;
+    /// Deep copies by hold trigger: the transport was not ready (no key, no socket, WSK backpressure).
+    holds_not_ready, HOLDS_NOT_READY = 232;
+    /// Deep copies by hold trigger: the module was pausing, detaching or leaving D0.
+    holds_pause, HOLDS_PAUSE = 240;
+    /// Queued sends completed with `NDIS_STATUS_SEND_ABORTED` by a cancel.
+    send_aborted, SEND_ABORTED = 248;
+    /// Diverted packets built in a scratch buffer to carry out an offload request (checksum, LSO/USO).
+    offload_copies, OFFLOAD_COPIES = 256;
+    /// LSOv2/USO super-packets segmented in software.
+    segmented, SEGMENTED = 264;
 }
 
 /// What an [`RdcoEvent`] reports.

@@ -83,7 +83,7 @@ fn ioctl_buffer_sizes() {
     assert_eq!(OvpnIoctl::GetPeerStats.output_len(), 40);
     assert_eq!(OvpnIoctl::SwapKeys.input_len() + OvpnIoctl::SwapKeys.output_len(), 0);
     assert_eq!(RdcoFilterIoctl::NewKey.input_len(), 108);
-    assert_eq!(RdcoFilterIoctl::GetStats.output_len(), 224);
+    assert_eq!(RdcoFilterIoctl::GetStats.output_len(), 272);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -152,9 +152,10 @@ fn sizes_and_offsets() {
     assert_eq!(RdcoPeerRef::SIZE, 8);
     assert_eq!(RdcoNewKey::SIZE, 108);
     assert_eq!(RdcoKeepalive::SIZE, 20);
-    assert_eq!(RdcoStats::SIZE, 224);
+    assert_eq!(RdcoStats::SIZE, 272);
     assert_eq!(uapi::rdco_filter::stats::KEEPALIVES_RECEIVED + 8, uapi::rdco_filter::stats::RX_BYPASSED);
-    assert_eq!(uapi::rdco_filter::stats::RX_FLOATS + 8, RdcoStats::SIZE);
+    assert_eq!(uapi::rdco_filter::stats::RX_FLOATS + 8, uapi::rdco_filter::stats::HOLDS_BUDGET);
+    assert_eq!(uapi::rdco_filter::stats::SEGMENTED + 8, RdcoStats::SIZE);
     assert_eq!(RdcoEvent::SIZE, 44);
 }
 

@@ -1030,7 +1030,8 @@ pub fn nic_indicate_offloaded(nic: u32, frames: &[Vec<u8>], resources: bool, rss
 }
 
 /// Per-NBL information to set on a built NBL: (NET_BUFFER_LIST_INFO index, value).
-type NblInfo = Vec<(usize, usize)>;
+/// `NetBufferListInfo` entries of a protocol send: (index, value).
+pub type NblInfo = Vec<(usize, usize)>;
 
 /// The simulated peer's MAC (the source of `nic_indicate_ip` frames, the destination of IP sends).
 pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
@@ -1662,4 +1663,65 @@ pub fn wait(duration: std::time::Duration) {
         check_deadlines();
         left -= now;
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Send cancellation
+// ---------------------------------------------------------------------------------------------------------
+
+/// Calls the cancel-send handler of the first module below `from` (bottom-first order) that has one, at
+/// `irql`. The miniport holds nothing cancellable in the simulation: a cancel that reaches it ends there.
+fn cancel_below(nic: u32, from: Layer, cancel_id: *mut core::ffi::c_void) {
+    let modules = ndis::modules_on(nic);
+    let candidates: Vec<usize> = match from {
+        Layer::Protocol => modules.iter().rev().copied().collect(),
+        Layer::Module(m) => modules.iter().rev().skip_while(|&&x| x != m).skip(1).copied().collect(),
+        Layer::Nic => Vec::new(),
+    };
+    for m in candidates {
+        let Some(view) = ndis::module_view(m) else { continue };
+        let Some(cancel) = view.handlers.0.CancelSendNetBufferListsHandler else { continue };
+        call_driver(view.owner, DISPATCH_LEVEL, "FilterCancelSendNetBufferLists", || {
+            // SAFETY: the module's registered handler with its own context.
+            unsafe { cancel(view.context, cancel_id) }
+        });
+        return;
+    }
+}
+
+/// The protocol cancels its sends marked with `cancel_id` (`NdisCancelSendNetBufferLists`): NDIS calls
+/// the top module's `FilterCancelSendNetBufferLists`, which passes it on down ("Canceling a Send Request
+/// in a Filter Driver").
+pub fn protocol_cancel_send(nic: u32, cancel_id: usize) {
+    cancel_below(nic, Layer::Protocol, cancel_id as *mut core::ffi::c_void);
+}
+
+/// The protocol sends `frames` as one chain, each NBL with the given `NetBufferListInfo` entries
+/// (index, value), e.g. a cancel id (`NetBufferListCancelId`) or offload requests.
+pub fn protocol_send_with_info(nic: u32, frames: &[(Vec<u8>, NblInfo)]) -> usize {
+    let marked: Vec<(Vec<u8>, usize, NblInfo)> =
+        frames.iter().map(|(f, info)| (f.clone(), ETH_HEADER, info.clone())).collect();
+    protocol_send_marked(nic, &marked)
+}
+
+/// `NdisFCancelSendNetBufferLists`. IRQL <= `DISPATCH_LEVEL`. Passes a cancel request to the layer below
+/// the calling module.
+///
+/// # Safety
+/// Any handle is validated.
+#[no_mangle]
+pub unsafe extern "system" fn NdisFCancelSendNetBufferLists(
+    handle: NDIS_HANDLE,
+    cancel_id: *mut core::ffi::c_void,
+) {
+    crate::context::require_irql_at_most(DISPATCH_LEVEL, "NdisFCancelSendNetBufferLists");
+    let m = handle as usize;
+    let Some(nic) = ndis::nic_of(m) else {
+        violation(
+            Rule::NdisBadHandle,
+            format!("NdisFCancelSendNetBufferLists({handle:p}): not an attached filter module"),
+        );
+        return;
+    };
+    cancel_below(nic, Layer::Module(m), cancel_id);
 }

@@ -1697,10 +1697,21 @@ unsafe extern "system" fn sim_control_socket(
     unsafe { finish_inline(irp, ROUTINE, status, 0) }
 }
 
+/// Where a socket bound to `addr` really listens. The wildcard and the simulated machine's own unicast
+/// addresses — the documentation ranges the tests give the simulated NICs (RFC 5737: 192.0.2.0/24,
+/// 198.51.100.0/24, 203.0.113.0/24; RFC 3849: 2001:db8::/32) — are served by the host's loopback, on
+/// the requested port; any other address is not simulated.
 fn loopback_for(addr: SocketAddr) -> SocketAddr {
+    let simulated_host_v4 =
+        |ip: Ipv4Addr| matches!(ip.octets(), [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _]);
+    let simulated_host_v6 = |ip: Ipv6Addr| ip.segments()[0] == 0x2001 && ip.segments()[1] == 0x0db8;
     match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V4(ip) if ip.is_unspecified() || simulated_host_v4(ip) => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() || simulated_host_v6(ip) => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
         _ => addr,
     }
 }

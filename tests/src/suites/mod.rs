@@ -2,6 +2,7 @@
 mod control;
 mod faults;
 mod filter_receive;
+mod filter_send;
 mod load;
 mod miniport_control;
 pub(crate) mod netcx;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(filter_receive::tests());
     tests.extend(netcx::tests());
     tests.extend(miniport_control::tests());
+    tests.extend(filter_send::tests());
     tests.extend(verifier::tests());
     tests
 }

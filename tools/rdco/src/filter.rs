@@ -474,7 +474,7 @@ fn print_stats(out: &[u8]) -> Result<(), Fail> {
     } else {
         println!("peer {}", s.peer_id);
     }
-    let rows: [(&str, u64); 27] = [
+    let rows: [(&str, u64); 33] = [
         ("tx_packets", s.tx_packets),
         ("tx_bytes", s.tx_bytes),
         ("rx_packets", s.rx_packets),
@@ -502,6 +502,12 @@ fn print_stats(out: &[u8]) -> Result<(), Fail> {
         ("rx_drop_no_buffer", s.rx_drop_no_buffer),
         ("rx_drop_unknown_peer", s.rx_drop_unknown_peer),
         ("rx_floats", s.rx_floats),
+        ("holds_budget", s.holds_budget),
+        ("holds_not_ready", s.holds_not_ready),
+        ("holds_pause", s.holds_pause),
+        ("send_aborted", s.send_aborted),
+        ("offload_copies", s.offload_copies),
+        ("segmented", s.segmented),
     ];
     for (name, value) in rows {
         println!("{name} {value}");

@@ -1,0 +1,309 @@
+//! Send classification: which Ethernet frames leave through the tunnel.
+//!
+//! A frame is *diverted* when its inner (IP) destination falls inside one of the policy prefixes
+//! (`control::CONFIG.policy`) and a peer exists to carry it. It is never diverted when
+//! * it is not IPv4/IPv6 (ARP, LLDP, test frames...), or its headers are truncated;
+//! * its destination is the address of a peer's own outer endpoint (the tunnel must not carry itself);
+//! * it is UDP from the tunnel's own WSK socket (`transport`'s local port): the tunnel's ciphertext.
+//!
+//! The L2 header may be split across MDLs and carry up to [`MAX_VLAN_TAGS`] 802.1Q/802.1ad tags; the
+//! classifier copies at most [`HEAD_BYTES`] header bytes out of the NB's MDL chain onto the stack (headers
+//! only, never the payload) and parses them there.
+//!
+//! IRQL: everything here runs at IRQL <= DISPATCH_LEVEL and takes no lock; the [`Snapshot`] is taken
+//! under `CONFIG`'s lock by the caller, once per send chain.
+use arrayvec::ArrayVec;
+use datapath::peer::IpPrefix;
+use datapath::Endpoint;
+use kernel::ffi::mdl::{MdlMappingNoExecute, MmGetSystemAddressForMdlSafe, NormalPagePriority, MDL};
+use kernel::ffi::nbl::{
+    NET_BUFFER, NET_BUFFER_CURRENT_MDL, NET_BUFFER_CURRENT_MDL_OFFSET, NET_BUFFER_DATA_LENGTH,
+};
+use uapi::rdco_filter::MAX_POLICY_PREFIXES;
+
+/// Ethernet header without tags.
+pub(crate) const ETH_HEADER: usize = 14;
+/// 802.1Q / 802.1ad tags the classifier looks through.
+pub(crate) const MAX_VLAN_TAGS: usize = 2;
+/// Header bytes copied for classification: Ethernet, two tags, the largest IPv4 header (60) or the
+/// IPv6 header (40), and the UDP ports.
+pub(crate) const HEAD_BYTES: usize = ETH_HEADER + 4 * MAX_VLAN_TAGS + 60 + 4;
+/// Peers whose outer endpoints the snapshot keeps (more are not diverted around: see [`Snapshot`]).
+pub(crate) const MAX_SNAPSHOT_PEERS: usize = 8;
+/// Most MDL segments a NET_BUFFER may span for the zero-copy seal.
+pub(crate) const MAX_SEGMENTS: usize = 16;
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86DD;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_QINQ: u16 = 0x88A8;
+const IPPROTO_UDP: u8 = 17;
+
+/// What the classifier needs from the configuration, copied under `CONFIG`'s lock once per send chain.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) prefixes: [Option<IpPrefix>; MAX_POLICY_PREFIXES],
+    /// Outer endpoints of the peers (the first [`MAX_SNAPSHOT_PEERS`]).
+    pub(crate) endpoints: ArrayVec<Endpoint, MAX_SNAPSHOT_PEERS>,
+    /// Peers configured at all; nothing is diverted without one.
+    pub(crate) peers: usize,
+    /// Local UDP port of the tunnel's socket (0: no socket).
+    pub(crate) own_port: u16,
+    /// A socket is up and some peer has a primary key: diverted sends can leave at once.
+    pub(crate) ready: bool,
+}
+
+/// The classifier's decision for one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Down the stack unchanged.
+    Bypass,
+    /// Through the tunnel; the inner IP packet starts `l2_len` bytes into the frame.
+    Divert { l2_len: usize },
+}
+
+/// The parsed start of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Headers {
+    pub(crate) l2_len: usize,
+    pub(crate) dst: IpDst,
+    pub(crate) proto: u8,
+    /// UDP source and destination ports, when the frame is UDP and they are present.
+    pub(crate) udp_ports: Option<(u16, u16)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IpDst {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// Parses Ethernet (with up to [`MAX_VLAN_TAGS`] tags) and the IP header from the first bytes of a frame.
+pub(crate) fn parse(head: &[u8]) -> Option<Headers> {
+    let mut at = 12;
+    let mut ethertype = be16(head, at)?;
+    let mut tags = 0;
+    while ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
+        tags += 1;
+        if tags > MAX_VLAN_TAGS {
+            return None;
+        }
+        at += 4;
+        ethertype = be16(head, at)?;
+    }
+    let l2_len = at + 2;
+    let ip = head.get(l2_len..)?;
+    let (dst, proto, l4) = match ethertype {
+        ETHERTYPE_IPV4 => {
+            if ip.first()? >> 4 != 4 {
+                return None;
+            }
+            let ihl = usize::from(ip.first()? & 0x0F) * 4;
+            if ihl < 20 {
+                return None;
+            }
+            let frag = be16(ip, 6)? & 0x1FFF;
+            let dst = IpDst::V4(ip.get(16..20)?.try_into().ok()?);
+            // Only the first fragment carries the UDP header.
+            (dst, *ip.get(9)?, if frag == 0 { ip.get(ihl..) } else { None })
+        }
+        ETHERTYPE_IPV6 => {
+            if ip.first()? >> 4 != 6 {
+                return None;
+            }
+            let dst = IpDst::V6(ip.get(24..40)?.try_into().ok()?);
+            (dst, *ip.get(6)?, ip.get(40..))
+        }
+        _ => return None,
+    };
+    let udp_ports =
+        if proto == IPPROTO_UDP { l4.and_then(|l4| Some((be16(l4, 0)?, be16(l4, 2)?))) } else { None };
+    Some(Headers { l2_len, dst, proto, udp_ports })
+}
+
+fn prefix_contains(prefix: &IpPrefix, dst: &IpDst) -> bool {
+    match (prefix, dst) {
+        (IpPrefix::V4(p, len), IpDst::V4(a)) => {
+            let mask = if *len == 0 { 0 } else { u32::MAX << (32 - u32::from((*len).min(32))) };
+            u32::from_be_bytes(*p) & mask == u32::from_be_bytes(*a) & mask
+        }
+        (IpPrefix::V6(p, len), IpDst::V6(a)) => {
+            let mask = if *len == 0 { 0 } else { u128::MAX << (128 - u32::from((*len).min(128))) };
+            u128::from_be_bytes(*p) & mask == u128::from_be_bytes(*a) & mask
+        }
+        _ => false,
+    }
+}
+
+fn is_peer_endpoint(endpoint: &Endpoint, dst: &IpDst) -> bool {
+    match (endpoint, dst) {
+        (Endpoint::V4 { addr, .. }, IpDst::V4(a)) => addr == a,
+        (Endpoint::V6 { addr, .. }, IpDst::V6(a)) => addr == a,
+        _ => false,
+    }
+}
+
+/// Classifies a frame from its first bytes (at most [`HEAD_BYTES`] are looked at).
+pub(crate) fn classify(head: &[u8], snapshot: &Snapshot) -> Verdict {
+    if snapshot.peers == 0 {
+        return Verdict::Bypass;
+    }
+    let Some(h) = parse(head) else { return Verdict::Bypass };
+    if snapshot.endpoints.iter().any(|e| is_peer_endpoint(e, &h.dst)) {
+        return Verdict::Bypass;
+    }
+    if snapshot.own_port != 0 && h.udp_ports.is_some_and(|(src, _)| src == snapshot.own_port) {
+        return Verdict::Bypass;
+    }
+    if snapshot.prefixes.iter().flatten().any(|p| prefix_contains(p, &h.dst)) {
+        Verdict::Divert { l2_len: h.l2_len }
+    } else {
+        Verdict::Bypass
+    }
+}
+
+/// The mapped bytes of one MDL (null if it cannot be mapped).
+///
+/// # Safety
+/// `mdl` must be a valid MDL describing locked or non-paged memory that stays valid for `'a`.
+unsafe fn mdl_bytes<'a>(mdl: *mut MDL) -> Option<&'a [u8]> {
+    // SAFETY: the caller guarantees a valid, locked MDL.
+    let va = unsafe { MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority | MdlMappingNoExecute) };
+    if va.is_null() {
+        return None;
+    }
+    // SAFETY: as above; ByteCount is the MDL's length.
+    let len = unsafe { (*mdl).ByteCount } as usize;
+    // SAFETY: the mapping covers ByteCount bytes and lives as long as the MDL.
+    Some(unsafe { core::slice::from_raw_parts(va.cast::<u8>(), len) })
+}
+
+/// The NET_BUFFER's data as MDL segments, starting `skip` bytes into the data: the zero-copy view the
+/// engine seals from. `None` if the chain is shorter than the data, cannot be mapped, or spans more than
+/// [`MAX_SEGMENTS`] MDLs.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER the caller owns (a send NBL handed to the filter, or its own copy);
+/// the slices must not outlive that ownership.
+pub(crate) unsafe fn nb_segments<'a>(
+    nb: *const NET_BUFFER,
+    skip: usize,
+) -> Option<ArrayVec<&'a [u8], MAX_SEGMENTS>> {
+    // SAFETY: the caller owns a valid NB (for this and the next two reads).
+    let mut mdl = unsafe { NET_BUFFER_CURRENT_MDL(nb) };
+    // SAFETY: as above.
+    let offset = unsafe { NET_BUFFER_CURRENT_MDL_OFFSET(nb) } as usize;
+    // SAFETY: as above.
+    let length = unsafe { NET_BUFFER_DATA_LENGTH(nb) } as usize;
+    let mut offset = offset.checked_add(skip)?;
+    let mut left = length.checked_sub(skip)?;
+    let mut out = ArrayVec::new();
+    while left > 0 {
+        if mdl.is_null() {
+            return None;
+        }
+        // SAFETY: MDLs of an owned NB are valid for the NB's lifetime.
+        let bytes: &'a [u8] = unsafe { mdl_bytes(mdl) }?;
+        if offset < bytes.len() {
+            let take = (bytes.len() - offset).min(left);
+            out.try_push(bytes.get(offset..offset + take)?).ok()?;
+            left -= take;
+            offset = 0;
+        } else {
+            offset -= bytes.len();
+        }
+        // SAFETY: as above.
+        mdl = unsafe { (*mdl).Next };
+    }
+    Some(out)
+}
+
+/// Copies up to `out.len()` bytes of the NET_BUFFER's data (from its start) into `out`; returns how many.
+/// Used for headers only.
+///
+/// # Safety
+/// As for [`nb_segments`].
+pub(crate) unsafe fn copy_head(nb: *const NET_BUFFER, out: &mut [u8]) -> usize {
+    // SAFETY: forwarded contract (valid, owned NB).
+    let mut mdl = unsafe { NET_BUFFER_CURRENT_MDL(nb) };
+    // SAFETY: as above.
+    let mut offset = unsafe { NET_BUFFER_CURRENT_MDL_OFFSET(nb) } as usize;
+    // SAFETY: as above.
+    let mut left = unsafe { NET_BUFFER_DATA_LENGTH(nb) } as usize;
+    let mut n = 0;
+    while left > 0 && n < out.len() && !mdl.is_null() {
+        // SAFETY: forwarded contract.
+        let Some(bytes) = (unsafe { mdl_bytes(mdl) }) else { break };
+        if offset < bytes.len() {
+            let take = (bytes.len() - offset).min(left).min(out.len() - n);
+            let (Some(dst), Some(src)) = (out.get_mut(n..n + take), bytes.get(offset..offset + take)) else {
+                break;
+            };
+            dst.copy_from_slice(src);
+            n += take;
+            left -= take;
+            offset = 0;
+        } else {
+            offset -= bytes.len();
+        }
+        // SAFETY: forwarded contract.
+        mdl = unsafe { (*mdl).Next };
+    }
+    n
+}
+
+/// Copies the whole data of a NET_BUFFER from byte `skip` into `out`; returns the length, or `None` if it
+/// does not fit or the chain is short. (Hold-policy deep copies and the offload path only.)
+///
+/// # Safety
+/// As for [`nb_segments`].
+pub(crate) unsafe fn copy_all(nb: *const NET_BUFFER, skip: usize, out: &mut [u8]) -> Option<usize> {
+    // SAFETY: forwarded contract (valid, owned NB).
+    let length = unsafe { NET_BUFFER_DATA_LENGTH(nb) } as usize;
+    let want = length.checked_sub(skip)?;
+    // SAFETY: forwarded contract.
+    unsafe { copy_range(nb, skip, out.get_mut(..want)?) }?;
+    Some(want)
+}
+
+/// Copies exactly `out.len()` bytes of a NET_BUFFER's data starting at byte `skip`; `None` if the data or
+/// the MDL chain is shorter.
+///
+/// # Safety
+/// As for [`nb_segments`].
+pub(crate) unsafe fn copy_range(nb: *const NET_BUFFER, skip: usize, out: &mut [u8]) -> Option<()> {
+    // SAFETY: forwarded contract (valid, owned NB).
+    let length = unsafe { NET_BUFFER_DATA_LENGTH(nb) } as usize;
+    if skip.checked_add(out.len())? > length {
+        return None;
+    }
+    // SAFETY: as above.
+    let mut mdl = unsafe { NET_BUFFER_CURRENT_MDL(nb) };
+    // SAFETY: as above.
+    let mut offset = unsafe { NET_BUFFER_CURRENT_MDL_OFFSET(nb) } as usize;
+    offset = offset.checked_add(skip)?;
+    let want = out.len();
+    let mut n = 0;
+    while n < want {
+        if mdl.is_null() {
+            return None;
+        }
+        // SAFETY: forwarded contract.
+        let bytes = unsafe { mdl_bytes(mdl) }?;
+        if offset < bytes.len() {
+            let take = (bytes.len() - offset).min(want - n);
+            out.get_mut(n..n + take)?.copy_from_slice(bytes.get(offset..offset + take)?);
+            n += take;
+            offset = 0;
+        } else {
+            offset -= bytes.len();
+        }
+        // SAFETY: forwarded contract.
+        mdl = unsafe { (*mdl).Next };
+    }
+    Some(())
+}

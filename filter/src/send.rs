@@ -1,0 +1,524 @@
+//! The send path of a filter module: `FilterSendNetBufferLists`, `FilterSendNetBufferListsComplete`,
+//! `FilterCancelSendNetBufferLists`, and the parts of pause/restart/detach that concern sends.
+//!
+//! # Data flow
+//! `FilterSendNetBufferLists` classifies each NBL of the chain (`classify`). Runs of bypass NBLs go down
+//! unchanged with `NdisFSendNetBufferLists`, each run as soon as a diverted NBL ends it, so bypass
+//! traffic keeps its order. A diverted NBL is queued as the original (zero copy) on the module's
+//! [`Queue`] and the worker DPC is kicked (`worker`); or, when a hold trigger applies at once (the
+//! transport is not ready, the queue is at its budget), it is deep-copied and completed (`hold`).
+//!
+//! # State machine
+//! `Paused` → (`FilterRestart`) → `Running` → (`FilterPause`) → `Pausing` → `Paused`. Sends that arrive
+//! while not Running complete at once with `NDIS_STATUS_PAUSED`. A pause evicts every queued original
+//! ([`hold::Trigger::Pause`]: deep copy, complete) and completes when the bypass sends it passed down have
+//! come back ([`SendPath::outstanding`] reaches 0): then nothing the protocol owns is held.
+//!
+//! # Locking
+//! The queue: `SpinLock<Queue>` per module, innermost in the order `TRANSPORT` → `CONFIG` → queue. The
+//! counters are atomics. No lock is held while calling NDIS.
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+
+use kernel::ffi::nbl::{
+    NdisAllocateNetBufferListPool, NdisFreeNetBufferListPool, NDIS_GET_NET_BUFFER_LIST_CANCEL_ID,
+    NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL, NDIS_SEND_FLAGS_DISPATCH_LEVEL, NET_BUFFER_LIST,
+    NET_BUFFER_LIST_FIRST_NB, NET_BUFFER_LIST_POOL_PARAMETERS, NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+};
+use kernel::ffi::ndis::{
+    NDIS_HANDLE, NDIS_OBJECT_HEADER, NDIS_OBJECT_TYPE_DEFAULT, NDIS_PORT_NUMBER, NDIS_STATUS,
+    NDIS_STATUS_PAUSED, NDIS_STATUS_RESOURCES, NDIS_STATUS_SEND_ABORTED, NDIS_STATUS_SUCCESS,
+};
+use kernel::ffi::ndis_filter::{
+    NdisFCancelSendNetBufferLists, NdisFSendNetBufferLists, NdisFSendNetBufferListsComplete,
+};
+use kernel::ffi::ntos::{
+    KeFlushQueuedDpcs, KeGetCurrentIrql, KeInitializeDpc, KeRemoveQueueDpc, DISPATCH_LEVEL,
+};
+use kernel::sync::SpinLock;
+
+use crate::classify::{self, Snapshot, Verdict, HEAD_BYTES};
+use crate::control::{self, STATS};
+use crate::hold::{self, Trigger};
+use crate::worker::{self, Worker};
+
+/// Pool tag of the module's deep-copy NBL pool: 'rdFc'.
+const COPY_POOL_TAG: u32 = hold::COPY_TAG;
+
+/// Module send state (the `state` word of [`SendPath`]).
+pub(crate) const RUNNING: u32 = 2;
+pub(crate) const PAUSING: u32 = 3;
+pub(crate) const PAUSED: u32 = 1;
+
+/// A chain of NBLs linked through `Next`, with a tail for O(1) append.
+#[derive(Debug)]
+pub(crate) struct NblChain {
+    head: *mut NET_BUFFER_LIST,
+    tail: *mut NET_BUFFER_LIST,
+    len: usize,
+}
+
+impl NblChain {
+    pub(crate) const fn new() -> Self {
+        NblChain { head: null_mut(), tail: null_mut(), len: 0 }
+    }
+
+    /// Appends one NBL (its `Next` is overwritten).
+    pub(crate) fn push(&mut self, nbl: *mut NET_BUFFER_LIST) {
+        // SAFETY: the caller owns `nbl`; relinking an owned NBL is allowed.
+        unsafe { (*nbl).Next = null_mut() };
+        if self.tail.is_null() {
+            self.head = nbl;
+        } else {
+            // SAFETY: the tail is an NBL of this chain, owned by the caller.
+            unsafe { (*self.tail).Next = nbl };
+        }
+        self.tail = nbl;
+        self.len += 1;
+    }
+
+    fn take(&mut self) -> (*mut NET_BUFFER_LIST, usize) {
+        let r = (self.head, self.len);
+        *self = NblChain::new();
+        r
+    }
+}
+
+/// The module's queue of diverted NBLs (originals and hold copies), linked through `Next`; the time each
+/// was queued (interrupt time, 100 ns) is in its `Scratch`.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    chain: NblChain,
+}
+
+// SAFETY: the NBLs in the queue belong to the filter; the queue moves between processors only under
+// its lock.
+unsafe impl Send for Queue {}
+
+impl Queue {
+    pub(crate) const fn new() -> Self {
+        Queue { chain: NblChain::new() }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chain.head.is_null()
+    }
+
+    /// Appends an NBL (keeps its `Scratch`).
+    pub(crate) fn push(&mut self, nbl: *mut NET_BUFFER_LIST) {
+        self.chain.push(nbl);
+    }
+
+    /// Appends a chain linked through `Next`.
+    pub(crate) fn push_chain(&mut self, mut nbl: *mut NET_BUFFER_LIST) {
+        while !nbl.is_null() {
+            // SAFETY: an owned chain.
+            let next = unsafe { (*nbl).Next };
+            self.push(nbl);
+            nbl = next;
+        }
+    }
+
+    /// Puts an NBL back at the head.
+    pub(crate) fn push_front(&mut self, nbl: *mut NET_BUFFER_LIST) {
+        // SAFETY: an owned NBL.
+        unsafe { (*nbl).Next = self.chain.head };
+        if self.chain.tail.is_null() {
+            self.chain.tail = nbl;
+        }
+        self.chain.head = nbl;
+        self.chain.len += 1;
+    }
+
+    /// Takes the head (null when empty), unlinked.
+    pub(crate) fn pop(&mut self) -> *mut NET_BUFFER_LIST {
+        let nbl = self.chain.head;
+        if nbl.is_null() {
+            return nbl;
+        }
+        // SAFETY: an NBL of the queue, owned by the filter.
+        self.chain.head = unsafe { (*nbl).Next };
+        if self.chain.head.is_null() {
+            self.chain.tail = null_mut();
+        }
+        self.chain.len -= 1;
+        // SAFETY: as above.
+        unsafe { (*nbl).Next = null_mut() };
+        nbl
+    }
+
+    /// Queue time of the oldest original.
+    pub(crate) fn oldest_original(&self, path: &SendPath) -> Option<u64> {
+        let mut nbl = self.chain.head;
+        while !nbl.is_null() {
+            if !path.is_copy(nbl) {
+                // SAFETY: a queued NBL.
+                return Some(unsafe { (*nbl).Scratch } as u64);
+            }
+            // SAFETY: as above.
+            nbl = unsafe { (*nbl).Next };
+        }
+        None
+    }
+
+    /// Unlinks every original whose cancel id is `id` into `out`.
+    fn cancel(&mut self, path: &SendPath, id: *mut core::ffi::c_void, out: &mut NblChain) {
+        let mut kept = Queue::new();
+        loop {
+            let nbl = self.pop();
+            if nbl.is_null() {
+                break;
+            }
+            // SAFETY: a queued NBL the filter owns.
+            if !path.is_copy(nbl) && unsafe { NDIS_GET_NET_BUFFER_LIST_CANCEL_ID(nbl) } == id {
+                out.push(nbl);
+            } else {
+                kept.push(nbl);
+            }
+        }
+        *self = kept;
+    }
+}
+
+/// Everything of a module that the send path owns. Lives inside the module context (non-paged, stable
+/// address from attach to detach).
+pub(crate) struct SendPath {
+    pub(crate) filter_handle: NDIS_HANDLE,
+    pub(crate) state: AtomicU32,
+    pub(crate) queue: SpinLock<Queue>,
+    /// NBL pool (with NBs) for hold-policy deep copies.
+    pub(crate) copy_pool: NDIS_HANDLE,
+    /// Protocol NBLs the module owes: bypass sends passed down and not completed, plus queued originals.
+    pub(crate) outstanding: AtomicI64,
+    pub(crate) pause_pending: AtomicBool,
+    /// NetEventSetPower: the device is below D0.
+    pub(crate) low_power: AtomicBool,
+    pub(crate) worker: Worker,
+    /// A peer (bit 31 set) whose key asked for a rekey while sealing; reported by the worker.
+    pub(crate) rekey: AtomicU32,
+    registered: AtomicBool,
+    /// The module's pause gate ([`SendPath::start`]); told when a pended pause owes nothing any more.
+    gate: core::sync::atomic::AtomicPtr<crate::pause::PauseGate>,
+}
+
+// SAFETY: the handles are NDIS's, usable from any processor; the rest is atomics and locks.
+unsafe impl Send for SendPath {}
+// SAFETY: as above.
+unsafe impl Sync for SendPath {}
+
+impl SendPath {
+    /// Allocates the module's send resources (the copy NBL pool). PASSIVE_LEVEL, from `FilterAttach`.
+    pub(crate) fn new(filter_handle: NDIS_HANDLE) -> Result<Self, NDIS_STATUS> {
+        let params = NET_BUFFER_LIST_POOL_PARAMETERS {
+            Header: NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_DEFAULT,
+                NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+                core::mem::size_of::<NET_BUFFER_LIST_POOL_PARAMETERS>(),
+            ),
+            ProtocolId: 0,
+            fAllocateNetBuffer: 1,
+            ContextSize: 0,
+            PoolTag: COPY_POOL_TAG,
+            DataSize: 0,
+        };
+        // SAFETY: PASSIVE_LEVEL with the module's handle and valid parameters.
+        let copy_pool = unsafe { NdisAllocateNetBufferListPool(filter_handle, &raw const params) };
+        if copy_pool.is_null() {
+            return Err(NDIS_STATUS_RESOURCES);
+        }
+        Ok(SendPath {
+            filter_handle,
+            state: AtomicU32::new(PAUSED),
+            queue: SpinLock::new(Queue::new()),
+            copy_pool,
+            outstanding: AtomicI64::new(0),
+            pause_pending: AtomicBool::new(false),
+            low_power: AtomicBool::new(false),
+            worker: Worker::new(),
+            rekey: AtomicU32::new(0),
+            registered: AtomicBool::new(false),
+            gate: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+        })
+    }
+
+    /// Initialises the worker DPC and registers with the tick, once the send path has its final
+    /// address (inside the module context). PASSIVE_LEVEL, from `FilterAttach`.
+    pub(crate) fn start(&self, gate: &crate::pause::PauseGate) {
+        self.gate.store(core::ptr::from_ref(gate).cast_mut(), Ordering::Release);
+        let me = core::ptr::from_ref(self);
+        // SAFETY: the DPC lives in the module context until detach, which removes and flushes it.
+        unsafe { KeInitializeDpc(self.worker.dpc.get(), Some(worker::worker_dpc), me.cast_mut().cast()) };
+        self.registered.store(worker::register(me), Ordering::Release);
+    }
+
+    /// Undoes [`SendPath::start`] and frees what is left: the DPC is removed and flushed, leftover copies
+    /// freed, the copy pool freed. PASSIVE_LEVEL, from `FilterDetach` (the module is Paused) or a failed
+    /// attach.
+    pub(crate) fn stop(&self) {
+        if self.registered.swap(false, Ordering::AcqRel) {
+            worker::unregister(core::ptr::from_ref(self));
+        }
+        // Twice: the first flush waits for a tick or worker run in progress, which may have queued the
+        // worker again; after it nothing can queue it any more (unregistered, Paused), so the second
+        // remove catches that last one.
+        for _ in 0..2 {
+            // SAFETY: the DPC was initialised by `start` (or is all-zero and not queued).
+            let _ = unsafe { KeRemoveQueueDpc(self.worker.dpc.get()) };
+            // SAFETY: PASSIVE_LEVEL; waits for a run already executing on another processor.
+            unsafe { KeFlushQueuedDpcs() };
+        }
+        // Originals cannot remain (pause evicted them and NDIS sends nothing to a paused module); if
+        // any did (a detach without pause), complete them rather than leak them.
+        let mut done = NblChain::new();
+        worker::evict(self, Trigger::Pause, &mut done);
+        self.complete(done);
+        worker::drop_all_copies(self);
+    }
+
+    /// Completes originals to the protocol (status already set in each) and settles the pause.
+    pub(crate) fn complete(&self, done: NblChain) {
+        let mut done = done;
+        let (head, n) = done.take();
+        if head.is_null() {
+            return;
+        }
+        // SAFETY: KeGetCurrentIrql may be called at any IRQL.
+        let flags = if unsafe { KeGetCurrentIrql() } == DISPATCH_LEVEL {
+            NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
+        } else {
+            0
+        };
+        // SAFETY: the chain holds protocol NBLs the module owns and completes once.
+        unsafe { NdisFSendNetBufferListsComplete(self.filter_handle, head, flags) };
+        self.settle(n as i64);
+    }
+
+    /// Drops `n` from the outstanding count; completes a pended pause when nothing is owed.
+    pub(crate) fn settle(&self, n: i64) {
+        let left = self.outstanding.fetch_sub(n, Ordering::AcqRel) - n;
+        if left == 0 && self.pause_pending.swap(false, Ordering::AcqRel) {
+            self.state.store(PAUSED, Ordering::Release);
+            // SAFETY: set by `start` before NDIS can pause the module; the gate lives in the module
+            // context with this path, until detach.
+            if let Some(gate) = unsafe { self.gate.load(Ordering::Acquire).as_ref() } {
+                gate.part_done();
+            }
+        }
+    }
+
+    /// `FilterRestart` for the send path. PASSIVE_LEVEL.
+    pub(crate) fn restart(&self) {
+        self.state.store(RUNNING, Ordering::Release);
+    }
+
+    /// `FilterPause` for the send path. PASSIVE_LEVEL. Evicts queued originals (hold trigger: pause) and
+    /// returns `NDIS_STATUS_PENDING` while bypass sends are still below.
+    pub(crate) fn pause(&self) -> NDIS_STATUS {
+        self.state.store(PAUSING, Ordering::Release);
+        let mut done = NblChain::new();
+        worker::evict(self, Trigger::Pause, &mut done);
+        // Complete without settling the pause yet: count them here.
+        let (head, n) = done.take();
+        if !head.is_null() {
+            // SAFETY: protocol NBLs the module owns; PASSIVE_LEVEL.
+            unsafe { NdisFSendNetBufferListsComplete(self.filter_handle, head, 0) };
+            self.outstanding.fetch_sub(n as i64, Ordering::AcqRel);
+        }
+        if self.outstanding.load(Ordering::Acquire) == 0 {
+            self.state.store(PAUSED, Ordering::Release);
+            return NDIS_STATUS_SUCCESS;
+        }
+        self.pause_pending.store(true, Ordering::Release);
+        if self.outstanding.load(Ordering::Acquire) == 0 && self.pause_pending.swap(false, Ordering::AcqRel) {
+            self.state.store(PAUSED, Ordering::Release);
+            return NDIS_STATUS_SUCCESS;
+        }
+        kernel::ffi::ndis::NDIS_STATUS_PENDING
+    }
+}
+
+impl Drop for SendPath {
+    /// Frees the copy pool: after [`SendPath::stop`] (detach, failed attach), or when the module context
+    /// could not be allocated (then nothing was ever allocated from the pool).
+    fn drop(&mut self) {
+        if !self.copy_pool.is_null() {
+            // SAFETY: our pool; every NBL from it was freed (by `stop`, or none was allocated).
+            unsafe { NdisFreeNetBufferListPool(self.copy_pool) };
+        }
+    }
+}
+
+fn at_dispatch(send_flags: u32) -> bool {
+    send_flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0
+}
+
+/// The classification snapshot: policy and peer endpoints from `CONFIG` (held briefly), the socket's
+/// port from `transport::LOCAL_PORT` (an atomic: the send handler never waits for `TRANSPORT`).
+/// IRQL <= DISPATCH_LEVEL.
+fn snapshot() -> Snapshot {
+    let mut s = Snapshot::default();
+    let port = crate::transport::LOCAL_PORT.load(Ordering::Acquire);
+    s.own_port = u16::try_from(port).unwrap_or(0);
+    let guard = control::CONFIG.lock();
+    if let Some(c) = guard.as_ref() {
+        s.prefixes = c.policy;
+        s.peers = c.peers.len();
+        s.ready = port != 0 && c.any_keyed();
+        for e in c.endpoints() {
+            if s.endpoints.try_push(e).is_err() {
+                break;
+            }
+        }
+    }
+    drop(guard);
+    s
+}
+
+/// `FilterSendNetBufferLists`. IRQL <= DISPATCH_LEVEL (`NDIS_SEND_FLAGS_DISPATCH_LEVEL` says which).
+/// Takes `CONFIG` briefly (snapshot) and the module's queue lock; calls NDIS with no lock held.
+pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDIS_PORT_NUMBER, flags: u32) {
+    let complete_flags = if at_dispatch(flags) { NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL } else { 0 };
+    if path.state.load(Ordering::Acquire) != RUNNING {
+        let mut nbl = nbls;
+        while !nbl.is_null() {
+            // SAFETY: the filter owns the chain it was handed.
+            unsafe { (*nbl).Status = NDIS_STATUS_PAUSED };
+            // SAFETY: as above.
+            nbl = unsafe { (*nbl).Next };
+        }
+        // SAFETY: completes the sends the filter was handed.
+        unsafe { NdisFSendNetBufferListsComplete(path.filter_handle, nbls, complete_flags) };
+        return;
+    }
+    let snap = snapshot();
+    let budget = i64::from(hold::POLICY.budget_nbls.load(Ordering::Relaxed));
+    let mut run = NblChain::new();
+    let mut held = NblChain::new();
+    let mut queued = 0usize;
+    let mut nbl = nbls;
+    while !nbl.is_null() {
+        // SAFETY: the filter owns the chain it was handed.
+        let next = unsafe { (*nbl).Next };
+        let mut head = [0u8; HEAD_BYTES];
+        // SAFETY: an owned NBL.
+        let first = unsafe { NET_BUFFER_LIST_FIRST_NB(nbl) };
+        // SAFETY: the first NB of an owned NBL.
+        let n = unsafe { classify::copy_head(first, &mut head) };
+        let verdict = head.get(..n).map_or(Verdict::Bypass, |h| classify::classify(h, &snap));
+        match verdict {
+            Verdict::Bypass => {
+                STATS.bypassed.fetch_add(1, Ordering::Relaxed);
+                run.push(nbl);
+            }
+            Verdict::Divert { .. } => {
+                STATS.diverted.fetch_add(1, Ordering::Relaxed);
+                send_run(path, &mut run, port, flags);
+                let trigger = if !snap.ready {
+                    Some(Trigger::NotReady)
+                } else if path.worker.queued_originals.load(Ordering::Acquire) >= budget {
+                    Some(Trigger::Budget)
+                } else {
+                    None
+                };
+                match trigger {
+                    None => {
+                        // SAFETY: an owned NBL; Scratch is the current owner's.
+                        unsafe { (*nbl).Scratch = worker::ticks() as usize as *mut core::ffi::c_void };
+                        path.outstanding.fetch_add(1, Ordering::AcqRel);
+                        path.worker.queued_originals.fetch_add(1, Ordering::AcqRel);
+                        STATS.holds.fetch_add(1, Ordering::Relaxed);
+                        path.queue.lock().push(nbl);
+                        queued += 1;
+                    }
+                    Some(trigger) => {
+                        // SAFETY: an owned NBL, unlinked from the chain below.
+                        unsafe { (*nbl).Next = null_mut() };
+                        // SAFETY: an owned NBL; the module's pool and handle.
+                        let status = match unsafe {
+                            hold::deep_copy(path.filter_handle, path.copy_pool, nbl, trigger)
+                        } {
+                            Ok((head, _)) => {
+                                let mut c = head;
+                                while !c.is_null() {
+                                    // SAFETY: our copy.
+                                    unsafe {
+                                        (*c).Scratch = worker::ticks() as usize as *mut core::ffi::c_void
+                                    };
+                                    // SAFETY: as above.
+                                    c = unsafe { (*c).Next };
+                                }
+                                path.queue.lock().push_chain(head);
+                                queued += 1;
+                                NDIS_STATUS_SUCCESS
+                            }
+                            Err(status) => status,
+                        };
+                        // SAFETY: as above.
+                        unsafe { (*nbl).Status = status };
+                        held.push(nbl);
+                    }
+                }
+            }
+        }
+        nbl = next;
+    }
+    send_run(path, &mut run, port, flags);
+    let (head, _) = held.take();
+    if !head.is_null() {
+        // SAFETY: originals the filter owns, copied (or failed), completed once.
+        unsafe { NdisFSendNetBufferListsComplete(path.filter_handle, head, complete_flags) };
+    }
+    if queued > 0 {
+        path.kick();
+    }
+}
+
+/// Sends a run of bypass NBLs down, in order.
+fn send_run(path: &SendPath, run: &mut NblChain, port: NDIS_PORT_NUMBER, flags: u32) {
+    let (head, n) = run.take();
+    if head.is_null() {
+        return;
+    }
+    path.outstanding.fetch_add(n as i64, Ordering::AcqRel);
+    // SAFETY: the chain belongs to the filter and goes down unchanged; flags as NDIS gave them.
+    unsafe { NdisFSendNetBufferLists(path.filter_handle, head, port, flags) };
+}
+
+/// `FilterSendNetBufferListsComplete`. IRQL <= DISPATCH_LEVEL. Bypass sends coming back: passed up
+/// (the filter never sends its own NBLs down).
+pub(crate) fn filter_send_complete(path: &SendPath, nbls: *mut NET_BUFFER_LIST, flags: u32) {
+    let mut n = 0i64;
+    let mut nbl = nbls;
+    while !nbl.is_null() {
+        n += 1;
+        // SAFETY: a completed chain handed back to the filter.
+        nbl = unsafe { (*nbl).Next };
+    }
+    // SAFETY: the protocol's NBLs, completed up once.
+    unsafe { NdisFSendNetBufferListsComplete(path.filter_handle, nbls, flags) };
+    path.settle(n);
+}
+
+/// `FilterCancelSendNetBufferLists`. IRQL <= DISPATCH_LEVEL. Completes every queued original with this
+/// cancel id with `NDIS_STATUS_SEND_ABORTED` and passes the cancel down ("Canceling a Send Request in
+/// a Filter Driver": a filter cancels what it queued and calls `NdisFCancelSendNetBufferLists`).
+pub(crate) fn filter_cancel_send(path: &SendPath, cancel_id: *mut core::ffi::c_void) {
+    let mut cancelled = NblChain::new();
+    path.queue.lock().cancel(path, cancel_id, &mut cancelled);
+    let mut nbl = cancelled.head;
+    let mut n = 0u64;
+    while !nbl.is_null() {
+        // SAFETY: a cancelled original the filter owns.
+        unsafe { (*nbl).Status = NDIS_STATUS_SEND_ABORTED };
+        // SAFETY: as above.
+        unsafe { (*nbl).Scratch = null_mut() };
+        path.worker.queued_originals.fetch_sub(1, Ordering::AcqRel);
+        n += 1;
+        // SAFETY: as above.
+        nbl = unsafe { (*nbl).Next };
+    }
+    STATS.send_aborted.fetch_add(n, Ordering::Relaxed);
+    path.complete(cancelled);
+    // SAFETY: the module's handle; any IRQL <= DISPATCH_LEVEL.
+    unsafe { NdisFCancelSendNetBufferLists(path.filter_handle, cancel_id) };
+}

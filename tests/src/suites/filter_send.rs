@@ -1,0 +1,785 @@
+//! The filter_send suite: the REAL filter, installed from its INF over a simulated NIC, with its send
+//! path: the protocol sends IP packets to a prefix in the tunnel policy; a UDP socket on loopback stands
+//! for the peer, receives the datagrams and opens them with the engine (keys mirrored), and every inner
+//! packet must verify (lengths, checksums) and reassemble to exactly the bytes the protocol sent. Bypass
+//! traffic (test frames) must reach the wire unchanged and in order. Each hold trigger, cancel,
+//! pause/restart, power D3/D0, surprise removal and allocation failure at every allocation site.
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use ::datapath::{Cipher, KeyConfig, KeyDirection, KeyFormat, KeySlotId, Peer, PeerConfig, Received};
+use kernel::ffi::nbl::NetBufferListCancelId;
+use kernel::ffi::ndis::{NDIS_STATUS_RESOURCES, NDIS_STATUS_SEND_ABORTED, NDIS_STATUS_SUCCESS};
+use kernel::ffi::ntos::{DISPATCH_LEVEL, NTSTATUS, STATUS_SUCCESS};
+use uapi::ovpn::{OvpnCipherAlg, OvpnCryptoData, OvpnCryptoDataV2, OvpnKeyDirection, OvpnKeySlot};
+use uapi::rdco_filter::{
+    RdcoAddPeer, RdcoFilterIoctl, RdcoNewKey, RdcoPeerRef, RdcoPrefix, RdcoSetPolicy, RdcoStats, ALL_PEERS,
+};
+use uapi::Wire;
+use winsim::datapath::{self, IpSend, NicConfig, Proto};
+use winsim::device::{self, Handle};
+use winsim::pool::{self, FaultPlan};
+use winsim::{ndis, DriverId, Machine};
+
+use crate::install::{self, Installed};
+use crate::{Outcome, Test};
+
+const NIC: u32 = 1;
+const PEER_ID: u32 = 1;
+const TX_KEY: [u8; 32] = [0x11; 32];
+const RX_KEY: [u8; 32] = [0x22; 32];
+const TX_TAIL: [u8; 8] = [0x33; 8];
+const RX_TAIL: [u8; 8] = [0x44; 8];
+
+/// The peer's side: a real UDP socket and the engine with the filter's keys mirrored.
+struct TestPeer {
+    socket: UdpSocket,
+    peer: Peer,
+}
+
+impl TestPeer {
+    fn new() -> Result<Self, String> {
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("peer socket: {e}"))?;
+        socket.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+        // Room for a burst of a few hundred datagrams (the simulated WSK transmits at send time).
+        let size: libc::c_int = 4 << 20;
+        // SAFETY: a valid socket descriptor and a c_int option value of the stated size.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&raw const size).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err("setsockopt(SO_RCVBUF) failed".into());
+        }
+        let mut peer = Peer::new(&PeerConfig::new(PEER_ID), ::datapath::Instant::from_millis(0));
+        let config = KeyConfig {
+            cipher: Cipher::Aes256Gcm,
+            format: KeyFormat::Classic,
+            key_id: 0,
+            encrypt: KeyDirection { key: RX_KEY, nonce_tail: RX_TAIL },
+            decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
+        };
+        peer.install_key(KeySlotId::Primary, &config).map_err(|e| format!("peer key: {e:?}"))?;
+        Ok(TestPeer { socket, peer })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("bound")
+    }
+
+    /// Runs the machine (DPCs, WSK) and collects every inner packet that arrives until `want` did or
+    /// nothing comes for a while. Keepalive pings are skipped.
+    fn collect(&mut self, want: usize) -> Result<Vec<Vec<u8>>, String> {
+        let mut out = Vec::new();
+        let mut idle = 0;
+        let mut buf = vec![0u8; 70_000];
+        while out.len() < want && idle < 10 {
+            winsim::sched::run_until_idle();
+            winsim::wsk::pump();
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    idle = 0;
+                    let packet = &mut buf[..n];
+                    match self.peer.open(::datapath::Instant::from_millis(0), None, packet) {
+                        Ok(Received::Data(o)) => out.push(packet[o.payload].to_vec()),
+                        Ok(Received::Keepalive(_)) => {}
+                        other => return Err(format!("peer could not open a datagram: {other:?}")),
+                    }
+                }
+                Err(_) => idle += 1,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The inner packets as Ethernet frames (for winsim's checkers), each verified; grouped by send id and
+/// reassembled; compared with what the protocol sent.
+fn check_inner(packets: &[Vec<u8>], sends: &[(u16, IpSend)]) -> Result<(), String> {
+    let mut by_id: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
+    for p in packets {
+        let ethertype: u16 = if p.first().map(|b| b >> 4) == Some(6) { 0x86dd } else { 0x0800 };
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(p);
+        winsim::offload::verify_packet(&f).map_err(|e| format!("inner packet does not verify: {e}"))?;
+        let id = winsim::offload::send_id(&f).ok_or("inner packet without a send id")?;
+        by_id.entry(id).or_default().push(f);
+    }
+    for (id, s) in sends {
+        let got = by_id.get(id).ok_or_else(|| format!("send {id} never arrived"))?;
+        let refs: Vec<&[u8]> = got.iter().map(Vec::as_slice).collect();
+        let payload = winsim::offload::reassemble(&refs);
+        let want: Vec<u8> = (0..s.payload_len).map(|i| winsim::offload::payload_byte(*id, i)).collect();
+        if payload != want {
+            return Err(format!("send {id}: payload differs ({} bytes, want {})", payload.len(), want.len()));
+        }
+    }
+    Ok(())
+}
+
+fn encode<T: Wire>(value: &T) -> Vec<u8> {
+    let mut out = vec![0u8; T::SIZE];
+    value.write_to(&mut out).expect("encodes");
+    out
+}
+
+fn ioctl(h: Handle, which: RdcoFilterIoctl, input: &[u8], out: usize) -> (NTSTATUS, Vec<u8>) {
+    device::device_io_control(h, which.code(), input, out)
+}
+
+fn ok(what: &str, (status, _): (NTSTATUS, Vec<u8>)) -> Result<(), String> {
+    if status == STATUS_SUCCESS {
+        Ok(())
+    } else {
+        Err(format!("{what}: {status:#010x}"))
+    }
+}
+
+/// A machine with one NIC and the filter installed from its INF; the control device open.
+struct Rig {
+    installed: Installed,
+    handle: Handle,
+    mac: [u8; 6],
+}
+
+fn rig(machine: &mut Machine) -> Result<Rig, String> {
+    datapath::add_nic(NicConfig::ethernet(NIC)).map_err(|s| format!("add_nic: {s:#x}"))?;
+    let installed = install::install_from_inf(
+        machine,
+        &install::inf_dir().join(uapi::names::FILTER_INF),
+        filter::driver_entry,
+    )?;
+    let handle = device::open(uapi::names::FILTER_USER_PATH).map_err(|s| format!("open: {s:#x}"))?;
+    let mac = datapath::nic_info(NIC).ok_or("no NIC")?.mac;
+    Ok(Rig { installed, handle, mac })
+}
+
+/// Policy (the protocol's peer addresses), the peer, and optionally its key.
+fn configure(r: &Rig, peer: &TestPeer, key: bool) -> Result<(), String> {
+    let prefixes = [
+        RdcoPrefix { addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 0)), prefix_len: 24 },
+        RdcoPrefix { addr: std::net::IpAddr::V6(winsim::offload::V6_PEER.into()), prefix_len: 128 },
+    ];
+    ok(
+        "set policy",
+        ioctl(
+            r.handle,
+            RdcoFilterIoctl::SetPolicy,
+            &encode(&RdcoSetPolicy::new(&prefixes).expect("policy")),
+            0,
+        ),
+    )?;
+    let add =
+        RdcoAddPeer { peer_id: PEER_ID, local: SocketAddr::from(([127, 0, 0, 1], 0)), remote: peer.addr() };
+    ok("add peer", ioctl(r.handle, RdcoFilterIoctl::AddPeer, &encode(&add), 0))?;
+    if key {
+        install_key(r)?;
+    }
+    Ok(())
+}
+
+fn install_key(r: &Rig) -> Result<(), String> {
+    let key = RdcoNewKey {
+        key: OvpnCryptoDataV2 {
+            v1: OvpnCryptoData {
+                encrypt: OvpnKeyDirection { key: TX_KEY, key_len: 32, nonce_tail: TX_TAIL },
+                decrypt: OvpnKeyDirection { key: RX_KEY, key_len: 32, nonce_tail: RX_TAIL },
+                key_slot: OvpnKeySlot::Primary,
+                cipher_alg: OvpnCipherAlg::AesGcm,
+                key_id: 0,
+                peer_id: PEER_ID as i32,
+            },
+            crypto_options: 0,
+        },
+    };
+    ok("new key", ioctl(r.handle, RdcoFilterIoctl::NewKey, &encode(&key), 0))
+}
+
+fn stats(r: &Rig) -> Result<RdcoStats, String> {
+    let (status, out) = ioctl(
+        r.handle,
+        RdcoFilterIoctl::GetStats,
+        &encode(&RdcoPeerRef { peer_id: ALL_PEERS }),
+        RdcoStats::SIZE,
+    );
+    if status != STATUS_SUCCESS {
+        return Err(format!("get stats: {status:#x}"));
+    }
+    RdcoStats::parse(&out).map_err(|e| format!("stats: {e:?}"))
+}
+
+/// IP sends numbered in protocol order (the protocol numbers sends from 0 per NIC).
+fn numbered(first: u16, sends: &[IpSend]) -> Vec<(u16, IpSend)> {
+    sends.iter().enumerate().map(|(i, s)| (first + u16::try_from(i).unwrap_or(0), *s)).collect()
+}
+
+fn udp(len: usize) -> IpSend {
+    IpSend { v6: false, proto: Proto::Udp, payload_len: len, request_checksum: true, mss: 1472 }
+}
+
+fn tcp6(len: usize) -> IpSend {
+    IpSend { v6: true, proto: Proto::Tcp, payload_len: len, request_checksum: true, mss: 1440 }
+}
+
+/// Detach, close, unload; the ledger must be settled.
+fn finish(machine: &mut Machine, r: Rig) -> Result<(), String> {
+    datapath::pump();
+    winsim::sched::run_until_idle();
+    winsim::wsk::pump();
+    for &m in &r.installed.modules {
+        if ndis::module_state(m) == Some(ndis::ModuleState::Running) {
+            ndis::pause_module(m, 0);
+            winsim::pnp::settle_pause(m);
+        }
+        ndis::detach_module(m);
+    }
+    let l = datapath::ledger(NIC);
+    if l.owed() != 0 {
+        return Err(format!("protocol still owed {} sends: {:?}", l.owed(), datapath::in_flight(NIC)));
+    }
+    device::close(r.handle);
+    machine.unload_driver(r.installed.driver)
+}
+
+fn driver(r: &Rig) -> DriverId {
+    r.installed.driver
+}
+
+fn counters() -> filter::test_hooks::SendCounters {
+    filter::test_hooks::send_counters()
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------------------
+
+/// Divert with zero copies; bypass in order and unchanged; packets up to the MTU (ciphertext larger than
+/// it); IPv4 UDP and IPv6 TCP.
+fn divert_zero_copy(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    let sends = [udp(1), udp(100), udp(1472), tcp6(10), tcp6(1440), udp(700)];
+    let numbered = numbered(0, &sends);
+    // Interleave: bypass frames before, between (separate chains) and after.
+    let bypass: Vec<Vec<u8>> =
+        (0..6).map(|s| datapath::test_frame([2, 0, 0, 0, 0, 9], r.mac, s, 200 + s as usize)).collect();
+    datapath::protocol_send(NIC, &bypass[..3]);
+    datapath::protocol_send_ip(NIC, &sends);
+    datapath::protocol_send(NIC, &bypass[3..]);
+    let inner = peer.collect(sends.len())?;
+    check_inner(&inner, &numbered)?;
+    datapath::pump();
+    let wire = datapath::wire(NIC);
+    let seqs: Vec<Option<u64>> = wire.iter().map(|f| datapath::check_test_frame(f)).collect();
+    if seqs != (0..6).map(Some).collect::<Vec<_>>() {
+        return Err(format!("the wire should carry the 6 bypass frames unchanged and in order: {seqs:?}"));
+    }
+    let s = stats(&r)?;
+    if s.diverted != 6
+        || s.bypassed != 6
+        || s.tx_packets != 6
+        || s.plaintext_copies != 0
+        || s.deep_copies != 0
+    {
+        return Err(format!("stats: {s:?}"));
+    }
+    let l = datapath::ledger(NIC);
+    if l.completed != 12 || !l.failed.is_empty() {
+        return Err(format!("ledger: {l:?}"));
+    }
+    let c = counters();
+    if c.offload_copies != 0 {
+        return Err(format!("no offload was requested, yet {c:?}"));
+    }
+    finish(machine, r)?;
+    Ok(vec![("diverted".into(), s.diverted), ("bypassed".into(), s.bypassed), ("plaintext_copies".into(), 0)])
+}
+
+/// Checksum offload and LSOv2/USO super-packets, diverted: the peer gets exactly the segmented,
+/// checksummed packets the wire would have carried; bypass keeps its offloads (the NIC does them).
+fn offloads(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    datapath::nic_announce_offloads(NIC);
+    if datapath::protocol_offloads(NIC).is_none() {
+        return Err("the protocol did not see the NIC's offloads".into());
+    }
+    let sends = [
+        IpSend { v6: false, proto: Proto::Tcp, payload_len: 20_000, request_checksum: true, mss: 1448 },
+        IpSend { v6: false, proto: Proto::Udp, payload_len: 9_000, request_checksum: true, mss: 1400 },
+        IpSend { v6: false, proto: Proto::Udp, payload_len: 300, request_checksum: true, mss: 1472 },
+        IpSend { v6: true, proto: Proto::Tcp, payload_len: 60_000, request_checksum: true, mss: 1440 },
+    ];
+    let numbered = numbered(0, &sends);
+    datapath::protocol_send_ip(NIC, &sends);
+    let want: usize = sends.iter().map(|s| s.payload_len.div_ceil(usize::from(s.mss))).sum();
+    let inner = peer.collect(want)?;
+    if inner.len() != want {
+        return Err(format!("{} inner packets arrived, the wire would have carried {want}", inner.len()));
+    }
+    check_inner(&inner, &numbered)?;
+    let c = counters();
+    let s = stats(&r)?;
+    if c.segmented != 3 || s.segmented != 3 || s.offload_copies != want as u64 || s.plaintext_copies != 0 {
+        return Err(format!("expected 3 super-packets segmented in software: {c:?} {s:?}"));
+    }
+    let l = datapath::ledger(NIC);
+    if l.lso_completed != 2 {
+        return Err(format!("LSOv2 sends must complete with LsoV2TransmitComplete: {l:?}"));
+    }
+    finish(machine, r)?;
+    Ok(vec![("inner_packets".into(), inner.len() as u64), ("offload_copies".into(), c.offload_copies)])
+}
+
+/// Transport not ready (no key): each diverted NBL is deep-copied and completed at once; once the key
+/// arrives the copies go out.
+fn hold_not_ready(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, false)?;
+    let sends = [udp(10), udp(20), udp(30)];
+    datapath::protocol_send_ip(NIC, &sends);
+    let l = datapath::ledger(NIC);
+    if l.completed != 3 || !l.failed.is_empty() {
+        return Err(format!("originals must complete at once when copied: {l:?}"));
+    }
+    let c = counters();
+    if c.copies_not_ready != 3 || c.copies_budget + c.copies_pause != 0 {
+        return Err(format!("expected 3 not-ready copies: {c:?}"));
+    }
+    if !peer.collect(1)?.is_empty() {
+        return Err("something left without a key".into());
+    }
+    install_key(&r)?;
+    let inner = peer.collect(3)?;
+    check_inner(&inner, &numbered(0, &sends))?;
+    if counters().copy_bytes != 0 {
+        return Err(format!("copies not freed after sending: {:?}", counters()));
+    }
+    let s = stats(&r)?;
+    if s.holds_not_ready != 3
+        || s.deep_copies != 3
+        || s.holds_budget + s.holds_pause != 0
+        || s.tx_packets != 3
+    {
+        return Err(format!("stats IOCTL: {s:?}"));
+    }
+    finish(machine, r)?;
+    Ok(vec![("deep_copies".into(), s.deep_copies)])
+}
+
+/// The hold budget: with room for 4 originals, a chain of 10 diverted NBLs leaves 6 deep copies; the
+/// queue-time budget (0 ms here) turns queued originals into copies at the tick.
+fn hold_budget(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    filter::test_hooks::set_hold_policy(4, 60_000, 4 << 20, 5_000);
+    let sends: Vec<IpSend> = (0..10).map(|i| udp(50 + i)).collect();
+    datapath::protocol_send_ip(NIC, &sends);
+    let c = counters();
+    if c.copies_budget != 6 || datapath::ledger(NIC).completed != 6 {
+        return Err(format!(
+            "expected 6 budget copies completed at once: {c:?}, {:?}",
+            datapath::ledger(NIC)
+        ));
+    }
+    let inner = peer.collect(10)?;
+    check_inner(&inner, &numbered(0, &sends))?;
+    // Queue-time budget: 0 ms, the tick copies whatever is queued before the worker runs.
+    filter::test_hooks::set_hold_policy(256, 0, 4 << 20, 5_000);
+    let more: Vec<IpSend> = (0..3).map(|i| udp(70 + i)).collect();
+    datapath::protocol_send_ip(NIC, &more);
+    winsim::context::call_driver(driver(&r), DISPATCH_LEVEL, "test: tick", filter::test_hooks::tick);
+    let c2 = counters();
+    if c2.copies_budget != 9 {
+        return Err(format!("the tick should have copied the 3 queued originals: {c2:?}"));
+    }
+    let inner = peer.collect(3)?;
+    check_inner(&inner, &numbered(10, &more))?;
+    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+    finish(machine, r)?;
+    Ok(vec![("budget_copies".into(), c2.copies_budget)])
+}
+
+/// The deep-copy ceiling: past it originals complete with NDIS_STATUS_RESOURCES and count as dropped.
+fn hold_ceiling(machine: &mut Machine) -> Outcome {
+    let peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, false)?;
+    // Each UDP frame of 1000 payload bytes is 1042 bytes: two fit in 2500.
+    filter::test_hooks::set_hold_policy(256, 50, 2_500, 5_000);
+    datapath::protocol_send_ip(NIC, &[udp(1000), udp(1000), udp(1000), udp(1000)]);
+    let l = datapath::ledger(NIC);
+    let c = counters();
+    let s = stats(&r)?;
+    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+    if c.copies_not_ready != 2 || c.ceiling_drops != 2 || s.drop_copy_ceiling != 2 {
+        return Err(format!("expected 2 copies and 2 ceiling drops: {c:?} {s:?}"));
+    }
+    if l.completed != 4 || l.failed.get(&NDIS_STATUS_RESOURCES) != Some(&2) {
+        return Err(format!("expected 2 completions with NDIS_STATUS_RESOURCES: {l:?}"));
+    }
+    // The copies expire when no key comes (5 s), freeing the ceiling.
+    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 1_000);
+    datapath::wait(Duration::from_secs(3));
+    let after = counters();
+    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+    if after.copy_bytes != 0 {
+        return Err(format!("expired copies were not freed: {after:?}"));
+    }
+    finish(machine, r)?;
+    Ok(vec![("ceiling_drops".into(), c.ceiling_drops)])
+}
+
+/// Cancel: queued originals with the cancelled id complete with NDIS_STATUS_SEND_ABORTED; the others go.
+fn cancel(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    // Build two IP frames by sending through the protocol's frame builder: use test packets from the
+    // offload module (IPv4 UDP to the peer address) with cancel ids.
+    let frames: Vec<(Vec<u8>, datapath::NblInfo)> = (0..4u16)
+        .map(|id| {
+            let s = udp(100);
+            let p = winsim::offload::protocol_packets(datapath::PEER_MAC, r.mac, &s, 100 + id, None);
+            let id_value = if id % 2 == 0 { 0x4200 } else { 0x4300 };
+            (p[0].frame.clone(), vec![(NetBufferListCancelId, id_value)])
+        })
+        .collect();
+    datapath::protocol_send_with_info(NIC, &frames);
+    datapath::protocol_cancel_send(NIC, 0x4200);
+    let l = datapath::ledger(NIC);
+    if l.failed.get(&NDIS_STATUS_SEND_ABORTED) != Some(&2) {
+        return Err(format!("expected 2 sends aborted: {l:?}"));
+    }
+    let inner = peer.collect(2)?;
+    if inner.len() != 2 || counters().cancelled != 2 || stats(&r)?.send_aborted != 2 {
+        return Err(format!("expected the 2 others to arrive: {} arrived, {:?}", inner.len(), counters()));
+    }
+    finish(machine, r)?;
+    Ok(vec![("cancelled".into(), 2)])
+}
+
+/// Pause and restart with diverted sends queued and bypass sends at the NIC: the pause copies what it
+/// queued, pends until the bypass sends complete, and the copies still reach the peer.
+fn pause_restart(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    let m = r.installed.modules[0];
+    let mut delivered = 0;
+    for round in 0..3u16 {
+        let sends = [udp(100 + usize::from(round)), tcp6(500)];
+        datapath::protocol_send_ip(NIC, &sends);
+        datapath::protocol_send(
+            NIC,
+            &[datapath::test_frame([2, 0, 0, 0, 0, 9], r.mac, u64::from(round), 64)],
+        );
+        let status = ndis::pause_module(m, 0);
+        if status != kernel::ffi::ndis::NDIS_STATUS_PENDING {
+            return Err(format!("pause with a bypass send at the NIC must pend, got {status:#x}"));
+        }
+        if !winsim::pnp::settle_pause(m) {
+            return Err("pause never completed".into());
+        }
+        let inner = peer.collect(2)?;
+        check_inner(&inner, &numbered(round * 2, &sends))?;
+        delivered += inner.len();
+        if ndis::restart_module(m) != NDIS_STATUS_SUCCESS {
+            return Err("restart failed".into());
+        }
+    }
+    let c = counters();
+    if c.copies_pause != 6 {
+        return Err(format!("every queued original should have been copied by the pause: {c:?}"));
+    }
+    finish(machine, r)?;
+    Ok(vec![("delivered".into(), delivered as u64), ("pause_copies".into(), c.copies_pause)])
+}
+
+/// Power D3 and back to D0 with traffic: the stack pauses for low power (copies), the power event passes
+/// through the filter, and traffic flows again after D0.
+fn power(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    datapath::protocol_send_ip(NIC, &[udp(40), udp(41)]);
+    let status = winsim::pnp::power_down(NIC);
+    if status != NDIS_STATUS_SUCCESS {
+        return Err(format!("power down: {status:#x}"));
+    }
+    let first = peer.collect(2)?;
+    check_inner(&first, &numbered(0, &[udp(40), udp(41)]))?;
+    let status = winsim::pnp::power_up(NIC);
+    if status != NDIS_STATUS_SUCCESS {
+        return Err(format!("power up: {status:#x}"));
+    }
+    datapath::protocol_send_ip(NIC, &[udp(42)]);
+    let second = peer.collect(1)?;
+    check_inner(&second, &numbered(2, &[udp(42)]))?;
+    let seen = winsim::pnp::seen(NIC);
+    if seen.iter().filter(|e| e.contains("SetPower") || e.contains("net:0")).count() < 2 {
+        return Err(format!("the power events did not pass through: {seen:?}"));
+    }
+    finish(machine, r)?;
+    Ok(vec![("pause_copies".into(), counters().copies_pause)])
+}
+
+/// Surprise removal with diverted and bypass packets in flight, then unload: nothing leaks, every send
+/// completes.
+fn surprise_removal(machine: &mut Machine) -> Outcome {
+    let peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    datapath::protocol_send_ip(NIC, &[udp(10), udp(20)]);
+    datapath::protocol_send(NIC, &[datapath::test_frame([2, 0, 0, 0, 0, 9], r.mac, 1, 64)]);
+    winsim::pnp::surprise_remove(NIC);
+    winsim::sched::run_until_idle();
+    winsim::wsk::pump();
+    let l = datapath::ledger(NIC);
+    if l.owed() != 0 {
+        return Err(format!("sends still owed after surprise removal: {l:?}"));
+    }
+    device::close(r.handle);
+    machine.unload_driver(r.installed.driver)?;
+    Ok(vec![("completed".into(), l.completed)])
+}
+
+/// One full run for the fault injection: load, configure, divert and bypass, pause, detach, unload.
+/// Steps may fail under an injected allocation failure; the driver must clean up anyway.
+fn lifecycle(machine: &mut Machine, peer: &mut TestPeer) -> Result<(), String> {
+    let r = rig(machine)?;
+    // Without a key first: the sends are deep-copied (the hold path's allocations), then keyed.
+    let configured = configure(&r, peer, false);
+    datapath::protocol_send_ip(NIC, &[udp(10)]);
+    let keyed = install_key(&r);
+    datapath::protocol_send_ip(NIC, &[udp(1400)]);
+    datapath::protocol_send(NIC, &[datapath::test_frame([2, 0, 0, 0, 0, 9], r.mac, 1, 64)]);
+    let _ = peer.collect(2);
+    finish(machine, r)?;
+    configured.and(keyed)
+}
+
+fn alloc_failure_each_site(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    pool::set_fault_plan(FaultPlan::Never);
+    lifecycle(machine, &mut peer)?;
+    let (total, _) = pool::counts();
+    if let Some(v) = machine.reboot().first() {
+        return Err(format!("clean run: {v}"));
+    }
+    let mut failed_steps = 0;
+    for n in 1..=total {
+        let mut peer = TestPeer::new()?;
+        // A run whose divert failed waits for nothing: a short idle wait keeps the sweep within seconds.
+        peer.socket.set_read_timeout(Some(Duration::from_millis(10))).map_err(|e| e.to_string())?;
+        pool::set_fault_plan(FaultPlan::Nth(n));
+        if lifecycle(machine, &mut peer).is_err() {
+            failed_steps += 1;
+        }
+        pool::set_fault_plan(FaultPlan::Never);
+        if let Some(v) = machine.reboot().first() {
+            return Err(format!("allocation {n} of {total} failed: {v}"));
+        }
+    }
+    // And it reloads cleanly.
+    let mut peer = TestPeer::new()?;
+    lifecycle(machine, &mut peer)?;
+    Ok(vec![("allocation_sites".into(), total), ("runs_with_a_failed_step".into(), failed_steps)])
+}
+
+/// The control device's write sends a control-channel packet through the tunnel socket, unchanged;
+/// without a transport (no peer) it fails with STATUS_DEVICE_NOT_READY.
+fn control_write(machine: &mut Machine) -> Outcome {
+    let peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    let mut packet = vec![0u8; 16];
+    uapi::sockaddr::write(&peer.addr(), &mut packet).map_err(|e| e.to_string())?;
+    let control: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(3)).collect();
+    packet.extend_from_slice(&control);
+    let (s, _) = device::write(r.handle, &packet);
+    if s != kernel::ffi::ntos::STATUS_DEVICE_NOT_READY {
+        return Err(format!("write without a transport: {s:#x}"));
+    }
+    configure(&r, &peer, false)?;
+    let (s, n) = device::write(r.handle, &packet);
+    if s != STATUS_SUCCESS || n != packet.len() {
+        return Err(format!("write: {s:#x}, {n} bytes"));
+    }
+    winsim::wsk::pump();
+    let mut buf = [0u8; 2048];
+    let (got, _) = peer.socket.recv_from(&mut buf).map_err(|e| format!("peer got nothing: {e}"))?;
+    if buf[..got] != control[..] {
+        return Err("the control packet arrived changed".into());
+    }
+    let st = stats(&r)?;
+    if st.control_out != 1 {
+        return Err(format!("control_out {}", st.control_out));
+    }
+    finish(machine, r)?;
+    Ok(vec![("control_out".into(), 1)])
+}
+
+/// Keepalive: the 1 s tick sends the pings the engine asks for (the peer opens them as keepalives) and
+/// queues a timeout event when nothing came from the peer.
+fn keepalive(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    let ka = uapi::rdco_filter::RdcoKeepalive {
+        peer_id: PEER_ID,
+        keepalive_interval: 1,
+        keepalive_timeout: 3,
+        mss: 0,
+    };
+    ok("set keepalive", ioctl(r.handle, RdcoFilterIoctl::SetKeepalive, &encode(&ka), 0))?;
+    datapath::wait(Duration::from_secs(5));
+    winsim::wsk::pump();
+    let mut pings = 0;
+    let mut buf = [0u8; 2048];
+    while let Ok((n, _)) = peer.socket.recv_from(&mut buf) {
+        match peer.peer.open(::datapath::Instant::from_millis(0), None, &mut buf[..n]) {
+            Ok(Received::Keepalive(_)) => pings += 1,
+            other => return Err(format!("expected only keepalive pings, got {other:?}")),
+        }
+    }
+    let s = stats(&r)?;
+    if pings < 2 || s.keepalives_sent != pings {
+        return Err(format!("{pings} pings arrived, keepalives_sent {}", s.keepalives_sent));
+    }
+    let (status, out) = ioctl(r.handle, RdcoFilterIoctl::ReadEvent, &[], uapi::rdco_filter::RdcoEvent::SIZE);
+    let event =
+        uapi::rdco_filter::RdcoEvent::parse(&out).map_err(|e| format!("event ({status:#x}): {e:?}"))?;
+    if status != STATUS_SUCCESS
+        || event.kind != uapi::rdco_filter::RdcoEventKind::KeepaliveTimeout
+        || event.peer_id != PEER_ID
+    {
+        return Err(format!("expected a keepalive timeout event: {status:#x} {event:?}"));
+    }
+    finish(machine, r)?;
+    Ok(vec![("pings".into(), pings)])
+}
+
+/// Classification: a VLAN-tagged IPv4 frame (tag and IP header in a second MDL) to the policy is
+/// diverted; frames to a peer's own outer address (even inside a policy prefix), to addresses outside
+/// the policy, and non-IP frames go down unchanged.
+fn classify_rules(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    // Add 127.0.0.0/8 (the peer's own address) to the policy: it must still never be diverted.
+    let prefixes = [
+        RdcoPrefix { addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 0)), prefix_len: 24 },
+        RdcoPrefix { addr: std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), prefix_len: 8 },
+    ];
+    ok(
+        "set policy",
+        ioctl(
+            r.handle,
+            RdcoFilterIoctl::SetPolicy,
+            &encode(&RdcoSetPolicy::new(&prefixes).expect("policy")),
+            0,
+        ),
+    )?;
+    let base = |id: u16| {
+        winsim::offload::protocol_packets(datapath::PEER_MAC, r.mac, &udp(200), id, None)[0].frame.clone()
+    };
+    let mut vlan = base(500);
+    vlan.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+    let mut to_peer = base(501);
+    to_peer[14 + 16..14 + 20].copy_from_slice(&[127, 0, 0, 1]);
+    let mut outside = base(502);
+    outside[14 + 16..14 + 20].copy_from_slice(&[203, 0, 113, 9]);
+    let test = datapath::test_frame([2, 0, 0, 0, 0, 9], r.mac, 7, 100);
+    let frames: Vec<(Vec<u8>, datapath::NblInfo)> =
+        [vlan, to_peer.clone(), outside.clone(), test.clone()].into_iter().map(|f| (f, Vec::new())).collect();
+    datapath::protocol_send_with_info(NIC, &frames);
+    let inner = peer.collect(1)?;
+    check_inner(&inner, &[(500, udp(200))])?;
+    datapath::pump();
+    let wire = datapath::wire(NIC);
+    if wire != vec![to_peer, outside, test] {
+        return Err(format!(
+            "the wire should carry the 3 bypass frames unchanged and in order ({} frames)",
+            wire.len()
+        ));
+    }
+    let st = stats(&r)?;
+    if st.diverted != 1 || st.bypassed != 3 {
+        return Err(format!("diverted {} bypassed {}", st.diverted, st.bypassed));
+    }
+    finish(machine, r)?;
+    Ok(vec![("diverted".into(), 1), ("bypassed".into(), 3)])
+}
+
+/// WSK backpressure: the provider completes no send, so the ciphertext buffers run out; the worker
+/// stops and the originals left in the queue are deep-copied ("transport not ready") and completed.
+/// When the link drains, the tick sends the copies: every packet arrives, byte for byte.
+fn hold_backpressure(machine: &mut Machine) -> Outcome {
+    let mut peer = TestPeer::new()?;
+    let r = rig(machine)?;
+    configure(&r, &peer, true)?;
+    filter::test_hooks::set_hold_policy(1 << 20, 60_000, 4 << 20, 60_000);
+    winsim::wsk::set_faults(winsim::wsk::Faults { backpressure: Some(0), ..winsim::wsk::Faults::NONE });
+    let sends: Vec<IpSend> = (0..600).map(|i| udp(64 + i % 7)).collect();
+    datapath::protocol_send_ip(NIC, &sends);
+    winsim::sched::run_until_idle();
+    winsim::wsk::pump();
+    let stalled = counters();
+    let l = datapath::ledger(NIC);
+    if stalled.copies_not_ready == 0 || l.completed != 600 || !l.failed.is_empty() {
+        filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+        return Err(format!("backpressure should copy and complete the rest: {stalled:?} {l:?}"));
+    }
+    // Drain slowly (two send IRPs, at most 64 datagrams, per pump) so the peer's real socket buffer
+    // keeps up with the burst.
+    winsim::wsk::set_faults(winsim::wsk::Faults { backpressure: Some(2), ..winsim::wsk::Faults::NONE });
+    let mut inner = peer.collect(600 - stalled.copies_not_ready as usize)?;
+    winsim::context::call_driver(driver(&r), DISPATCH_LEVEL, "test: tick", filter::test_hooks::tick);
+    inner.extend(peer.collect(600 - inner.len())?);
+    winsim::wsk::set_faults(winsim::wsk::Faults::NONE);
+    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+    check_inner(&inner, &numbered(0, &sends)).map_err(|e| {
+        format!("{e}: {} arrived, {stalled:?}, {:?}, {:?}", inner.len(), counters(), stats(&r))
+    })?;
+    if inner.len() != 600 || counters().copy_bytes != 0 {
+        return Err(format!("{} of 600 arrived; {:?}", inner.len(), counters()));
+    }
+    finish(machine, r)?;
+    Ok(vec![("not_ready_copies".into(), stalled.copies_not_ready)])
+}
+
+pub fn tests() -> Vec<Test> {
+    let t = |name: &'static str, run: fn(&mut Machine) -> Outcome| Test {
+        suite: "filter_send",
+        name,
+        expect: None,
+        run,
+    };
+    vec![
+        t("rdcofilter.divert_zero_copy", divert_zero_copy),
+        t("rdcofilter.classify_rules", classify_rules),
+        t("rdcofilter.offloads_diverted", offloads),
+        t("rdcofilter.hold_not_ready", hold_not_ready),
+        t("rdcofilter.hold_budget", hold_budget),
+        t("rdcofilter.hold_ceiling", hold_ceiling),
+        t("rdcofilter.hold_wsk_backpressure", hold_backpressure),
+        t("rdcofilter.cancel", cancel),
+        t("rdcofilter.control_write", control_write),
+        t("rdcofilter.keepalive", keepalive),
+        t("rdcofilter.pause_restart_traffic", pause_restart),
+        t("rdcofilter.power_d3_d0_traffic", power),
+        t("rdcofilter.surprise_removal_in_flight", surprise_removal),
+        t("rdcofilter.alloc_failure_each_site", alloc_failure_each_site),
+    ]
+}
