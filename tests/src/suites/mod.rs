@@ -3,6 +3,7 @@ mod control;
 mod faults;
 mod filter_receive;
 mod load;
+mod miniport;
 pub(crate) mod netcx;
 mod scenarios;
 mod traffic;
@@ -21,6 +22,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(faults::tests());
     tests.extend(filter_receive::tests());
     tests.extend(netcx::tests());
+    tests.extend(miniport::tests());
     tests.extend(verifier::tests());
     tests
 }
