@@ -291,6 +291,9 @@ fn ready_to_retire(ctx: &DeviceContext) -> bool {
 unsafe extern "system" fn evt_cancel(queue: NETPACKETQUEUE) {
     let Some(ctx) = device::context_of(queue.cast()) else { return };
     ctx.tx.cancelled.store(true, Ordering::Release);
+    // Completions after this never notify: the queue is going away.
+    ctx.tx.notify.store(false, Ordering::Release);
+    ctx.tx.queue.store(0, Ordering::Release);
 }
 
 /// `EVT_PACKET_QUEUE_ADVANCE`. PASSIVE_LEVEL or DISPATCH_LEVEL; serialized with the queue's other
@@ -545,8 +548,8 @@ pub(crate) fn on_send_complete(ctx: &DeviceContext, status: NTSTATUS, _bytes: us
             }
             let queue = ctx.tx.queue.load(Ordering::Acquire);
             if queue != 0 && ctx.tx.notify.swap(false, Ordering::AcqRel) {
-                // SAFETY: our live queue (the queue handle is cleared... never: see evt_cancel) with
-                // notification armed by the OS.
+                // SAFETY: our live queue (`evt_cancel` clears the handle before the queue goes away)
+                // with notification armed by the OS.
                 unsafe { netcx::notify(Direction::Tx, queue as NETPACKETQUEUE) };
             }
         }

@@ -38,26 +38,33 @@ fn enc<T: Wire>(v: &T) -> Vec<u8> {
 }
 
 fn crypto(key_id: u8, flip: bool, seed: u8) -> Vec<u8> {
+    crypto_in(key_id, flip, seed, OvpnKeySlot::Primary)
+}
+
+fn crypto_in(key_id: u8, flip: bool, seed: u8, key_slot: OvpnKeySlot) -> Vec<u8> {
     let dir = |b: u8| OvpnKeyDirection { key: [b; 32], key_len: 32, nonce_tail: [b ^ 0x55; 8] };
     let (e, d) = if flip { (seed + 1, seed) } else { (seed, seed + 1) };
     enc(&OvpnCryptoData {
         encrypt: dir(e),
         decrypt: dir(d),
-        key_slot: OvpnKeySlot::Primary,
+        key_slot,
         cipher_alg: OvpnCipherAlg::AesGcm,
         key_id,
         peer_id: PEER_ID,
     })
 }
 
-/// The peer: a real UDP socket on loopback and an engine keyed the other way round.
-struct Peer {
-    socket: UdpSocket,
-    engine: Tunnel,
+/// The peer (also used by `benches/miniport.rs`): a real UDP socket on loopback and an engine keyed the other way round.
+#[derive(Debug)]
+pub struct Peer {
+    pub socket: UdpSocket,
+    pub engine: Tunnel,
+    /// Keepalive pings received (authenticated).
+    pub pings: usize,
 }
 
 impl Peer {
-    fn new() -> Result<Peer, String> {
+    pub fn new() -> Result<Peer, String> {
         let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
         let mut engine = Tunnel::new().map_err(|s| format!("{s:#x}"))?;
@@ -76,29 +83,30 @@ impl Peer {
                 .ioctl(code.code(), &input, &mut [], now)
                 .map_err(|s| format!("peer {}: {s:#x}", code.name()))?;
         }
-        Ok(Peer { socket, engine })
+        Ok(Peer { socket, engine, pings: 0 })
     }
 
-    fn port(&self) -> u16 {
+    pub fn port(&self) -> u16 {
         self.socket.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
     /// Every datagram waiting, opened: inner packets (pings and control excluded).
-    fn receive(&mut self) -> Result<Vec<Vec<u8>>, String> {
+    pub fn receive(&mut self) -> Result<Vec<Vec<u8>>, String> {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         while let Ok(n) = self.socket.recv(&mut buf) {
             let pkt = &mut buf[..n];
             match self.engine.peers().open(datapath::Instant::ZERO, None, pkt) {
                 Ok(Received::Data(o)) => out.push(pkt[o.payload].to_vec()),
-                Ok(_) => {}
+                Ok(Received::Keepalive(_)) => self.pings += 1,
+                Ok(Received::Control) => {}
                 Err(e) => return Err(format!("peer could not open a datagram: {e}")),
             }
         }
         Ok(out)
     }
 
-    fn seal(&mut self, inner: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn seal(&mut self, inner: &[u8]) -> Result<Vec<u8>, String> {
         let mut out = vec![0u8; inner.len() + 64];
         let s = self
             .engine
@@ -112,17 +120,25 @@ impl Peer {
         Ok(out)
     }
 
-    fn send_to(&self, port: u16, datagram: &[u8]) -> Result<(), String> {
+    pub fn ioctl(&mut self, code: OvpnIoctl, input: &[u8]) -> Result<(), String> {
+        self.engine
+            .ioctl(code.code(), input, &mut [], datapath::Instant::ZERO)
+            .map(|_| ())
+            .map_err(|s| format!("peer {}: {s:#x}", code.name()))
+    }
+
+    pub fn send_to(&self, port: u16, datagram: &[u8]) -> Result<(), String> {
         self.socket.send_to(datagram, ("127.0.0.1", port)).map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
-struct Rig {
-    driver: DriverId,
-    device: usize,
-    adapter: usize,
-    peer: Peer,
-    port: u16,
+#[derive(Debug)]
+pub struct Rig {
+    pub driver: DriverId,
+    pub device: usize,
+    pub adapter: usize,
+    pub peer: Peer,
+    pub port: u16,
 }
 
 fn in_driver<R>(driver: DriverId, what: &str, f: impl FnOnce() -> R) -> R {
@@ -136,7 +152,7 @@ fn ioctl(r: &Rig, code: OvpnIoctl, input: &[u8]) -> Result<Option<u16>, String> 
 }
 
 /// Loads the miniport, lets PnP add its device, connects it to a fresh peer and starts the VPN.
-fn bring_up(m: &mut Machine, keepalive: Option<(i32, i32)>) -> Result<Rig, String> {
+pub fn bring_up(m: &mut Machine, keepalive: Option<(i32, i32)>) -> Result<Rig, String> {
     let driver =
         m.load_driver(SERVICE, miniport::driver_entry).map_err(|s| format!("DriverEntry: {s:#x}"))?;
     let device = netcx::device_arrives(driver).map_err(|s| format!("EvtDriverDeviceAdd: {s:#x}"))?;
@@ -168,12 +184,12 @@ fn bring_up(m: &mut Machine, keepalive: Option<(i32, i32)>) -> Result<Rig, Strin
     Ok(r)
 }
 
-fn counters(r: &Rig) -> Result<DataCounters, String> {
+pub fn counters(r: &Rig) -> Result<DataCounters, String> {
     in_driver(r.driver, "test: counters", || test_hooks::counters(r.device))
         .ok_or_else(|| "no counters".into())
 }
 
-fn tear_down(m: &mut Machine, r: Rig) -> Result<(), String> {
+pub fn tear_down(m: &mut Machine, r: Rig) -> Result<(), String> {
     netcx::device_remove(r.device);
     ensure(wsk::retained() == 0, || format!("{} datagrams still retained after removal", wsk::retained()))?;
     m.unload_driver(r.driver)
@@ -193,7 +209,7 @@ fn report(c: &DataCounters) -> Vec<(String, u64)> {
 }
 
 /// Pumps WSK until the peer holds `n` inner packets.
-fn peer_collect(r: &mut Rig, n: usize) -> Result<Vec<Vec<u8>>, String> {
+pub fn peer_collect(r: &mut Rig, n: usize) -> Result<Vec<Vec<u8>>, String> {
     let mut got = Vec::new();
     let ok = wsk::pump_until(Duration::from_secs(5), || {
         if let Ok(mut more) = r.peer.receive() {
@@ -206,7 +222,7 @@ fn peer_collect(r: &mut Rig, n: usize) -> Result<Vec<Vec<u8>>, String> {
 }
 
 /// Pumps WSK and the adapter until the stack received `n` packets.
-fn stack_collect(r: &Rig, n: usize) -> Result<Vec<Vec<u8>>, String> {
+pub fn stack_collect(r: &Rig, n: usize) -> Result<Vec<Vec<u8>>, String> {
     let mut got = Vec::new();
     let ok = wsk::pump_until(Duration::from_secs(5), || {
         netcx::pump(r.adapter);
@@ -336,22 +352,132 @@ fn tx_cancel_in_flight(m: &mut Machine) -> Outcome {
     let d = counters(&r)?;
     ensure(d.tx_in_flight == sent.len() as u64, || format!("in flight {d:?}"))?;
     netcx::adapter_stop(r.adapter);
-    wsk::set_faults(wsk::Faults::NONE);
+    // Cancel returned every packet (their ciphertext is in the pool); the sends stay WSK's until they
+    // complete, and their buffers with them.
+    let c = netcx::counters(r.adapter).ok_or("no counters")?;
+    ensure(c.tx_completed == sent.len() as u64, || format!("after cancel: {c:?}"))?;
     let d = counters(&r)?;
+    ensure(d.tx_in_flight == sent.len() as u64, || format!("orphaned sends after cancel: {d:?}"))?;
+    wsk::set_faults(wsk::Faults::NONE);
+    winsim::sched::advance(Duration::from_secs(61));
+    let mut r = r;
+    let got = peer_collect(&mut r, sent.len())?;
+    ensure(got == sent, || "the sends in flight at cancel did not arrive intact".into())?;
+    let d = counters(&r)?;
+    ensure(d.tx_in_flight == 0, || format!("after the completions: {d:?}"))?;
     let out = report(&d);
     tear_down(m, r)?;
     Ok(out)
 }
 
+/// Keepalive through the real timer DPC: pings go out every interval; with nothing received for the
+/// timeout, the next control read fails with `STATUS_CONNECTION_DISCONNECTED`.
 fn keepalive_timeout(m: &mut Machine) -> Outcome {
-    let r = bring_up(m, Some((1, 3)))?;
-    winsim::sched::advance(Duration::from_secs(5));
-    in_driver(r.driver, "test: keepalive", || test_hooks::keepalive_poll(r.device));
+    let mut r = bring_up(m, Some((1, 3)))?;
+    ensure(winsim::clock::is_deterministic(), || "needs the deterministic clock".into())?;
+    winsim::sched::advance(Duration::from_millis(2500));
     let d = counters(&r)?;
-    ensure(d.keepalive_timeouts >= 1, || format!("no timeout: {d:?}"))?;
+    ensure(d.keepalive_pings >= 1 && d.keepalive_timeouts == 0, || format!("after 2.5 s: {d:?}"))?;
+    let _ = peer_collect(&mut r, 0)?;
+    wsk::pump_until(Duration::from_secs(2), || {
+        let _ = r.peer.receive();
+        r.peer.pings >= 1
+    });
+    ensure(r.peer.pings >= 1, || "the peer received no authenticated ping".into())?;
+    winsim::sched::advance(Duration::from_secs(3));
+    let d = counters(&r)?;
+    ensure(d.keepalive_timeouts >= 1, || format!("no timeout from the timer: {d:?}"))?;
     let mut buf = [0u8; 64];
     let read = in_driver(r.driver, "test: read", || test_hooks::read(r.device, &mut buf));
     ensure(read == Err(STATUS_CONNECTION_DISCONNECTED), || format!("read after timeout: {read:?}"))?;
+    let mut out = report(&d);
+    out.push(("keepalive_pings".into(), d.keepalive_pings));
+    out.push(("peer_pings".into(), r.peer.pings as u64));
+    tear_down(m, r)?;
+    Ok(out)
+}
+
+/// WSK completes the Tx batches newest first, one per pump: nothing retires until the oldest batch
+/// completed, then everything does, in ring order.
+fn tx_completion_order(m: &mut Machine) -> Outcome {
+    let mut r = bring_up(m, None)?;
+    wsk::set_faults(wsk::Faults { stall_ms: 10_000, ..wsk::Faults::NONE });
+    let batches: Vec<Vec<Vec<u8>>> = (0..4u16)
+        .map(|b| (0..3u16).map(|k| ipv4_packet(b * 3 + k, 100 + usize::from(k) * 50)).collect())
+        .collect();
+    for b in &batches {
+        ensure(netcx::stack_send(r.adapter, b) == b.len(), || "not posted".into())?;
+    }
+    let d = counters(&r)?;
+    ensure(d.tx_batches == 4 && d.tx_in_flight == 12, || format!("before completions: {d:?}"))?;
+    wsk::set_faults(wsk::Faults { reverse_completions: true, backpressure: Some(1), ..wsk::Faults::NONE });
+    winsim::sched::advance(Duration::from_secs(11));
+    let mut seen = Vec::new();
+    for round in 0..4 {
+        wsk::pump();
+        netcx::pump(r.adapter);
+        let c = netcx::counters(r.adapter).ok_or("no counters")?;
+        seen.push(c.tx_completed);
+        let want = if round < 3 { 0 } else { 12 };
+        ensure(c.tx_completed == want, || {
+            format!("round {round}: {} completed (sequence {seen:?})", c.tx_completed)
+        })?;
+    }
+    wsk::set_faults(wsk::Faults::NONE);
+    let mut got = peer_collect(&mut r, 12)?;
+    let mut want: Vec<Vec<u8>> = batches.concat();
+    got.sort();
+    want.sort();
+    ensure(got == want, || "the peer's packets differ".into())?;
+    let d = counters(&r)?;
+    ensure(d.tx_in_flight == 0, || format!("{d:?}"))?;
+    let out = report(&d);
+    tear_down(m, r)?;
+    Ok(out)
+}
+
+/// New keys under traffic: secondary key installed on both sides, the miniport swaps first (its Tx
+/// moves to the new key, the peer still sends with the old one), then the peer swaps. Every packet in
+/// both directions arrives byte-identical.
+fn key_swap_under_traffic(m: &mut Machine) -> Outcome {
+    let mut r = bring_up(m, None)?;
+    let mut tx_sent = Vec::new();
+    let mut rx_sent = Vec::new();
+    let mut seq = 0u16;
+    let mut round =
+        |r: &mut Rig, tx_sent: &mut Vec<Vec<u8>>, rx_sent: &mut Vec<Vec<u8>>| -> Result<(), String> {
+            let tx: Vec<Vec<u8>> = (0..4).map(|k| ipv4_packet(seq + k, 200)).collect();
+            let rx: Vec<Vec<u8>> = (0..4).map(|k| ipv6_packet(seq + k, 240)).collect();
+            seq += 4;
+            ensure(netcx::stack_send(r.adapter, &tx) == tx.len(), || "not posted".into())?;
+            for p in &rx {
+                let d = r.peer.seal(p)?;
+                r.peer.send_to(r.port, &d)?;
+            }
+            let got_tx = peer_collect(r, tx.len())?;
+            ensure(got_tx == tx, || "Tx packets differ".into())?;
+            let got_rx = stack_collect(r, rx.len())?;
+            ensure(got_rx == rx, || "Rx packets differ".into())?;
+            tx_sent.extend(tx);
+            rx_sent.extend(rx);
+            Ok(())
+        };
+    round(&mut r, &mut tx_sent, &mut rx_sent)?;
+    ioctl(&r, OvpnIoctl::NewKey, &crypto_in(1, false, 5, OvpnKeySlot::Secondary))?;
+    r.peer.ioctl(OvpnIoctl::NewKey, &crypto_in(1, true, 5, OvpnKeySlot::Secondary))?;
+    round(&mut r, &mut tx_sent, &mut rx_sent)?;
+    ioctl(&r, OvpnIoctl::SwapKeys, &[])?;
+    round(&mut r, &mut tx_sent, &mut rx_sent)?;
+    r.peer.ioctl(OvpnIoctl::SwapKeys, &[])?;
+    round(&mut r, &mut tx_sent, &mut rx_sent)?;
+    let snap = in_driver(r.driver, "test", || test_hooks::snapshot(r.device)).ok_or("no snapshot")?;
+    let keys = snap.peers.first().map(|p| (p.primary.map(|k| k.key_id), p.secondary.map(|k| k.key_id)));
+    ensure(keys == Some((Some(1), Some(0))), || format!("key slots after the swap: {keys:?}"))?;
+    let d = counters(&r)?;
+    ensure(d.rx_dropped == 0 && d.tx_dropped == 0, || format!("drops: {d:?}"))?;
+    ensure(snap.stats.received_data_packets == 16 && snap.stats.sent_data_packets == 16, || {
+        format!("{:?}", snap.stats)
+    })?;
     let out = report(&d);
     tear_down(m, r)?;
     Ok(out)
@@ -360,12 +486,14 @@ fn keepalive_timeout(m: &mut Machine) -> Outcome {
 type Run = fn(&mut Machine) -> Outcome;
 
 pub fn tests() -> Vec<Test> {
-    let list: [(&'static str, Run); 6] = [
+    let list: [(&'static str, Run); 8] = [
         ("tx_reaches_peer", tx_reaches_peer),
         ("rx_zero_copy", rx_zero_copy),
         ("rx_split_mdls", rx_split_mdls),
         ("rx_returns_on_adapter_stop", rx_returns_on_stop),
         ("tx_cancel_in_flight", tx_cancel_in_flight),
+        ("tx_completion_order", tx_completion_order),
+        ("key_swap_under_traffic", key_swap_under_traffic),
         ("keepalive_timeout", keepalive_timeout),
     ];
     list.into_iter().map(|(name, run)| Test { suite: "miniport", name, expect: None, run }).collect()

@@ -3,7 +3,7 @@ mod control;
 mod faults;
 mod filter_receive;
 mod load;
-mod miniport;
+pub mod miniport;
 pub(crate) mod netcx;
 mod scenarios;
 mod traffic;
