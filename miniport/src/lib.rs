@@ -143,6 +143,12 @@ pub mod test_hooks {
         ctx(device)?.transport.local_addr().map(|a| a.port())
     }
 
+    /// TEST HOOK: sets the adapter's MTU (as the control glue will; call inside the driver context at
+    /// PASSIVE_LEVEL).
+    pub fn set_mtu(device: usize, mtu: u32) -> Result<(), NTSTATUS> {
+        ctx(device).ok_or(kernel::ffi::ntos::STATUS_INVALID_DEVICE_STATE)?.set_mtu(mtu)
+    }
+
     /// TEST HOOK: runs the keepalive timers once, as the timer DPC does (call inside the driver context).
     pub fn keepalive_poll(device: usize) {
         if let Some(c) = ctx(device) {

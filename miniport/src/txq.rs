@@ -469,6 +469,9 @@ fn seal(
         segments.try_push(bytes).ok()?;
         plain += len;
     }
+    if plain > ctx.mtu.load(Ordering::Acquire) {
+        return None;
+    }
     let mut t = ctx.tunnel.lock();
     if !t.started() {
         let st = t.stats_mut();

@@ -10,7 +10,7 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use datapath::peer::Received;
-use kernel::ffi::ntos::{PASSIVE_LEVEL, STATUS_CONNECTION_DISCONNECTED};
+use kernel::ffi::ntos::{PASSIVE_LEVEL, STATUS_CONNECTION_DISCONNECTED, STATUS_INVALID_PARAMETER};
 use miniport::control::Tunnel;
 use miniport::test_hooks::{self, DataCounters};
 use uapi::ovpn::*;
@@ -483,18 +483,79 @@ fn key_swap_under_traffic(m: &mut Machine) -> Outcome {
     Ok(out)
 }
 
+/// The MTU is configurable up to 1500; a bad value is refused and changes nothing; Tx packets over the
+/// MTU are dropped, not sent.
+fn mtu_configurable(m: &mut Machine) -> Outcome {
+    let mut r = bring_up(m, None)?;
+    let set = |r: &Rig, mtu: u32| in_driver(r.driver, "test: mtu", || test_hooks::set_mtu(r.device, mtu));
+    ensure(set(&r, 1501) == Err(STATUS_INVALID_PARAMETER), || "MTU 1501 accepted".into())?;
+    ensure(set(&r, 0) == Err(STATUS_INVALID_PARAMETER), || "MTU 0 accepted".into())?;
+    let mtu = netcx::adapter_info(r.adapter).map(|i| i.mtu);
+    ensure(mtu == Some(1500), || format!("MTU after refused sets: {mtu:?}"))?;
+    ensure(set(&r, 1400) == Ok(()), || "MTU 1400 refused".into())?;
+    let mtu = netcx::adapter_info(r.adapter).map(|i| i.mtu);
+    ensure(mtu == Some(1400), || format!("MTU after setting 1400: {mtu:?}"))?;
+    let sent = vec![ipv4_packet(1, 1400), ipv4_packet(2, 1401), ipv4_packet(3, 64)];
+    ensure(netcx::stack_send(r.adapter, &sent) == 3, || "not posted".into())?;
+    let got = peer_collect(&mut r, 2)?;
+    ensure(got == [sent[0].clone(), sent[2].clone()], || format!("{} packets reached the peer", got.len()))?;
+    let d = counters(&r)?;
+    ensure(d.tx_dropped == 1 && d.tx_sealed == 2, || format!("{d:?}"))?;
+    let out = report(&d);
+    tear_down(m, r)?;
+    Ok(out)
+}
+
+/// Non-data packets: a control-channel packet goes to the control read queue byte for byte; a keepalive
+/// ping is authenticated and dropped; neither reaches the stack. A forged data packet is dropped.
+fn rx_control_and_ping(m: &mut Machine) -> Outcome {
+    let mut r = bring_up(m, None)?;
+    // P_CONTROL_V1 (opcode 4) with key id 0, then session id and payload as OpenVPN's TLS channel sends.
+    let control: Vec<u8> = std::iter::once(0x20u8).chain((1..=40u8).map(|b| b ^ 0x5a)).collect();
+    r.peer.send_to(r.port, &control)?;
+    let mut ping = vec![0u8; 128];
+    let n = {
+        let p = r.peer.engine.peers().peers_mut().next().ok_or("peer has no peer")?;
+        p.seal_keepalive(datapath::Instant::ZERO, &mut ping).map_err(|e| format!("ping: {e}"))?.len
+    };
+    r.peer.send_to(r.port, &ping[..n])?;
+    let mut forged = r.peer.seal(&ipv4_packet(1, 100))?;
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    r.peer.send_to(r.port, &forged)?;
+    let real = ipv4_packet(2, 100);
+    let sealed = r.peer.seal(&real)?;
+    r.peer.send_to(r.port, &sealed)?;
+    let got = stack_collect(&r, 1)?;
+    ensure(got == [real], || "the stack got something other than the one data packet".into())?;
+    let d = counters(&r)?;
+    ensure(d.rx_control == 1 && d.rx_keepalives == 1 && d.rx_dropped == 1, || format!("{d:?}"))?;
+    let mut buf = [0u8; 1600];
+    let read = in_driver(r.driver, "test: read", || test_hooks::read(r.device, &mut buf));
+    ensure(read == Ok(miniport::control::ReadResult::Complete(control.len())), || format!("read: {read:?}"))?;
+    ensure(buf[..control.len()] == control[..], || "the control packet changed on the way".into())?;
+    ensure(wsk::retained() == 0, || format!("{} retained", wsk::retained()))?;
+    let snap = in_driver(r.driver, "test", || test_hooks::snapshot(r.device)).ok_or("no snapshot")?;
+    ensure(snap.stats.lost_in_data_packets == 1, || format!("{:?}", snap.stats))?;
+    let out = report(&d);
+    tear_down(m, r)?;
+    Ok(out)
+}
+
 type Run = fn(&mut Machine) -> Outcome;
 
 pub fn tests() -> Vec<Test> {
-    let list: [(&'static str, Run); 8] = [
+    let list: [(&'static str, Run); 10] = [
         ("tx_reaches_peer", tx_reaches_peer),
         ("rx_zero_copy", rx_zero_copy),
         ("rx_split_mdls", rx_split_mdls),
         ("rx_returns_on_adapter_stop", rx_returns_on_stop),
+        ("rx_control_and_ping", rx_control_and_ping),
         ("tx_cancel_in_flight", tx_cancel_in_flight),
         ("tx_completion_order", tx_completion_order),
         ("key_swap_under_traffic", key_swap_under_traffic),
         ("keepalive_timeout", keepalive_timeout),
+        ("mtu_configurable", mtu_configurable),
     ];
     list.into_iter().map(|(name, run)| Test { suite: "miniport", name, expect: None, run }).collect()
 }
