@@ -218,6 +218,12 @@ unsafe extern "system" fn evt_device_cleanup(device: WDFOBJECT) {
     ctx.rx.drop_queued();
     ctx.rx.flush_releases(ctx);
     crate::transport::close(ctx);
+    if ctx.transport.holds_context() {
+        // A socket with datagrams still lent could not close (never expected: the adapter, and with it
+        // every lent buffer, is gone). Its callbacks and sends still reach the context and the pools, so
+        // they are leaked rather than freed under it.
+        return;
+    }
     ctx.tx.free_pool();
     ctx.keepalive.free();
     // SAFETY: the slot held the address of the PoolBox leaked in `evt_device_add`; no callback of this

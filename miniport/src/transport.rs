@@ -60,11 +60,26 @@ pub(crate) struct Transport {
     client: SpinLock<Option<WskClient>>,
     socket: SpinLock<Option<Socket>>,
     closing: SpinLock<Option<Socket>>,
+    /// A socket that could not close was leaked: its callbacks still reach the device context.
+    leaked: core::sync::atomic::AtomicBool,
 }
 
 impl Transport {
     pub(crate) const fn new() -> Transport {
-        Transport { client: SpinLock::new(None), socket: SpinLock::new(None), closing: SpinLock::new(None) }
+        Transport {
+            client: SpinLock::new(None),
+            socket: SpinLock::new(None),
+            closing: SpinLock::new(None),
+            leaked: core::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a socket is still open, parked or leaked: its callbacks may still reach the device
+    /// context, which must then outlive the device (device cleanup leaks it rather than free it).
+    pub(crate) fn holds_context(&self) -> bool {
+        self.socket.lock().is_some()
+            || self.closing.lock().is_some()
+            || self.leaked.load(core::sync::atomic::Ordering::Acquire)
     }
 
     /// Runs `f` with the open socket, if any, under the socket lock (DISPATCH_LEVEL).
@@ -169,7 +184,7 @@ pub(crate) fn close(ctx: &'static DeviceContext) {
 fn park_again(ctx: &'static DeviceContext, s: Socket) {
     if let Err((s, _)) = s.close() {
         // Still busy: leak rather than invalidate what the OS holds (the wrapper's documented choice).
-        let _ = ctx;
+        ctx.transport.leaked.store(true, core::sync::atomic::Ordering::Release);
         core::mem::forget(s);
     }
 }
