@@ -88,6 +88,12 @@ impl Transport {
         guard.as_ref().map(f)
     }
 
+    /// Whether a send IRP is free now (or no socket is open: then nothing waits for one). A ping may
+    /// still take the last one first; the send then fails with `STATUS_DEVICE_BUSY` and is dropped.
+    pub(crate) fn has_send_slot(&self) -> bool {
+        self.socket.lock().as_ref().is_none_or(|s| s.sends_in_flight() < s.send_capacity())
+    }
+
     /// Whether a socket is open.
     pub(crate) fn is_open(&self) -> bool {
         self.socket.lock().is_some()

@@ -371,6 +371,11 @@ fn submit(ctx: &DeviceContext, r: &TxRing) {
             // The buffer of this index is still out from an earlier queue (cancel): wait for it.
             break;
         }
+        if (batch.is_empty() || batch.is_full()) && !ctx.transport.has_send_slot() {
+            // Every send IRP is in flight: leave the packet unsealed (sealing uses its packet id) until
+            // a completion frees one; that completion notifies the queue.
+            break;
+        }
         let p = *packet(r.packets, i);
         let sealed = seal(ctx, r, &p, pool.buffer(i as usize), now);
         let Some((len, to)) = sealed else {
