@@ -3,6 +3,7 @@ mod control;
 mod faults;
 mod filter_receive;
 mod load;
+pub mod miniport;
 mod miniport_control;
 pub(crate) mod netcx;
 mod scenarios;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(filter_receive::tests());
     tests.extend(netcx::tests());
     tests.extend(miniport_control::tests());
+    tests.extend(miniport::tests());
     tests.extend(verifier::tests());
     tests
 }
