@@ -542,10 +542,90 @@ fn rx_control_and_ping(m: &mut Machine) -> Outcome {
     Ok(out)
 }
 
+/// The whole driver through its control device only: `\\.\ovpn-dco` opened through the simulated I/O
+/// manager, `NEW_PEER`, `NEW_KEY`, `START_VPN` as IOCTLs (no test hook), then traffic both ways through
+/// the rings to the loopback peer, a control packet written by user mode reaching the peer, and a pended
+/// read completed by a control packet the peer sends over the wire (the Rx path hands it to the glue).
+fn control_device_end_to_end(m: &mut Machine) -> Outcome {
+    use kernel::ffi::ntos::STATUS_SUCCESS;
+    use winsim::device::{self, Io};
+    let driver =
+        m.load_driver(SERVICE, miniport::driver_entry).map_err(|s| format!("DriverEntry: {s:#x}"))?;
+    let device = netcx::device_arrives(driver).map_err(|s| format!("EvtDriverDeviceAdd: {s:#x}"))?;
+    let adapter = *netcx::adapters(device).first().ok_or("no adapter created")?;
+    let mut r = Rig { driver, device, adapter, peer: Peer::new()?, port: 0 };
+    let h = device::open("\\\\.\\ovpn-dco").map_err(|s| format!("open: {s:#x}"))?;
+    let np = enc(&OvpnNewPeer {
+        local: "127.0.0.1:0".parse().map_err(|_| "addr")?,
+        remote: format!("127.0.0.1:{}", r.peer.port()).parse().map_err(|_| "addr")?,
+        proto: OvpnProto::Udp,
+    });
+    for (code, input) in [
+        (OvpnIoctl::NewPeer, np),
+        (OvpnIoctl::NewKey, crypto(0, false, 1)),
+        (OvpnIoctl::StartVpn, Vec::new()),
+    ] {
+        let (status, _) = device::device_io_control(h, code.code(), &input, 0);
+        ensure(status == STATUS_SUCCESS, || format!("{}: {status:#x}", code.name()))?;
+    }
+    r.port =
+        in_driver(driver, "test", || test_hooks::local_port(device)).ok_or("START_VPN opened no socket")?;
+    let info = netcx::adapter_info(adapter).ok_or("no adapter info")?;
+    ensure(info.link_connected == Some(true), || format!("link after START_VPN: {info:?}"))?;
+    // Tx: the stack's packets reach the peer.
+    let sent: Vec<Vec<u8>> = (0..8u16).map(|k| ipv4_packet(k, 100 + 150 * usize::from(k))).collect();
+    let frags: Vec<Vec<Vec<u8>>> = sent.iter().map(|p| vec![p.clone()]).collect();
+    ensure(netcx::stack_send_fragments(adapter, &frags) == sent.len(), || "post".into())?;
+    let got = peer_collect(&mut r, sent.len())?;
+    ensure(got == sent, || "the peer's packets differ from what the stack sent".into())?;
+    // Rx: the peer's datagrams reach the stack.
+    let back: Vec<Vec<u8>> = (0..8u16).map(|k| ipv6_packet(k, 80 + 170 * usize::from(k))).collect();
+    for p in &back {
+        let d = r.peer.seal(p)?;
+        r.peer.send_to(r.port, &d)?;
+    }
+    let got = stack_collect(&r, back.len())?;
+    ensure(got == back, || "the stack's packets differ from what the peer sent".into())?;
+    // A control packet written by user mode goes out through the socket unchanged.
+    let hello: Vec<u8> = std::iter::once(0x38u8).chain((0..30u8).map(|b| b ^ 0xa5)).collect();
+    let (status, n) = device::write(h, &hello);
+    ensure(status == STATUS_SUCCESS && n == hello.len(), || format!("write {status:#x} {n}"))?;
+    let mut raw = Vec::new();
+    wsk::pump_until(Duration::from_secs(5), || {
+        let mut buf = [0u8; 2048];
+        if let Ok(n) = r.peer.socket.recv(&mut buf) {
+            raw = buf[..n].to_vec();
+        }
+        !raw.is_empty()
+    });
+    ensure(raw == hello, || format!("the peer received {raw:02x?}"))?;
+    // A pended read completes when the peer's control packet arrives over the wire.
+    let Io::Pending(read) = device::submit_read(h, 2048) else { return Err("read did not pend".into()) };
+    let control: Vec<u8> = std::iter::once(0x20u8).chain((1..=40u8).map(|b| b ^ 0x5a)).collect();
+    r.peer.send_to(r.port, &control)?;
+    let mut done = None;
+    wsk::pump_until(Duration::from_secs(5), || {
+        done = device::poll(read);
+        done.is_some()
+    });
+    ensure(done == Some((STATUS_SUCCESS, control.clone())), || format!("read {done:?}"))?;
+    ensure(device::close(h) == STATUS_SUCCESS, || "close".into())?;
+    // Closing the handle deleted the peer: the socket is closed and the link down.
+    ensure(in_driver(driver, "test", || test_hooks::local_port(device)).is_none(), || {
+        "socket still open".into()
+    })?;
+    let info = netcx::adapter_info(adapter).ok_or("no adapter info")?;
+    ensure(info.link_connected == Some(false), || format!("link after close: {info:?}"))?;
+    let d = counters(&r)?;
+    let out = vec![("tx_sealed".into(), d.tx_sealed), ("rx_indicated".into(), d.rx_indicated)];
+    tear_down(m, r)?;
+    Ok(out)
+}
+
 type Run = fn(&mut Machine) -> Outcome;
 
 pub fn tests() -> Vec<Test> {
-    let list: [(&'static str, Run); 10] = [
+    let list: [(&'static str, Run); 11] = [
         ("tx_reaches_peer", tx_reaches_peer),
         ("rx_zero_copy", rx_zero_copy),
         ("rx_split_mdls", rx_split_mdls),
@@ -556,6 +636,7 @@ pub fn tests() -> Vec<Test> {
         ("key_swap_under_traffic", key_swap_under_traffic),
         ("keepalive_timeout", keepalive_timeout),
         ("mtu_configurable", mtu_configurable),
+        ("control_device_end_to_end", control_device_end_to_end),
     ];
     list.into_iter().map(|(name, run)| Test { suite: "miniport", name, expect: None, run }).collect()
 }
