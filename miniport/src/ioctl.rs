@@ -239,11 +239,26 @@ unsafe extern "system" fn evt_io_device_control(
             let applied = apply(ctx, &effects);
             if status != STATUS_PENDING {
                 match applied {
-                    Ok(_) => complete(request, status, information),
+                    Ok(bound) => {
+                        if let (Some(bound), true) = (bound, code == uapi::ovpn::OvpnIoctl::MpStartVpn.code())
+                        {
+                            patch_listen_port(out, bound.port());
+                        }
+                        complete(request, status, information);
+                    }
                     Err(e) => complete(request, e, 0),
                 }
             }
         }
+    }
+}
+
+/// `MP_START_VPN`'s reply carries the listen address back: with port 0 asked, the port the socket was
+/// bound to (`Tunnel::ioctl` wrote the request's address; the output was checked to be large enough).
+fn patch_listen_port(out: &mut [u8], port: u16) {
+    if let Ok(mut reply) = uapi::ovpn::OvpnMpStartVpn::parse(out) {
+        reply.listen_address.set_port(port);
+        let _ = reply.write_to(out);
     }
 }
 

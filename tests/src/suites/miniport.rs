@@ -622,10 +622,41 @@ fn control_device_end_to_end(m: &mut Machine) -> Outcome {
     Ok(out)
 }
 
+/// Server mode through the control device: `MP_START_VPN` asking port 0 binds the listen socket and
+/// reports the port it got in the reply; a second `MP_START_VPN` is refused and changes nothing.
+fn mp_start_vpn_reports_port(m: &mut Machine) -> Outcome {
+    use kernel::ffi::ntos::STATUS_SUCCESS;
+    use winsim::device;
+    let driver =
+        m.load_driver(SERVICE, miniport::driver_entry).map_err(|s| format!("DriverEntry: {s:#x}"))?;
+    let dev = netcx::device_arrives(driver).map_err(|s| format!("EvtDriverDeviceAdd: {s:#x}"))?;
+    let h = device::open("\\\\.\\ovpn-dco").map_err(|s| format!("open: {s:#x}"))?;
+    let (status, _) =
+        device::device_io_control(h, OvpnIoctl::SetMode.code(), &enc(&OvpnSetMode { mode: OvpnMode::Mp }), 0);
+    ensure(status == STATUS_SUCCESS, || format!("SET_MODE {status:#x}"))?;
+    let start =
+        enc(&OvpnMpStartVpn { listen_address: "127.0.0.1:0".parse().map_err(|_| "addr")?, ipv6_only: false });
+    let (status, out) =
+        device::device_io_control(h, OvpnIoctl::MpStartVpn.code(), &start, OvpnMpStartVpn::SIZE);
+    ensure(status == STATUS_SUCCESS, || format!("MP_START_VPN {status:#x}"))?;
+    let reply = OvpnMpStartVpn::parse(&out).map_err(|e| format!("reply: {e:?}"))?;
+    let bound = in_driver(driver, "test", || test_hooks::local_port(dev)).ok_or("no listen socket")?;
+    ensure(bound != 0 && reply.listen_address.port() == bound, || format!("reply {reply:?}, bound {bound}"))?;
+    let (status, _) =
+        device::device_io_control(h, OvpnIoctl::MpStartVpn.code(), &start, OvpnMpStartVpn::SIZE);
+    ensure(status != STATUS_SUCCESS, || "second MP_START_VPN accepted".into())?;
+    let still = in_driver(driver, "test", || test_hooks::local_port(dev));
+    ensure(still == Some(bound), || format!("socket after the refused request: {still:?}"))?;
+    device::close(h);
+    netcx::device_remove(dev);
+    m.unload_driver(driver)?;
+    Ok(Vec::new())
+}
+
 type Run = fn(&mut Machine) -> Outcome;
 
 pub fn tests() -> Vec<Test> {
-    let list: [(&'static str, Run); 11] = [
+    let list: [(&'static str, Run); 12] = [
         ("tx_reaches_peer", tx_reaches_peer),
         ("rx_zero_copy", rx_zero_copy),
         ("rx_split_mdls", rx_split_mdls),
@@ -637,6 +668,7 @@ pub fn tests() -> Vec<Test> {
         ("keepalive_timeout", keepalive_timeout),
         ("mtu_configurable", mtu_configurable),
         ("control_device_end_to_end", control_device_end_to_end),
+        ("mp_start_vpn_reports_port", mp_start_vpn_reports_port),
     ];
     list.into_iter().map(|(name, run)| Test { suite: "miniport", name, expect: None, run }).collect()
 }
