@@ -1,6 +1,7 @@
 //! The `miniport` suite: the REAL miniport (`miniport::driver_entry`) in the simulated kernel, its device
 //! arriving through PnP (`winsim::netcx::device_arrives`), configured through the ovpn-dco-win IOCTLs
-//! (`miniport::test_hooks::ioctl`, standing for the control glue), with a loopback UDP socket standing for
+//! (`miniport::test_hooks::ioctl`: the same `Tunnel::ioctl` and `transport::apply` the control glue runs;
+//! `control_device_end_to_end` goes through `\\.\ovpn-dco` instead), with a loopback UDP socket standing for
 //! the peer, which seals and opens with its own engine (a second `Tunnel` keyed the other way round).
 //! Tx: the stack's packets reach the peer byte-identical, sealed from their fragments. Rx: the peer's
 //! datagrams reach the stack byte-identical, opened in place (no plaintext copy), every return context
