@@ -27,18 +27,15 @@
 //! The control device is a singleton on the machine (the symbolic link name is unique), so the queue
 //! handles and the context live in statics, set by [`create`] and cleared by the default queue's cleanup
 //! callback when the device goes.
-use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::net::SocketAddr;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
-use arrayvec::ArrayVec;
 use kernel::ffi::ntos::{
-    KeCancelTimer, KeFlushQueuedDpcs, KeInitializeDpc, KeInitializeTimerEx, KeQueryInterruptTimePrecise,
-    KeRestoreExtendedProcessorState, KeSaveExtendedProcessorState, KeSetTimerEx, NotificationTimer, KDPC,
-    KTIMER, NTSTATUS, NT_SUCCESS, STATUS_INVALID_DEVICE_STATE, STATUS_PENDING, STATUS_SUCCESS,
-    XSTATE_MASK_AVX, XSTATE_MASK_LEGACY, XSTATE_SAVE,
+    KeRestoreExtendedProcessorState, KeSaveExtendedProcessorState, NTSTATUS, NT_SUCCESS,
+    STATUS_INVALID_DEVICE_STATE, STATUS_PENDING, STATUS_SUCCESS, XSTATE_MASK_AVX, XSTATE_MASK_LEGACY,
+    XSTATE_SAVE,
 };
 use kernel::ffi::oid::GUID;
 use kernel::ffi::wdf::{
@@ -48,10 +45,7 @@ use kernel::ffi::wdf::{
 };
 use kernel::{kmdf, kmdf_io, unicode_string};
 
-use crate::control::{
-    needs_extended_state, Action, ControlSend, Effects, ReadResult, Reply, TransportRequest, Tunnel,
-    MAX_PEERS,
-};
+use crate::control::{needs_extended_state, ControlSend, Effects, ReadResult, Reply, Tunnel};
 use crate::device::DeviceContext;
 
 /// The largest IOCTL input the glue copies out of the shared system buffer before the handler writes
@@ -67,26 +61,6 @@ static CONTEXT: AtomicPtr<DeviceContext> = AtomicPtr::new(null_mut());
 static READ_QUEUE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
 /// The manual queue of parked `NOTIFY_EVENT` requests.
 static NOTIFY_QUEUE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-
-/// The keepalive timer's period: `Tunnel::poll` works in whole seconds (ovpn-dco-win's keepalive
-/// timers are per second too).
-const KEEPALIVE_PERIOD_MS: i32 = 1000;
-
-/// The keepalive timer and its DPC: zeroed storage the kernel initializes (`KeInitializeTimerEx`,
-/// `KeInitializeDpc`) in [`create`]; touched only by the `Ke*` timer routines.
-#[repr(C, align(8))]
-struct TimerStorage {
-    timer: UnsafeCell<[u8; core::mem::size_of::<KTIMER>()]>,
-    dpc: UnsafeCell<[u8; core::mem::size_of::<KDPC>()]>,
-}
-// SAFETY: only the kernel's timer routines access the storage, which serialise themselves.
-unsafe impl Sync for TimerStorage {}
-static TIMER: TimerStorage = TimerStorage {
-    timer: UnsafeCell::new([0; core::mem::size_of::<KTIMER>()]),
-    dpc: UnsafeCell::new([0; core::mem::size_of::<KDPC>()]),
-};
-/// Whether the timer was set (and must be cancelled when the device goes).
-static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
 
 /// `GUID_DEVINTERFACE_NET` (`ndisguid.h`), as `uapi::names::GUID_DEVINTERFACE_NET`.
 const GUID_DEVINTERFACE_NET: GUID = GUID {
@@ -143,46 +117,13 @@ pub(crate) fn create(device: WDFDEVICE, context: &'static DeviceContext) -> Resu
     unsafe { kmdf::device_create_symbolic_link(device, &link) }?;
     let reference = unicode_string!("ovpn-dco");
     // SAFETY: our device; the GUID and string are static.
-    unsafe { kmdf_io::device_create_device_interface_ref(device, &GUID_DEVINTERFACE_NET, &reference) }?;
-    start_keepalive_timer();
-    Ok(())
+    unsafe { kmdf_io::device_create_device_interface_ref(device, &GUID_DEVINTERFACE_NET, &reference) }
 }
 
-/// Starts the periodic keepalive timer (a DPC every [`KEEPALIVE_PERIOD_MS`] running [`timer_tick`]).
-/// PASSIVE_LEVEL, once per device; stopped by the default queue's cleanup.
-fn start_keepalive_timer() {
-    let timer = TIMER.timer.get().cast::<KTIMER>();
-    let dpc = TIMER.dpc.get().cast::<KDPC>();
-    // SAFETY: static, suitably sized and aligned storage, not in use (the timer is not armed).
-    unsafe { KeInitializeTimerEx(timer, NotificationTimer) };
-    // SAFETY: as above, for the DPC.
-    unsafe { KeInitializeDpc(dpc, Some(keepalive_dpc), null_mut()) };
-    let due = -i64::from(KEEPALIVE_PERIOD_MS) * 10_000;
-    // SAFETY: both initialized above; static, so they outlive the timer (cancelled before the device goes).
-    unsafe { KeSetTimerEx(timer, due, KEEPALIVE_PERIOD_MS, dpc) };
-    TIMER_ARMED.store(true, Ordering::Release);
-}
-
-/// The keepalive DPC. DISPATCH_LEVEL.
-unsafe extern "system" fn keepalive_dpc(
-    _dpc: *mut KDPC,
-    _context: *mut c_void,
-    _argument1: *mut c_void,
-    _argument2: *mut c_void,
-) {
-    let _ = timer_tick();
-}
-
-/// The default queue's cleanup (the device is being removed): stop the keepalive timer, forget the
-/// statics. PASSIVE_LEVEL.
+/// The default queue's cleanup (the device is being removed): forget the statics. PASSIVE_LEVEL. The
+/// device's keepalive timer still runs until the device's own cleanup stops it
+/// ([`crate::keepalive::Keepalive::stop`]); until then its ticks find no queue and park nothing.
 unsafe extern "system" fn evt_default_queue_cleanup(_queue: WDFOBJECT) {
-    if TIMER_ARMED.swap(false, Ordering::AcqRel) {
-        // SAFETY: the timer was initialized and set by start_keepalive_timer.
-        unsafe { KeCancelTimer(TIMER.timer.get().cast::<KTIMER>()) };
-        // A DPC already queued finishes before the context goes. PASSIVE_LEVEL (object cleanup).
-        // SAFETY: no locks held; PASSIVE_LEVEL.
-        unsafe { KeFlushQueuedDpcs() };
-    }
     READ_QUEUE.store(null_mut(), Ordering::Release);
     NOTIFY_QUEUE.store(null_mut(), Ordering::Release);
     CONTEXT.store(null_mut(), Ordering::Release);
@@ -195,9 +136,7 @@ fn context() -> Option<&'static DeviceContext> {
 }
 
 fn now() -> datapath::Instant {
-    // SAFETY: callable at any IRQL; a null performance-counter out pointer is allowed.
-    let hundred_ns = unsafe { KeQueryInterruptTimePrecise(null_mut()) };
-    datapath::Instant::from_millis(hundred_ns / 10_000)
+    crate::now()
 }
 
 fn complete(request: WDFREQUEST, status: NTSTATUS, information: usize) {
@@ -296,11 +235,30 @@ unsafe extern "system" fn evt_io_device_control(
     match result {
         Err(status) => complete(request, status, 0),
         Ok(Reply { status, information, effects }) => {
+            // The transport opens (binds) before the request completes, so a bind failure fails it.
+            let applied = apply(ctx, &effects);
             if status != STATUS_PENDING {
-                complete(request, status, information);
+                match applied {
+                    Ok(bound) => {
+                        if let (Some(bound), true) = (bound, code == uapi::ovpn::OvpnIoctl::MpStartVpn.code())
+                        {
+                            patch_listen_port(out, bound.port());
+                        }
+                        complete(request, status, information);
+                    }
+                    Err(e) => complete(request, e, 0),
+                }
             }
-            apply(effects);
         }
+    }
+}
+
+/// `MP_START_VPN`'s reply carries the listen address back: with port 0 asked, the port the socket was
+/// bound to (`Tunnel::ioctl` wrote the request's address; the output was checked to be large enough).
+fn patch_listen_port(out: &mut [u8], port: u16) {
+    if let Ok(mut reply) = uapi::ovpn::OvpnMpStartVpn::parse(out) {
+        reply.listen_address.set_port(port);
+        let _ = reply.write_to(out);
     }
 }
 
@@ -359,11 +317,8 @@ unsafe extern "system" fn evt_io_write(_queue: WDFQUEUE, request: WDFREQUEST, le
         Err(status) => return complete(request, status, 0),
     };
     let sent = ctx.tunnel.lock().write(data);
-    match sent {
-        Ok(send) => {
-            send_control(send, data);
-            complete(request, STATUS_SUCCESS, length);
-        }
+    match sent.and_then(|send| send_control(ctx, send, data)) {
+        Ok(()) => complete(request, STATUS_SUCCESS, length),
         Err(status) => complete(request, status, 0),
     }
 }
@@ -373,44 +328,50 @@ unsafe extern "system" fn evt_io_write(_queue: WDFQUEUE, request: WDFREQUEST, le
 unsafe extern "system" fn evt_file_cleanup(_file: WDFFILEOBJECT) {
     let Some(ctx) = context() else { return };
     let effects = ctx.tunnel.lock().close();
-    apply(effects);
+    // Closing only closes the socket and drops the link: nothing that can fail is left to report.
+    let _ = apply(ctx, &effects);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Effects and wake-ups
 // ---------------------------------------------------------------------------------------------
 
-/// Carries out a request's side effects.
-fn apply(effects: Effects) {
+/// Carries out a request's side effects: cancels parked requests, then opens/closes the outer socket
+/// and sets the link state ([`crate::transport::apply`]). PASSIVE_LEVEL. Returns the socket's bound
+/// address when one was opened, or the transport's failure.
+fn apply(
+    ctx: &'static DeviceContext,
+    effects: &Effects,
+) -> Result<Option<kernel::wsk::SocketAddr>, NTSTATUS> {
     if let Some(status) = effects.cancel_pending {
         for queue in [&READ_QUEUE, &NOTIFY_QUEUE] {
+            let q = queue.load(Ordering::Acquire);
+            if q.is_null() {
+                continue;
+            }
             for _ in 0..SERVICE_BUDGET {
                 // SAFETY: our device's manual queue.
-                let Ok(request) = (unsafe { kmdf_io::queue_retrieve_next(queue.load(Ordering::Acquire)) })
-                else {
+                let Ok(request) = (unsafe { kmdf_io::queue_retrieve_next(q) }) else {
                     break;
                 };
                 complete(request, status, 0);
             }
         }
     }
-    if let Some(link) = effects.link {
-        link_state_hook(link);
-    }
-    if let Some(request) = effects.open_transport {
-        open_transport_hook(request);
-    }
-    if effects.close_transport {
-        close_transport_hook();
-    }
+    crate::transport::apply(ctx, effects)
 }
 
-/// Retries parked reads under the lock until one has to wait again.
-fn service_reads(tunnel: &mut Tunnel) {
+/// Retries parked reads under the lock until one has to wait again. IRQL <= DISPATCH_LEVEL, under
+/// `DeviceContext::tunnel` (the Rx path calls it after queueing a control packet). Nothing to do
+/// while the control device has no queue (before [`create`], after its cleanup).
+pub(crate) fn service_reads(tunnel: &mut Tunnel) {
+    let queue = READ_QUEUE.load(Ordering::Acquire);
+    if queue.is_null() {
+        return;
+    }
     for _ in 0..SERVICE_BUDGET {
         // SAFETY: our device's manual queue.
-        let Ok(request) = (unsafe { kmdf_io::queue_retrieve_next(READ_QUEUE.load(Ordering::Acquire)) })
-        else {
+        let Ok(request) = (unsafe { kmdf_io::queue_retrieve_next(queue) }) else {
             return;
         };
         if !serve_read(tunnel, request) {
@@ -419,12 +380,16 @@ fn service_reads(tunnel: &mut Tunnel) {
     }
 }
 
-/// Retries parked `NOTIFY_EVENT` requests under the lock until one has to wait again.
-fn service_notifications(tunnel: &mut Tunnel) {
+/// Retries parked `NOTIFY_EVENT` requests under the lock until one has to wait again. IRQL <=
+/// DISPATCH_LEVEL, under `DeviceContext::tunnel` (the keepalive timer calls it after a peer expired).
+pub(crate) fn service_notifications(tunnel: &mut Tunnel) {
+    let queue = NOTIFY_QUEUE.load(Ordering::Acquire);
+    if queue.is_null() {
+        return;
+    }
     for _ in 0..SERVICE_BUDGET {
         // SAFETY: our device's manual queue.
-        let Ok(request) = (unsafe { kmdf_io::queue_retrieve_next(NOTIFY_QUEUE.load(Ordering::Acquire)) })
-        else {
+        let Ok(request) = (unsafe { kmdf_io::queue_retrieve_next(queue) }) else {
             return;
         };
         // SAFETY: our request; the slice is not used after completion.
@@ -460,37 +425,13 @@ pub fn control_packet_received(from: SocketAddr, packet: &[u8]) -> NTSTATUS {
     status
 }
 
-/// The keepalive timer (a periodic timer DPC, IRQL <= DISPATCH_LEVEL): runs [`Tunnel::poll`] and carries
-/// out its actions — a client-mode timeout completes the parked read with
-/// `STATUS_CONNECTION_DISCONNECTED`, server-mode notifications complete parked `NOTIFY_EVENT`s, pings
-/// go to the transport hook. `STATUS_INVALID_DEVICE_STATE` when there is no control device.
+/// Runs the device's keepalive timers once, as its timer DPC does ([`crate::keepalive::poll`]): a
+/// client-mode timeout completes the parked read with `STATUS_CONNECTION_DISCONNECTED`, server-mode
+/// notifications complete parked `NOTIFY_EVENT`s, pings go out through the socket. IRQL <=
+/// DISPATCH_LEVEL. `STATUS_INVALID_DEVICE_STATE` when there is no control device.
 pub fn timer_tick() -> NTSTATUS {
     let Some(ctx) = context() else { return STATUS_INVALID_DEVICE_STATE };
-    let mut tunnel = ctx.tunnel.lock();
-    // On the DPC's stack (1 KiB): the peers due a ping this tick; never more than MAX_PEERS.
-    let mut pings: ArrayVec<u32, MAX_PEERS> = ArrayVec::new();
-    let mut wake_reads = false;
-    let mut notify = false;
-    tunnel.poll(now(), |action| match action {
-        Action::WakeReads => wake_reads = true,
-        Action::Notify => notify = true,
-        Action::SendPing(peer) => {
-            let _ = pings.try_push(peer);
-        }
-        // The peer is already deleted and its DEL_PEER notification queued (Action::Notify follows).
-        Action::PeerExpired(_) => {}
-    });
-    if wake_reads {
-        service_reads(&mut tunnel);
-    }
-    if notify {
-        service_notifications(&mut tunnel);
-    }
-    drop(tunnel);
-    // Sealing a ping needs the peer's keys: the data path's send takes the tunnel lock itself.
-    for peer in pings {
-        send_ping_hook(peer);
-    }
+    crate::keepalive::poll(ctx);
     STATUS_SUCCESS
 }
 
@@ -582,25 +523,16 @@ unsafe extern "system" fn evt_version_io_control(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Transport hooks
+// Control packets out
 // ---------------------------------------------------------------------------------------------
-//
-// TRANSPORT HOOKS: NO-OPS IN THIS BRANCH. The adapter's device.rs and the data path (another engineer's
-// part of issue 6) provide the sockets and the link state; at merge these call their pub(crate)
-// functions. Until then a started tunnel has no socket: control packets written by user mode are
-// checked and counted, and nothing is sent.
 
-/// Sets the adapter's link state (no adapter in this branch).
-fn link_state_hook(_up: bool) {}
-
-/// Opens the outer socket (no-op hook, see above).
-fn open_transport_hook(_request: TransportRequest) {}
-
-/// Closes the outer socket (no-op hook, see above).
-fn close_transport_hook() {}
-
-/// Sends a checked control packet: `data[send.offset..][..send.len]` to `send.to` (no-op hook).
-fn send_control(_send: ControlSend, _data: &[u8]) {}
-
-/// Seals and sends a keepalive ping to `peer` (no-op hook).
-fn send_ping_hook(_peer: u32) {}
+/// Sends a checked control packet, `data[send.offset..][..send.len]`, to `send.to` through the device's
+/// socket ([`crate::keepalive::send_control`]: a copy in the keepalive pool). PASSIVE_LEVEL (EvtIoWrite).
+/// `STATUS_INVALID_DEVICE_STATE` with no socket open.
+fn send_control(ctx: &'static DeviceContext, send: ControlSend, data: &[u8]) -> Result<(), NTSTATUS> {
+    let packet = data
+        .get(send.offset..)
+        .and_then(|d| d.get(..send.len))
+        .ok_or(kernel::ffi::ntos::STATUS_INVALID_PARAMETER)?;
+    crate::keepalive::send_control(ctx, &crate::transport::wsk_addr(&send.to), packet)
+}

@@ -3,7 +3,8 @@
 //! PnP adds the miniport's device (`EvtDriverDeviceAdd` creates the control device `\\.\ovpn-dco`), and
 //! `rdco dco` drives whole client and server sessions through the control socket, the simulated I/O
 //! manager and the simulated KMDF queues into `miniport::control::Tunnel`; `rdco dco version` asks the
-//! separate version device `\\.\ovpn-dco-ver`.
+//! separate version device `\\.\ovpn-dco-ver`. A client session against a loopback UDP socket of the
+//! test checks that the miniport really opens its socket and sends keepalive pings through it.
 #![allow(clippy::pedantic)]
 
 use std::path::PathBuf;
@@ -109,6 +110,81 @@ fn rdco_dco_runs_sessions_through_the_miniport_control_device() {
     let out =
         run(&["client", "--remote", "192.0.2.1:1194", "--key", &key, "--direction", "0", "--cipher", "des"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown cipher 'des'"));
+
+    // Traffic: a client session whose peer is a loopback UDP socket of this test. START_VPN opens the
+    // miniport's real (simulated WSK, host loopback) socket; as machine time passes the device's one
+    // keepalive timer seals a ping with the session's key and sends it to the peer.
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer socket");
+    peer.set_read_timeout(Some(std::time::Duration::from_millis(50))).unwrap();
+    let remote = peer.local_addr().unwrap().to_string();
+    let holder = Command::new(&bin)
+        .args([
+            "dco",
+            "--sim-socket",
+            s,
+            "client",
+            "--remote",
+            &remote,
+            "--peer-id",
+            "7",
+            "--key",
+            &key,
+            "--direction",
+            "0",
+            "--keepalive",
+            "1,30",
+            "--hold-ms",
+            "6000",
+        ])
+        .env_remove("RDCO_SIM_SOCKET")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rdco");
+    let mut ping = None;
+    let mut buf = [0u8; 2048];
+    for _ in 0..60 {
+        {
+            let _io = winsim::device::machine_lock();
+            winsim::sched::advance(std::time::Duration::from_secs(1));
+            // WSK sends go on the wire (and complete) when the machine pumps its sockets.
+            winsim::wsk::pump();
+        }
+        if let Ok((n, from)) = peer.recv_from(&mut buf) {
+            ping = Some((buf[..n].to_vec(), from));
+            break;
+        }
+    }
+    // And back: a control-channel packet (P_CONTROL_V1, opcode 4, key id 0) from the peer to the socket
+    // the ping came from reaches the Rx path, which queues it for the control device's reads.
+    if let Some((_, from)) = &ping {
+        let control: Vec<u8> = std::iter::once(0x20u8).chain((1..=40u8).map(|b| b ^ 0x5a)).collect();
+        peer.send_to(&control, from).expect("send control packet");
+        let mut seen = 0;
+        for _ in 0..200 {
+            let _io = winsim::device::machine_lock();
+            winsim::wsk::pump();
+            let counters =
+                winsim::context::call_driver(id, 0, "test: counters", || miniport::test_hooks::counters(dev));
+            seen = counters.map_or(0, |c| c.rx_control);
+            if seen > 0 {
+                break;
+            }
+            drop(_io);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(seen, 1, "the control packet did not reach the miniport's control queue");
+    }
+    let held = holder.wait_with_output().expect("rdco holder");
+    assert!(held.status.success(), "traffic client: {}", String::from_utf8_lossy(&held.stderr));
+    let (ping, from) = ping.expect("no keepalive ping reached the loopback peer");
+    assert!(from.ip().is_loopback(), "{from}");
+    // P_DATA_V2 (opcode 9) with key id 0, then the 24-bit peer id 7; then the packet id, the AEAD tag
+    // and the sealed 16-byte keepalive pattern.
+    assert_eq!(&ping[..4], &[0x48, 0, 0, 7], "{ping:02x?}");
+    assert_eq!(ping.len(), 4 + 4 + 16 + 16, "{ping:02x?}");
+    let stdout = String::from_utf8_lossy(&held.stdout);
+    assert!(stdout.contains("tunnel up"), "{stdout}");
 
     drop(server);
     let _io = winsim::device::machine_lock();

@@ -141,6 +141,11 @@ pub struct Faults {
     pub send_error: Option<NTSTATUS>,
     /// At most this many send IRPs complete per [`pump`] (a slow link: IRPs stay pending longer).
     pub backpressure: Option<usize>,
+    /// Pending send IRPs are taken newest first (transmitted and completed in reverse submission
+    /// order): a provider completing IRPs out of order, which WSK allows (each IRP completes on its own;
+    /// nothing orders completions across IRPs). With [`Faults::backpressure`] `Some(1)` each [`pump`]
+    /// completes the newest pending send alone.
+    pub reverse_completions: bool,
     /// Seed of the fault generator.
     pub seed: u64,
 }
@@ -160,6 +165,7 @@ impl Faults {
         stall_ms: 0,
         send_error: None,
         backpressure: None,
+        reverse_completions: false,
         seed: 0x5EED,
     };
 }
@@ -1149,8 +1155,14 @@ fn pump_sends() -> usize {
     {
         let mut st = state();
         let limit = st.faults.backpressure.unwrap_or(usize::MAX);
-        while done.len() < limit && st.sends.front().is_some_and(|op| op.ready_at <= now) {
-            let Some(op) = st.sends.pop_front() else { break };
+        let newest_first = st.faults.reverse_completions;
+        loop {
+            let next = if newest_first { st.sends.back() } else { st.sends.front() };
+            if done.len() >= limit || next.is_none_or(|op| op.ready_at > now) {
+                break;
+            }
+            let taken = if newest_first { st.sends.pop_back() } else { st.sends.pop_front() };
+            let Some(op) = taken else { break };
             let irp = op.irp;
             let result = execute_send(&mut st, op);
             st.stats.send_completions += 1;

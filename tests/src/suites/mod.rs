@@ -4,6 +4,7 @@ mod faults;
 mod filter_receive;
 mod filter_send;
 mod load;
+pub mod miniport;
 mod miniport_control;
 pub(crate) mod netcx;
 mod scenarios;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(netcx::tests());
     tests.extend(miniport_control::tests());
     tests.extend(filter_send::tests());
+    tests.extend(miniport::tests());
     tests.extend(verifier::tests());
     tests
 }
