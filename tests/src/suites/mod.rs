@@ -3,6 +3,7 @@ mod control;
 mod faults;
 mod filter_receive;
 mod filter_send;
+pub mod filter_two_hosts;
 mod load;
 mod miniport_control;
 pub(crate) mod netcx;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(netcx::tests());
     tests.extend(miniport_control::tests());
     tests.extend(filter_send::tests());
+    tests.extend(filter_two_hosts::tests());
     tests.extend(verifier::tests());
     tests
 }
