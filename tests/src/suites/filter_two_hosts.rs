@@ -42,6 +42,8 @@ const HOLD_PERMILLE: u64 = 100;
 const HOLD_DISTANCE: usize = 3;
 /// Largest keepalive datagram (P_DATA_V2 header 8 + 16-byte ping + 16-byte tag): not data.
 const KEEPALIVE_LEN: usize = 40;
+/// Relay flow control: datagrams on their way to a host that it has not taken in yet.
+const IN_FLIGHT: u64 = 64;
 
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);
@@ -129,7 +131,13 @@ fn wait_line(rx: &Receiver<String>, prefix: &str, timeout: Duration) -> Result<S
 /// indication), so the filter's copy slots come back between two WSK deliveries.
 fn step(received: &mut Vec<Vec<u8>>) {
     winsim::sched::run_until_idle();
+    let before = winsim::wsk::stats().indicated;
     let moved = winsim::wsk::pump();
+    let after = winsim::wsk::stats().indicated;
+    if after != before {
+        // Flow control for the relay: how many datagrams this host's tunnel socket has taken in.
+        say(&format!("RX {after}"));
+    }
     sim::pump();
     received.extend(sim::take_protocol_received(NIC));
     sim::protocol_return_all(NIC);
@@ -307,6 +315,10 @@ pub fn host_main(spec: &str) -> std::process::ExitCode {
 struct HostProc {
     child: Child,
     lines: Receiver<String>,
+    /// The host said `SENT`.
+    sent: bool,
+    /// Datagrams the host's tunnel socket has taken in (its last `RX` line).
+    rx: u64,
 }
 
 impl HostProc {
@@ -330,7 +342,7 @@ impl HostProc {
                 }
             }
         });
-        Ok(HostProc { child, lines })
+        Ok(HostProc { child, lines, sent: false, rx: 0 })
     }
 
     fn tell(&mut self, line: &str) -> Result<(), String> {
@@ -350,13 +362,15 @@ impl HostProc {
         }
     }
 
-    fn poll(&self, prefix: &str) -> bool {
+    /// Reads the progress lines that came (`SENT`, `RX n`).
+    fn poll(&mut self) {
         while let Ok(line) = self.lines.try_recv() {
-            if line.starts_with(prefix) {
-                return true;
+            if line == "SENT" {
+                self.sent = true;
+            } else if let Some(n) = line.strip_prefix("RX ").and_then(|n| n.parse().ok()) {
+                self.rx = n;
             }
         }
-        false
     }
 }
 
@@ -379,6 +393,8 @@ struct Direction {
     duplicated: u64,
     reordered: u64,
     forwarded: u64,
+    /// Datagrams put on the wire towards the receiver (copies and late ones included).
+    wire: u64,
     held: VecDeque<(usize, Vec<u8>)>,
     log: Vec<String>,
 }
@@ -391,7 +407,11 @@ impl Direction {
         out: &UdpSocket,
         to: SocketAddr,
     ) -> Result<(), String> {
-        let send = |d: &[u8]| out.send_to(d, to).map(|_| ()).map_err(|e| format!("relay send: {e}"));
+        let wire = &mut self.wire;
+        let mut send = |d: &[u8]| {
+            *wire += 1;
+            out.send_to(d, to).map(|_| ()).map_err(|e| format!("relay send: {e}"))
+        };
         if datagram.len() <= KEEPALIVE_LEN {
             self.keepalives += 1;
             return send(datagram);
@@ -430,6 +450,7 @@ impl Direction {
 
     fn flush(&mut self, out: &UdpSocket, to: SocketAddr) -> Result<(), String> {
         while let Some((_, d)) = self.held.pop_front() {
+            self.wire += 1;
             out.send_to(&d, to).map_err(|e| format!("relay send: {e}"))?;
         }
         Ok(())
@@ -486,7 +507,6 @@ fn two_hosts(_machine: &mut Machine) -> Outcome {
     let mut dirs = [Direction::default(), Direction::default()];
     // One generator per direction: the decisions depend only on the order within a direction.
     let mut rngs = [Rng(SEED), Rng(SEED ^ 0x00ba_0000_00ab)];
-    let mut sent = [false, false];
     let mut buf = vec![0u8; 65_536];
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut idle_since = Instant::now();
@@ -497,6 +517,11 @@ fn two_hosts(_machine: &mut Machine) -> Outcome {
             // tunnel sockets have the default receive buffer, and a host in a debug build opens each
             // datagram slower than loopback delivers it.
             for _ in 0..8 {
+                // Flow control: at most IN_FLIGHT datagrams on the way to a host that has not taken
+                // them in yet (a stalled host would otherwise overflow its socket's receive buffer).
+                if dirs[d].wire >= hosts[1 - d].rx + IN_FLIGHT {
+                    break;
+                }
                 let Ok((n, from)) = relay[d].recv_from(&mut buf) else { break };
                 if from != to[d] {
                     return Err(format!("relay: a datagram from {from}, expected host at {}", to[d]));
@@ -505,12 +530,16 @@ fn two_hosts(_machine: &mut Machine) -> Outcome {
                 dirs[d].forward(&mut rngs[d], &buf[..n], &relay[1 - d], to[1 - d])?;
             }
         }
-        for (i, h) in hosts.iter().enumerate() {
-            sent[i] |= h.poll("SENT");
+        for h in &mut hosts {
+            h.poll();
         }
+        let sent = [hosts[0].sent, hosts[1].sent];
         if moved {
             idle_since = Instant::now();
-        } else if sent == [true, true] && idle_since.elapsed() > Duration::from_millis(200) {
+        } else if sent == [true, true]
+            && dirs.iter().all(|d| d.data == PACKETS as u64)
+            && idle_since.elapsed() > Duration::from_millis(100)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(1));
