@@ -25,7 +25,7 @@ use winsim::{ndis, DriverId, Machine};
 use crate::install::{self, Installed};
 use crate::{Outcome, Test};
 
-const NIC: u32 = 1;
+pub(super) const NIC: u32 = 1;
 const PEER_ID: u32 = 1;
 const TX_KEY: [u8; 32] = [0x11; 32];
 const RX_KEY: [u8; 32] = [0x22; 32];
@@ -124,17 +124,17 @@ fn check_inner(packets: &[Vec<u8>], sends: &[(u16, IpSend)]) -> Result<(), Strin
     Ok(())
 }
 
-fn encode<T: Wire>(value: &T) -> Vec<u8> {
+pub(super) fn encode<T: Wire>(value: &T) -> Vec<u8> {
     let mut out = vec![0u8; T::SIZE];
     value.write_to(&mut out).expect("encodes");
     out
 }
 
-fn ioctl(h: Handle, which: RdcoFilterIoctl, input: &[u8], out: usize) -> (NTSTATUS, Vec<u8>) {
+pub(super) fn ioctl(h: Handle, which: RdcoFilterIoctl, input: &[u8], out: usize) -> (NTSTATUS, Vec<u8>) {
     device::device_io_control(h, which.code(), input, out)
 }
 
-fn ok(what: &str, (status, _): (NTSTATUS, Vec<u8>)) -> Result<(), String> {
+pub(super) fn ok(what: &str, (status, _): (NTSTATUS, Vec<u8>)) -> Result<(), String> {
     if status == STATUS_SUCCESS {
         Ok(())
     } else {
@@ -143,13 +143,13 @@ fn ok(what: &str, (status, _): (NTSTATUS, Vec<u8>)) -> Result<(), String> {
 }
 
 /// A machine with one NIC and the filter installed from its INF; the control device open.
-struct Rig {
-    installed: Installed,
-    handle: Handle,
+pub(super) struct Rig {
+    pub(super) installed: Installed,
+    pub(super) handle: Handle,
     mac: [u8; 6],
 }
 
-fn rig(machine: &mut Machine) -> Result<Rig, String> {
+pub(super) fn rig(machine: &mut Machine) -> Result<Rig, String> {
     datapath::add_nic(NicConfig::ethernet(NIC)).map_err(|s| format!("add_nic: {s:#x}"))?;
     let installed = install::install_from_inf(
         machine,
@@ -202,7 +202,7 @@ fn install_key(r: &Rig) -> Result<(), String> {
     ok("new key", ioctl(r.handle, RdcoFilterIoctl::NewKey, &encode(&key), 0))
 }
 
-fn stats(r: &Rig) -> Result<RdcoStats, String> {
+pub(super) fn stats(r: &Rig) -> Result<RdcoStats, String> {
     let (status, out) = ioctl(
         r.handle,
         RdcoFilterIoctl::GetStats,
@@ -229,7 +229,7 @@ fn tcp6(len: usize) -> IpSend {
 }
 
 /// Detach, close, unload; the ledger must be settled.
-fn finish(machine: &mut Machine, r: Rig) -> Result<(), String> {
+pub(super) fn finish(machine: &mut Machine, r: Rig) -> Result<(), String> {
     datapath::pump();
     winsim::sched::run_until_idle();
     winsim::wsk::pump();

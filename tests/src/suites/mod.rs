@@ -3,6 +3,7 @@ mod control;
 mod faults;
 mod filter_receive;
 mod filter_send;
+pub mod filter_two_hosts;
 mod load;
 pub mod miniport;
 mod miniport_control;
@@ -27,6 +28,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(miniport_control::tests());
     tests.extend(filter_send::tests());
     tests.extend(miniport::tests());
+    tests.extend(filter_two_hosts::tests());
     tests.extend(verifier::tests());
     tests
 }
