@@ -32,7 +32,7 @@ struct Args {
     /// Internal: run one test (SUITE::NAME, or scenario:PATH) in this process and print its result as JSON.
     #[arg(long, hide = true)]
     child: Option<String>,
-    /// Internal: run one simulated host of the filter_two_hosts suite (ROLE:LOCAL_PORT:RELAY_PORT).
+    /// Internal: run one simulated host of the two-host suites (KIND:ROLE:LOCAL_PORT:RELAY_PORT).
     #[arg(long, hide = true)]
     host: Option<String>,
 }
@@ -130,7 +130,7 @@ fn run_isolated_id(test: &Test, id: &str) -> TestResult {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(spec) = &args.host {
-        return ndistest::suites::filter_two_hosts::host_main(spec);
+        return ndistest::suites::two_hosts::host_main(spec);
     }
     let tests = ndistest::suites::all();
     if let Some(id) = &args.child {

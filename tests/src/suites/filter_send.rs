@@ -43,20 +43,7 @@ impl TestPeer {
         let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("peer socket: {e}"))?;
         socket.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
         // Room for a burst of a few hundred datagrams (the simulated WSK transmits at send time).
-        let size: libc::c_int = 4 << 20;
-        // SAFETY: a valid socket descriptor and a c_int option value of the stated size.
-        let rc = unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&socket),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&raw const size).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err("setsockopt(SO_RCVBUF) failed".into());
-        }
+        super::two_hosts::big_receive_buffer(&socket)?;
         let mut peer = Peer::new(&PeerConfig::new(PEER_ID), ::datapath::Instant::from_millis(0));
         let config = KeyConfig {
             cipher: Cipher::Aes256Gcm,

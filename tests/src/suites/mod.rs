@@ -10,6 +10,8 @@ mod miniport_control;
 pub(crate) mod netcx;
 mod scenarios;
 mod traffic;
+pub mod two_hosts;
+mod two_hosts_miniport;
 mod verifier;
 mod wsk_negative;
 
@@ -29,6 +31,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(filter_send::tests());
     tests.extend(miniport::tests());
     tests.extend(filter_two_hosts::tests());
+    tests.extend(two_hosts_miniport::tests());
     tests.extend(verifier::tests());
     tests
 }
