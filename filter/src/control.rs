@@ -18,10 +18,10 @@
 //! its own `Size`) `STATUS_BUFFER_TOO_SMALL`; a bad value (`Size` below the known size, unknown cipher,
 //! key slot or family, bad key length, peer id out of range, a remote without address or port, local
 //! and remote of different families, keepalive timeout shorter than the interval, `ALL_PEERS` where it
-//! means nothing) `STATUS_INVALID_PARAMETER`; an unknown peer `STATUS_NOT_FOUND`; a peer id in use
-//! `STATUS_OBJECT_NAME_COLLISION`; a swap without a secondary key, or the driver unloading,
-//! `STATUS_INVALID_DEVICE_STATE`; too many pended reads `STATUS_INSUFFICIENT_RESOURCES`; an unknown IOCTL
-//! `STATUS_INVALID_DEVICE_REQUEST`.
+//! means nothing, a hold-policy value outside its range) `STATUS_INVALID_PARAMETER`; an unknown peer
+//! `STATUS_NOT_FOUND`; a peer id in use `STATUS_OBJECT_NAME_COLLISION`; a swap without a secondary key,
+//! or the driver unloading, `STATUS_INVALID_DEVICE_STATE`; too many pended reads
+//! `STATUS_INSUFFICIENT_RESOURCES`; an unknown IOCTL `STATUS_INVALID_DEVICE_REQUEST`.
 use core::ffi::c_void;
 use core::net::{IpAddr, SocketAddr};
 use core::ptr::{null_mut, NonNull};
@@ -52,8 +52,8 @@ use kernel::sync::SpinLock;
 use kernel::unicode_string;
 use uapi::ovpn::{OvpnCipherAlg, OvpnKeySlot};
 use uapi::rdco_filter::{
-    RdcoAddPeer, RdcoEvent, RdcoEventKind, RdcoFilterIoctl, RdcoKeepalive, RdcoNewKey, RdcoPeerRef,
-    RdcoSetPolicy, RdcoStats, ALL_PEERS, MAX_POLICY_PREFIXES,
+    RdcoAddPeer, RdcoEvent, RdcoEventKind, RdcoFilterIoctl, RdcoHoldPolicy, RdcoKeepalive, RdcoNewKey,
+    RdcoPeerRef, RdcoSetPolicy, RdcoStats, ALL_PEERS, MAX_POLICY_PREFIXES,
 };
 use uapi::UapiError;
 
@@ -524,6 +524,10 @@ unsafe extern "system" fn dispatch_device_control(_device: *mut DEVICE_OBJECT, i
             Err(e) => Err(e),
         },
         RdcoFilterIoctl::ReadEvent => return read_event(irp, buffer.get_mut(..out_len).unwrap_or(&mut [])),
+        RdcoFilterIoctl::SetHoldPolicy => set_hold_policy(input),
+        RdcoFilterIoctl::GetHoldPolicy => {
+            crate::hold::policy().write_to(buffer.get_mut(..out_len).unwrap_or(&mut [])).map_err(uapi_status)
+        }
     };
     match result {
         Ok(information) => complete(irp, STATUS_SUCCESS, information),
@@ -732,6 +736,15 @@ fn set_keepalive(input: &[u8]) -> Result<usize, NTSTATUS> {
     let peer = config.peers.peer_mut(request.peer_id).ok_or(STATUS_NOT_FOUND)?;
     peer.set_keepalive(Duration::from_secs(interval.into()), Duration::from_secs(timeout.into()), time);
     peer.set_mss(request.mss);
+    Ok(0)
+}
+
+/// `IOCTL_RDCO_FILTER_SET_HOLD_POLICY`: replaces the driver-wide hold policy (`hold.rs`) as a whole.
+/// Errors: short buffer, bad `Size`, any field outside its documented range (`uapi::rdco_filter::HOLD_*`,
+/// `INVALID_PARAMETER`). The request is parsed and checked completely before any field is stored.
+fn set_hold_policy(input: &[u8]) -> Result<usize, NTSTATUS> {
+    let request = RdcoHoldPolicy::parse(input).map_err(uapi_status)?;
+    crate::hold::set_policy(&request);
     Ok(0)
 }
 

@@ -21,6 +21,9 @@ pub unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
     _registry_path: *mut UNICODE_STRING,
 ) -> NTSTATUS {
+    // A freshly loaded image starts with the default hold policy; the host simulation keeps statics
+    // across an unload and a reload, so store the defaults explicitly (no earlier SET survives a reload).
+    crate::hold::set_policy(&crate::hold::DEFAULT_POLICY);
     let mut characteristics = callbacks::characteristics();
     let mut handle: NDIS_HANDLE = null_mut();
     // SAFETY: PASSIVE_LEVEL in DriverEntry; the characteristics live for the call (NDIS copies them),

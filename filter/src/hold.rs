@@ -22,7 +22,12 @@
 //! `drop_copy_ceiling`; a copy that waits longer than [`HoldPolicy::copy_max_age_ms`] for the transport
 //! is freed and counted in `drop_no_key`. Nothing is leaked or silently lost.
 //!
-//! The policy lives in atomics (defaults below); host tests change it through `test_hooks`.
+//! The policy lives in atomics (defaults below), one set for the whole driver. User mode reads it with
+//! `IOCTL_RDCO_FILTER_GET_HOLD_POLICY` and replaces it with `IOCTL_RDCO_FILTER_SET_HOLD_POLICY`
+//! ([`policy`], [`set_policy`]; the accepted ranges are `uapi::rdco_filter::HOLD_*`). The four fields
+//! are stored one by one, not as a unit: a data-path reader racing a SET may see some fields old and
+//! some new, every one of them valid, and the next read sees the whole new policy. Host tests may also
+//! set values outside the ranges through `test_hooks` (e.g. a zero budget).
 //!
 //! IRQL: everything here runs at IRQL <= DISPATCH_LEVEL.
 use core::ffi::c_void;
@@ -37,6 +42,8 @@ use kernel::ffi::nbl::{
 };
 use kernel::ffi::ndis::{NDIS_HANDLE, NDIS_STATUS, NDIS_STATUS_RESOURCES};
 use kernel::ffi::ntos::{ExAllocatePool2, ExFreePoolWithTag, POOL_FLAG_NON_PAGED};
+
+use uapi::rdco_filter::RdcoHoldPolicy;
 
 use crate::classify;
 use crate::control::STATS;
@@ -67,13 +74,38 @@ pub(crate) struct HoldPolicy {
     pub(crate) copy_max_age_ms: AtomicU32,
 }
 
-/// Defaults: 256 originals queued, 50 ms in the queue, 4 MiB of copies, copies kept 5 s.
+/// Defaults: 256 originals queued, 50 ms in the queue, 4 MiB of copies, copies kept 5 s (each inside
+/// the range `SET_HOLD_POLICY` accepts).
+pub(crate) const DEFAULT_POLICY: RdcoHoldPolicy =
+    RdcoHoldPolicy { budget_nbls: 256, budget_ms: 50, ceiling_bytes: 4 << 20, copy_max_age_ms: 5_000 };
+
+/// The policy in force; starts as [`DEFAULT_POLICY`] (and `DriverEntry` stores it again, see
+/// `driver::driver_entry`).
 pub(crate) static POLICY: HoldPolicy = HoldPolicy {
-    budget_nbls: AtomicU32::new(256),
-    budget_ms: AtomicU32::new(50),
-    ceiling_bytes: AtomicU32::new(4 << 20),
-    copy_max_age_ms: AtomicU32::new(5_000),
+    budget_nbls: AtomicU32::new(DEFAULT_POLICY.budget_nbls),
+    budget_ms: AtomicU32::new(DEFAULT_POLICY.budget_ms),
+    ceiling_bytes: AtomicU32::new(DEFAULT_POLICY.ceiling_bytes),
+    copy_max_age_ms: AtomicU32::new(DEFAULT_POLICY.copy_max_age_ms),
 };
+
+/// The policy now, as `GET_HOLD_POLICY` reports it. Any IRQL <= DISPATCH_LEVEL.
+pub(crate) fn policy() -> RdcoHoldPolicy {
+    RdcoHoldPolicy {
+        budget_nbls: POLICY.budget_nbls.load(Ordering::Relaxed),
+        budget_ms: POLICY.budget_ms.load(Ordering::Relaxed),
+        ceiling_bytes: POLICY.ceiling_bytes.load(Ordering::Relaxed),
+        copy_max_age_ms: POLICY.copy_max_age_ms.load(Ordering::Relaxed),
+    }
+}
+
+/// Stores a policy the caller has validated (`RdcoHoldPolicy::parse` checks every range). Takes effect
+/// for the next trigger check of every module. Any IRQL <= DISPATCH_LEVEL.
+pub(crate) fn set_policy(p: &RdcoHoldPolicy) {
+    POLICY.budget_nbls.store(p.budget_nbls, Ordering::Relaxed);
+    POLICY.budget_ms.store(p.budget_ms, Ordering::Relaxed);
+    POLICY.ceiling_bytes.store(p.ceiling_bytes, Ordering::Relaxed);
+    POLICY.copy_max_age_ms.store(p.copy_max_age_ms, Ordering::Relaxed);
+}
 
 /// Deep-copies `nbl` (every NET_BUFFER into its own copy NBL, linked through `Next` in order, offload
 /// information copied) from the module's pool `copy_pool`. Returns the copy chain (head, tail, count), or

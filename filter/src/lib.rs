@@ -86,12 +86,22 @@ pub mod test_hooks {
     /// TEST HOOK: sets the hold policy (see `hold.rs`): originals queued before the budget trigger, the
     /// queue-time budget (ms), the deep-copy ceiling (bytes) and how long a copy waits for the transport
     /// (ms).
+    /// Unlike `IOCTL_RDCO_FILTER_SET_HOLD_POLICY` it takes values outside the accepted ranges (a zero
+    /// budget, for tests that want every NBL copied at once).
     pub fn set_hold_policy(budget_nbls: u32, budget_ms: u32, ceiling_bytes: u32, copy_max_age_ms: u32) {
-        use core::sync::atomic::Ordering::Relaxed;
-        crate::hold::POLICY.budget_nbls.store(budget_nbls, Relaxed);
-        crate::hold::POLICY.budget_ms.store(budget_ms, Relaxed);
-        crate::hold::POLICY.ceiling_bytes.store(ceiling_bytes, Relaxed);
-        crate::hold::POLICY.copy_max_age_ms.store(copy_max_age_ms, Relaxed);
+        crate::hold::set_policy(&uapi::rdco_filter::RdcoHoldPolicy {
+            budget_nbls,
+            budget_ms,
+            ceiling_bytes,
+            copy_max_age_ms,
+        });
+    }
+
+    /// TEST HOOK: the hold policy in force (budget NBLs, budget ms, ceiling bytes, copy max age ms),
+    /// read from the atomics the data path uses.
+    pub fn hold_policy() -> (u32, u32, u32, u32) {
+        let p = crate::hold::policy();
+        (p.budget_nbls, p.budget_ms, p.ceiling_bytes, p.copy_max_age_ms)
     }
 
     /// The send path's counters beyond `RdcoStats`.

@@ -128,6 +128,21 @@ fn rdco_filter_over_the_control_socket() {
     assert!(stats.starts_with("peer 1\n") && stats.contains("tx_packets 0\n"), "{stats}");
     let module = cli.ok(&["stats"]);
     assert!(module.starts_with("peer module\n") && module.lines().count() == 34, "{module}");
+    // The hold policy: the defaults, a partial change (the other fields kept), range errors caught
+    // before the device is touched, and nothing changed by a rejected set.
+    let defaults = "budget_nbls 256\nbudget_ms 50\nceiling_bytes 4194304\ncopy_max_age_ms 5000\n";
+    assert_eq!(cli.ok(&["hold", "show"]), defaults);
+    cli.ok(&["hold", "set", "--budget-nbls", "32", "--ceiling-bytes", "1048576"]);
+    let changed = "budget_nbls 32\nbudget_ms 50\nceiling_bytes 1048576\ncopy_max_age_ms 5000\n";
+    assert_eq!(cli.ok(&["hold", "show"]), changed);
+    cli.fails(&["hold", "set", "--budget-ms", "0"], "--budget-ms must be 1..=60000, not 0");
+    cli.fails(&["hold", "set", "--budget-nbls", "2000000"], "--budget-nbls must be 1..=1048576");
+    cli.fails(&["hold", "set", "--ceiling-bytes", "100"], "--ceiling-bytes must be 2048..=1073741824");
+    cli.fails(&["hold", "set", "--copy-max-age-ms", "600001"], "--copy-max-age-ms must be 100..=600000");
+    cli.fails(&["hold", "set"], "at least one of");
+    assert_eq!(cli.ok(&["hold", "show"]), changed);
+    cli.ok(&["hold", "set", "--budget-nbls", "256", "--ceiling-bytes", "4194304", "--budget-ms", "50"]);
+    assert_eq!(cli.ok(&["hold", "show"]), defaults);
     cli.fails(&["policy", "list"], "no policy query");
     cli.fails(&["policy", "add", "10.0.0.0/33"], "bad prefix");
     // No event arrives (no data path yet): the read pends, the CLI gives up and its handle's cleanup

@@ -2,7 +2,7 @@
 //!
 //! # Conventions
 //!
-//! * Codes are `CTL_CODE(FILE_DEVICE_UNKNOWN, 0x800 + n, METHOD_BUFFERED, FILE_ANY_ACCESS)`, n = 1..=8 —
+//! * Codes are `CTL_CODE(FILE_DEVICE_UNKNOWN, 0x800 + n, METHOD_BUFFERED, FILE_ANY_ACCESS)`, n = 1..=10 —
 //!   function numbers from 0x800 up are the range Microsoft leaves to vendors.
 //! * Every request and response is fixed-size and starts with `Size: u32`, the size of the structure as its
 //!   sender built it. That is the version: a later version only appends fields and grows `Size`. A receiver
@@ -26,6 +26,8 @@
 //! | 6 | [`IOCTL_RDCO_FILTER_SET_KEEPALIVE`] | [`RdcoKeepalive`] (20) | — |
 //! | 7 | [`IOCTL_RDCO_FILTER_GET_STATS`] | [`RdcoPeerRef`] (8; [`ALL_PEERS`] = module) | [`RdcoStats`] (272) |
 //! | 8 | [`IOCTL_RDCO_FILTER_READ_EVENT`] | — | [`RdcoEvent`] (44), pends until an event |
+//! | 9 | [`IOCTL_RDCO_FILTER_SET_HOLD_POLICY`] | [`RdcoHoldPolicy`] (20) | — |
+//! | 10 | [`IOCTL_RDCO_FILTER_GET_HOLD_POLICY`] | — | [`RdcoHoldPolicy`] (20) |
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -57,6 +59,10 @@ pub const IOCTL_RDCO_FILTER_SET_KEEPALIVE: u32 = buffered(FUNCTION_BASE + 6);
 pub const IOCTL_RDCO_FILTER_GET_STATS: u32 = buffered(FUNCTION_BASE + 7);
 /// Wait for the next event (keepalive timeout, rekey needed, float).
 pub const IOCTL_RDCO_FILTER_READ_EVENT: u32 = buffered(FUNCTION_BASE + 8);
+/// Set the driver's hold policy (when a diverted NBL stops being held and is deep-copied).
+pub const IOCTL_RDCO_FILTER_SET_HOLD_POLICY: u32 = buffered(FUNCTION_BASE + 9);
+/// Read the driver's hold policy.
+pub const IOCTL_RDCO_FILTER_GET_HOLD_POLICY: u32 = buffered(FUNCTION_BASE + 10);
 
 /// The largest OpenVPN peer id (24 bits).
 pub const PEER_ID_MAX: u32 = 0x00FF_FFFF;
@@ -85,11 +91,15 @@ pub enum RdcoFilterIoctl {
     GetStats = IOCTL_RDCO_FILTER_GET_STATS,
     /// [`IOCTL_RDCO_FILTER_READ_EVENT`]
     ReadEvent = IOCTL_RDCO_FILTER_READ_EVENT,
+    /// [`IOCTL_RDCO_FILTER_SET_HOLD_POLICY`]
+    SetHoldPolicy = IOCTL_RDCO_FILTER_SET_HOLD_POLICY,
+    /// [`IOCTL_RDCO_FILTER_GET_HOLD_POLICY`]
+    GetHoldPolicy = IOCTL_RDCO_FILTER_GET_HOLD_POLICY,
 }
 
 impl RdcoFilterIoctl {
     /// All of them, in function-number order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::SetPolicy,
         Self::AddPeer,
         Self::DelPeer,
@@ -98,6 +108,8 @@ impl RdcoFilterIoctl {
         Self::SetKeepalive,
         Self::GetStats,
         Self::ReadEvent,
+        Self::SetHoldPolicy,
+        Self::GetHoldPolicy,
     ];
 
     /// The IOCTL with this code, if it is one of the filter's.
@@ -121,6 +133,8 @@ impl RdcoFilterIoctl {
             Self::SetKeepalive => "IOCTL_RDCO_FILTER_SET_KEEPALIVE",
             Self::GetStats => "IOCTL_RDCO_FILTER_GET_STATS",
             Self::ReadEvent => "IOCTL_RDCO_FILTER_READ_EVENT",
+            Self::SetHoldPolicy => "IOCTL_RDCO_FILTER_SET_HOLD_POLICY",
+            Self::GetHoldPolicy => "IOCTL_RDCO_FILTER_GET_HOLD_POLICY",
         }
     }
 
@@ -132,7 +146,8 @@ impl RdcoFilterIoctl {
             Self::DelPeer | Self::SwapKeys | Self::GetStats => RdcoPeerRef::SIZE,
             Self::NewKey => RdcoNewKey::SIZE,
             Self::SetKeepalive => RdcoKeepalive::SIZE,
-            Self::ReadEvent => 0,
+            Self::SetHoldPolicy => RdcoHoldPolicy::SIZE,
+            Self::ReadEvent | Self::GetHoldPolicy => 0,
         }
     }
 
@@ -141,6 +156,7 @@ impl RdcoFilterIoctl {
         match self {
             Self::GetStats => RdcoStats::SIZE,
             Self::ReadEvent => RdcoEvent::SIZE,
+            Self::GetHoldPolicy => RdcoHoldPolicy::SIZE,
             _ => 0,
         }
     }
@@ -486,6 +502,88 @@ impl RdcoKeepalive {
     }
 }
 
+/// The accepted range of [`RdcoHoldPolicy::budget_nbls`]: at least one original may be held (0 would
+/// copy every diverted NBL, which is what a tiny budget already approximates), at most 2^20.
+pub const HOLD_BUDGET_NBLS: core::ops::RangeInclusive<u32> = 1..=1 << 20;
+/// The accepted range of [`RdcoHoldPolicy::budget_ms`] (1 ms to 60 s).
+pub const HOLD_BUDGET_MS: core::ops::RangeInclusive<u32> = 1..=60_000;
+/// The accepted range of [`RdcoHoldPolicy::ceiling_bytes`]: at least one 2 KiB frame, at most 1 GiB.
+pub const HOLD_CEILING_BYTES: core::ops::RangeInclusive<u32> = 2_048..=1 << 30;
+/// The accepted range of [`RdcoHoldPolicy::copy_max_age_ms`] (100 ms to 10 min).
+pub const HOLD_COPY_MAX_AGE_MS: core::ops::RangeInclusive<u32> = 100..=600_000;
+
+/// `RDCO_HOLD_POLICY` (20 bytes): `Size` at 0, `BudgetNbls` at 4, `BudgetMs` at 8, `CeilingBytes` at 12,
+/// `CopyMaxAgeMs` at 16. The input of `SET_HOLD_POLICY` and the output of `GET_HOLD_POLICY`. Each field
+/// must lie in its range ([`HOLD_BUDGET_NBLS`], [`HOLD_BUDGET_MS`], [`HOLD_CEILING_BYTES`],
+/// [`HOLD_COPY_MAX_AGE_MS`]); anything else is `BadValue` naming the field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdcoHoldPolicy {
+    /// Originals queued (not yet sealed) before the next one is deep-copied (the budget trigger).
+    pub budget_nbls: u32,
+    /// Milliseconds an original may wait in the queue before it is deep-copied (the budget trigger).
+    pub budget_ms: u32,
+    /// Payload bytes held in deep copies at once across the driver; past it an original is dropped.
+    pub ceiling_bytes: u32,
+    /// Milliseconds a deep copy waits for the transport before it is freed and counted as dropped.
+    pub copy_max_age_ms: u32,
+}
+
+/// Byte offsets of [`RdcoHoldPolicy`].
+#[allow(missing_docs)]
+pub mod hold_policy {
+    pub const SIZE: usize = 0;
+    pub const BUDGET_NBLS: usize = 4;
+    pub const BUDGET_MS: usize = 8;
+    pub const CEILING_BYTES: usize = 12;
+    pub const COPY_MAX_AGE_MS: usize = 16;
+}
+
+fn in_range(field: &'static str, v: u32, range: core::ops::RangeInclusive<u32>) -> Result<u32, UapiError> {
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(UapiError::bad(field, v))
+    }
+}
+
+impl RdcoHoldPolicy {
+    /// Encoded size of this version.
+    pub const SIZE: usize = 20;
+
+    /// Checks every field against its range (what [`Self::parse`] enforces), naming the first bad one.
+    pub fn validate(&self) -> Result<(), UapiError> {
+        in_range("BudgetNbls", self.budget_nbls, HOLD_BUDGET_NBLS)?;
+        in_range("BudgetMs", self.budget_ms, HOLD_BUDGET_MS)?;
+        in_range("CeilingBytes", self.ceiling_bytes, HOLD_CEILING_BYTES)?;
+        in_range("CopyMaxAgeMs", self.copy_max_age_ms, HOLD_COPY_MAX_AGE_MS)?;
+        Ok(())
+    }
+
+    /// Parses the structure; see [`crate::Wire::parse`]. Values outside their ranges are `BadValue`.
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_header(buf, Self::SIZE)?;
+        let policy = Self {
+            budget_nbls: u32_at(buf, hold_policy::BUDGET_NBLS),
+            budget_ms: u32_at(buf, hold_policy::BUDGET_MS),
+            ceiling_bytes: u32_at(buf, hold_policy::CEILING_BYTES),
+            copy_max_age_ms: u32_at(buf, hold_policy::COPY_MAX_AGE_MS),
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Writes the structure; see [`crate::Wire::write_to`]. Writes whatever the fields hold (the driver
+    /// reports its policy as it is).
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        put_u32(out, hold_policy::BUDGET_NBLS, self.budget_nbls);
+        put_u32(out, hold_policy::BUDGET_MS, self.budget_ms);
+        put_u32(out, hold_policy::CEILING_BYTES, self.ceiling_bytes);
+        put_u32(out, hold_policy::COPY_MAX_AGE_MS, self.copy_max_age_ms);
+        Ok(Self::SIZE)
+    }
+}
+
 macro_rules! counters {
     ($($(#[$m:meta])* $field:ident, $konst:ident = $off:literal;)*) => {
         /// `RDCO_STATS` (272 bytes): `Size` at 0, `PeerId` at 4 ([`ALL_PEERS`] for the module), then 33 `u64`
@@ -674,4 +772,13 @@ impl RdcoEvent {
     }
 }
 
-impl_wire!(RdcoSetPolicy, RdcoAddPeer, RdcoPeerRef, RdcoNewKey, RdcoKeepalive, RdcoStats, RdcoEvent);
+impl_wire!(
+    RdcoSetPolicy,
+    RdcoAddPeer,
+    RdcoPeerRef,
+    RdcoNewKey,
+    RdcoKeepalive,
+    RdcoStats,
+    RdcoEvent,
+    RdcoHoldPolicy
+);

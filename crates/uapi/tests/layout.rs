@@ -54,7 +54,7 @@ fn ovpn_ioctl_codes_are_the_header_values() {
 // CTL_CODE(0x22, 0x800 + n, 0, 0) = 0x0022_0000 + (0x800 + n) * 4 = 0x0022_2000 + 4n.
 #[test]
 fn rdco_filter_ioctl_codes() {
-    let table: [(u32, u32); 8] = [
+    let table: [(u32, u32); 10] = [
         (IOCTL_RDCO_FILTER_SET_POLICY, 0x0022_2004),
         (IOCTL_RDCO_FILTER_ADD_PEER, 0x0022_2008),
         (IOCTL_RDCO_FILTER_DEL_PEER, 0x0022_200C),
@@ -63,6 +63,8 @@ fn rdco_filter_ioctl_codes() {
         (IOCTL_RDCO_FILTER_SET_KEEPALIVE, 0x0022_2018),
         (IOCTL_RDCO_FILTER_GET_STATS, 0x0022_201C),
         (IOCTL_RDCO_FILTER_READ_EVENT, 0x0022_2020),
+        (IOCTL_RDCO_FILTER_SET_HOLD_POLICY, 0x0022_2024),
+        (IOCTL_RDCO_FILTER_GET_HOLD_POLICY, 0x0022_2028),
     ];
     for (i, (code, literal)) in table.iter().enumerate() {
         assert_eq!(code, literal);
@@ -84,6 +86,10 @@ fn ioctl_buffer_sizes() {
     assert_eq!(OvpnIoctl::SwapKeys.input_len() + OvpnIoctl::SwapKeys.output_len(), 0);
     assert_eq!(RdcoFilterIoctl::NewKey.input_len(), 108);
     assert_eq!(RdcoFilterIoctl::GetStats.output_len(), 272);
+    assert_eq!(RdcoFilterIoctl::SetHoldPolicy.input_len(), 20);
+    assert_eq!(RdcoFilterIoctl::SetHoldPolicy.output_len(), 0);
+    assert_eq!(RdcoFilterIoctl::GetHoldPolicy.input_len(), 0);
+    assert_eq!(RdcoFilterIoctl::GetHoldPolicy.output_len(), 20);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -437,6 +443,7 @@ fn no_panics_on_random_input() {
             let _ = OvpnMpSetPeer::parse(b);
             let _ = OvpnVersion::parse(b);
             let _ = OvpnSetMode::parse(b);
+            let _ = RdcoHoldPolicy::parse(b);
             let _ = OvpnMpStartVpn::parse(b);
             let _ = OvpnNotifyEvent::parse(b);
             let _ = OvpnMpDelPeer::parse(b);
@@ -582,6 +589,58 @@ fn other_bad_values() {
         .unwrap();
     nk[100..104].copy_from_slice(&(-1i32).to_le_bytes());
     assert_eq!(RdcoNewKey::parse(&nk), Err(bad("PeerId", 0xFFFF_FFFF)));
+}
+
+#[test]
+fn hold_policy_layout_and_ranges() {
+    assert_eq!(RdcoHoldPolicy::SIZE, 20);
+    assert_eq!(
+        (
+            hold_policy::SIZE,
+            hold_policy::BUDGET_NBLS,
+            hold_policy::BUDGET_MS,
+            hold_policy::CEILING_BYTES,
+            hold_policy::COPY_MAX_AGE_MS
+        ),
+        (0, 4, 8, 12, 16)
+    );
+    let p =
+        RdcoHoldPolicy { budget_nbls: 256, budget_ms: 50, ceiling_bytes: 4 << 20, copy_max_age_ms: 5_000 };
+    let mut b = [0xAAu8; 24];
+    assert_eq!(p.write_to(&mut b), Ok(20));
+    let golden: [u8; 20] = [20, 0, 0, 0, 0, 1, 0, 0, 50, 0, 0, 0, 0, 0, 0x40, 0, 0x88, 0x13, 0, 0];
+    assert_eq!(&b[..20], &golden);
+    assert_eq!(&b[20..], &[0xAA; 4], "nothing written past Size");
+    check(&p);
+    // The ends of every range are accepted, one past either end is not.
+    let edges = |f: &dyn Fn(&mut RdcoHoldPolicy, u32), field: &'static str, lo: u32, hi: u32| {
+        for (v, ok) in
+            [(lo, true), (hi, true), (lo.wrapping_sub(1), false), (hi.wrapping_add(1), false), (0, lo == 0)]
+        {
+            let mut q = p;
+            f(&mut q, v);
+            let mut buf = [0u8; 20];
+            q.write_to(&mut buf).unwrap();
+            let got = RdcoHoldPolicy::parse(&buf);
+            if ok {
+                assert_eq!(got, Ok(q), "{field} = {v}");
+            } else {
+                assert_eq!(got, Err(bad(field, v.into())), "{field} = {v}");
+            }
+        }
+    };
+    edges(&|q, v| q.budget_nbls = v, "BudgetNbls", 1, 1 << 20);
+    edges(&|q, v| q.budget_ms = v, "BudgetMs", 1, 60_000);
+    edges(&|q, v| q.ceiling_bytes = v, "CeilingBytes", 2_048, 1 << 30);
+    edges(&|q, v| q.copy_max_age_ms = v, "CopyMaxAgeMs", 100, 600_000);
+    assert_eq!((*HOLD_BUDGET_NBLS.start(), *HOLD_CEILING_BYTES.start()), (1, 2_048));
+    // Size below 20 is a bad value; a buffer shorter than its own Size is too short.
+    let mut buf = [0u8; 20];
+    p.write_to(&mut buf).unwrap();
+    buf[0] = 19;
+    assert_eq!(RdcoHoldPolicy::parse(&buf), Err(bad("Size", 19)));
+    buf[0] = 24;
+    assert_eq!(RdcoHoldPolicy::parse(&buf), Err(UapiError::TooShort { need: 24, got: 20 }));
 }
 
 #[test]

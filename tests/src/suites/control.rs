@@ -12,8 +12,8 @@ use kernel::ffi::ntos::{
 };
 use uapi::ovpn::{OvpnCipherAlg, OvpnCryptoData, OvpnCryptoDataV2, OvpnKeyDirection, OvpnKeySlot};
 use uapi::rdco_filter::{
-    RdcoAddPeer, RdcoEvent, RdcoEventKind, RdcoFilterIoctl, RdcoKeepalive, RdcoNewKey, RdcoPeerRef,
-    RdcoPrefix, RdcoSetPolicy, RdcoStats, ALL_PEERS,
+    RdcoAddPeer, RdcoEvent, RdcoEventKind, RdcoFilterIoctl, RdcoHoldPolicy, RdcoKeepalive, RdcoNewKey,
+    RdcoPeerRef, RdcoPrefix, RdcoSetPolicy, RdcoStats, ALL_PEERS,
 };
 use uapi::Wire;
 use winsim::device::{self, Handle, Io};
@@ -108,12 +108,14 @@ fn keepalive(id: u32, interval: u32, timeout: u32) -> Vec<u8> {
     })
 }
 
-/// Everything observable about the configuration: the policy, peers 1 and 2 (key ids) and their stats.
+/// Everything observable about the configuration: the policy, peers 1 and 2 (key ids), their stats and
+/// the hold policy (through `GET_HOLD_POLICY`).
 #[derive(Debug, PartialEq)]
 struct Fingerprint {
     policy: String,
     keys: Vec<Option<(Option<u8>, Option<u8>)>>,
     stats: Vec<(NTSTATUS, Vec<u8>)>,
+    hold: (NTSTATUS, Vec<u8>),
 }
 
 fn fingerprint(id: DriverId, h: Handle) -> Fingerprint {
@@ -127,7 +129,8 @@ fn fingerprint(id: DriverId, h: Handle) -> Fingerprint {
         .iter()
         .map(|&p| ioctl(h, RdcoFilterIoctl::GetStats, &peer_ref(p), RdcoStats::SIZE))
         .collect();
-    Fingerprint { policy, keys, stats }
+    let hold = ioctl(h, RdcoFilterIoctl::GetHoldPolicy, &[], RdcoHoldPolicy::SIZE);
+    Fingerprint { policy, keys, stats, hold }
 }
 
 /// Sends `input` and requires `want` and an unchanged configuration.
@@ -335,6 +338,71 @@ fn every_ioctl(machine: &mut Machine) -> Outcome {
     if out.len() != RdcoStats::SIZE || RdcoStats::parse(&out).map(|s| s.peer_id) != Ok(ALL_PEERS) {
         return Err(format!("module stats: {} bytes", out.len()));
     }
+
+    // GET_HOLD_POLICY: the defaults after DriverEntry; every output size below 20 is too small.
+    let defaults =
+        RdcoHoldPolicy { budget_nbls: 256, budget_ms: 50, ceiling_bytes: 4 << 20, copy_max_age_ms: 5_000 };
+    let (s, out) = ioctl(h, I::GetHoldPolicy, &[], RdcoHoldPolicy::SIZE + 8);
+    check("GET_HOLD_POLICY", s, STATUS_SUCCESS)?;
+    if out.len() != RdcoHoldPolicy::SIZE || RdcoHoldPolicy::parse(&out) != Ok(defaults) {
+        return Err(format!("GET_HOLD_POLICY returned {out:?}, expected the defaults {defaults:?}"));
+    }
+    for out in 0..RdcoHoldPolicy::SIZE {
+        rejects(
+            id,
+            h,
+            I::GetHoldPolicy,
+            &[],
+            out,
+            STATUS_BUFFER_TOO_SMALL,
+            &format!("with {out} output bytes"),
+        )?;
+    }
+
+    // SET_HOLD_POLICY: sizes, every field one past either end of its range, then a valid change.
+    let wanted =
+        RdcoHoldPolicy { budget_nbls: 8, budget_ms: 20, ceiling_bytes: 1 << 20, copy_max_age_ms: 2_000 };
+    let valid_hold = encode(&wanted);
+    short_and_undersized(id, h, I::SetHoldPolicy, &valid_hold)?;
+    let bad_values: [(usize, u32, &str); 9] = [
+        (4, 0, "BudgetNbls 0"),
+        (4, (1 << 20) + 1, "BudgetNbls 2^20+1"),
+        (8, 0, "BudgetMs 0"),
+        (8, 60_001, "BudgetMs 60001"),
+        (12, 0, "CeilingBytes 0"),
+        (12, 2_047, "CeilingBytes 2047"),
+        (12, (1 << 30) + 1, "CeilingBytes 1 GiB + 1"),
+        (16, 99, "CopyMaxAgeMs 99"),
+        (16, u32::MAX, "CopyMaxAgeMs u32::MAX"),
+    ];
+    for (offset, value, what) in bad_values {
+        let mut bad = valid_hold.clone();
+        bad[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        rejects(id, h, I::SetHoldPolicy, &bad, 0, STATUS_INVALID_PARAMETER, &format!("with {what}"))?;
+    }
+    // The edges of the ranges are accepted.
+    let edges =
+        RdcoHoldPolicy { budget_nbls: 1 << 20, budget_ms: 1, ceiling_bytes: 2_048, copy_max_age_ms: 600_000 };
+    check("SET_HOLD_POLICY (range edges)", ioctl(h, I::SetHoldPolicy, &encode(&edges), 0).0, STATUS_SUCCESS)?;
+    // A later version's longer request (Size 24, zero tail) is accepted; its tail is ignored.
+    let mut longer = valid_hold.clone();
+    longer[..4].copy_from_slice(&24u32.to_le_bytes());
+    longer.extend_from_slice(&[0xEE; 4]);
+    check("SET_HOLD_POLICY (Size 24)", ioctl(h, I::SetHoldPolicy, &longer, 0).0, STATUS_SUCCESS)?;
+    let (s, out) = ioctl(h, I::GetHoldPolicy, &[], RdcoHoldPolicy::SIZE);
+    check("GET_HOLD_POLICY after SET", s, STATUS_SUCCESS)?;
+    if RdcoHoldPolicy::parse(&out) != Ok(wanted) {
+        return Err(format!("after SET_HOLD_POLICY the driver reports {out:?}, expected {wanted:?}"));
+    }
+    let stored = winsim::context::call_driver(id, PASSIVE_LEVEL, "test", filter::test_hooks::hold_policy);
+    if stored != (8, 20, 1 << 20, 2_000) {
+        return Err(format!("the hold policy in force is {stored:?}"));
+    }
+    check(
+        "SET_HOLD_POLICY (defaults back)",
+        ioctl(h, I::SetHoldPolicy, &encode(&defaults), 0).0,
+        STATUS_SUCCESS,
+    )?;
 
     // READ_EVENT with a short output buffer does not pend.
     for out in [0, 1, RdcoEvent::SIZE - 1] {

@@ -14,7 +14,8 @@ use kernel::ffi::ndis::{NDIS_STATUS_RESOURCES, NDIS_STATUS_SEND_ABORTED, NDIS_ST
 use kernel::ffi::ntos::{DISPATCH_LEVEL, NTSTATUS, STATUS_SUCCESS};
 use uapi::ovpn::{OvpnCipherAlg, OvpnCryptoData, OvpnCryptoDataV2, OvpnKeyDirection, OvpnKeySlot};
 use uapi::rdco_filter::{
-    RdcoAddPeer, RdcoFilterIoctl, RdcoNewKey, RdcoPeerRef, RdcoPrefix, RdcoSetPolicy, RdcoStats, ALL_PEERS,
+    RdcoAddPeer, RdcoFilterIoctl, RdcoHoldPolicy, RdcoNewKey, RdcoPeerRef, RdcoPrefix, RdcoSetPolicy,
+    RdcoStats, ALL_PEERS,
 };
 use uapi::Wire;
 use winsim::datapath::{self, IpSend, NicConfig, Proto};
@@ -127,6 +128,18 @@ pub(super) fn ok(what: &str, (status, _): (NTSTATUS, Vec<u8>)) -> Result<(), Str
     } else {
         Err(format!("{what}: {status:#010x}"))
     }
+}
+
+/// Sets the hold policy through `IOCTL_RDCO_FILTER_SET_HOLD_POLICY` (as `rdco filter hold set` does).
+pub(super) fn set_hold(
+    r: &Rig,
+    budget_nbls: u32,
+    budget_ms: u32,
+    ceiling_bytes: u32,
+    copy_max_age_ms: u32,
+) -> Result<(), String> {
+    let policy = RdcoHoldPolicy { budget_nbls, budget_ms, ceiling_bytes, copy_max_age_ms };
+    ok("SET_HOLD_POLICY", ioctl(r.handle, RdcoFilterIoctl::SetHoldPolicy, &encode(&policy), 0))
 }
 
 /// A machine with one NIC and the filter installed from its INF; the control device open.
@@ -370,7 +383,7 @@ fn hold_budget(machine: &mut Machine) -> Outcome {
     let mut peer = TestPeer::new()?;
     let r = rig(machine)?;
     configure(&r, &peer, true)?;
-    filter::test_hooks::set_hold_policy(4, 60_000, 4 << 20, 5_000);
+    set_hold(&r, 4, 60_000, 4 << 20, 5_000)?;
     let sends: Vec<IpSend> = (0..10).map(|i| udp(50 + i)).collect();
     datapath::protocol_send_ip(NIC, &sends);
     let c = counters();
@@ -383,6 +396,7 @@ fn hold_budget(machine: &mut Machine) -> Outcome {
     let inner = peer.collect(10)?;
     check_inner(&inner, &numbered(0, &sends))?;
     // Queue-time budget: 0 ms, the tick copies whatever is queued before the worker runs.
+    // 0 ms is below the IOCTL's range (HOLD_BUDGET_MS starts at 1), so the test hook sets it.
     filter::test_hooks::set_hold_policy(256, 0, 4 << 20, 5_000);
     let more: Vec<IpSend> = (0..3).map(|i| udp(70 + i)).collect();
     datapath::protocol_send_ip(NIC, &more);
@@ -393,7 +407,7 @@ fn hold_budget(machine: &mut Machine) -> Outcome {
     }
     let inner = peer.collect(3)?;
     check_inner(&inner, &numbered(10, &more))?;
-    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+    set_hold(&r, 256, 50, 4 << 20, 5_000)?;
     finish(machine, r)?;
     Ok(vec![("budget_copies".into(), c2.copies_budget)])
 }
@@ -404,12 +418,12 @@ fn hold_ceiling(machine: &mut Machine) -> Outcome {
     let r = rig(machine)?;
     configure(&r, &peer, false)?;
     // Each UDP frame of 1000 payload bytes is 1042 bytes: two fit in 2500.
-    filter::test_hooks::set_hold_policy(256, 50, 2_500, 5_000);
+    set_hold(&r, 256, 50, 2_500, 5_000)?;
     datapath::protocol_send_ip(NIC, &[udp(1000), udp(1000), udp(1000), udp(1000)]);
     let l = datapath::ledger(NIC);
     let c = counters();
     let s = stats(&r)?;
-    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+    set_hold(&r, 256, 50, 4 << 20, 5_000)?;
     if c.copies_not_ready != 2 || c.ceiling_drops != 2 || s.drop_copy_ceiling != 2 {
         return Err(format!("expected 2 copies and 2 ceiling drops: {c:?} {s:?}"));
     }
@@ -417,10 +431,10 @@ fn hold_ceiling(machine: &mut Machine) -> Outcome {
         return Err(format!("expected 2 completions with NDIS_STATUS_RESOURCES: {l:?}"));
     }
     // The copies expire when no key comes (5 s), freeing the ceiling.
-    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 1_000);
+    set_hold(&r, 256, 50, 4 << 20, 1_000)?;
     datapath::wait(Duration::from_secs(3));
     let after = counters();
-    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+    set_hold(&r, 256, 50, 4 << 20, 5_000)?;
     if after.copy_bytes != 0 {
         return Err(format!("expired copies were not freed: {after:?}"));
     }
@@ -716,7 +730,7 @@ fn hold_backpressure(machine: &mut Machine) -> Outcome {
     let mut peer = TestPeer::new()?;
     let r = rig(machine)?;
     configure(&r, &peer, true)?;
-    filter::test_hooks::set_hold_policy(1 << 20, 60_000, 4 << 20, 60_000);
+    set_hold(&r, 1 << 20, 60_000, 4 << 20, 60_000)?;
     winsim::wsk::set_faults(winsim::wsk::Faults { backpressure: Some(0), ..winsim::wsk::Faults::NONE });
     let sends: Vec<IpSend> = (0..600).map(|i| udp(64 + i % 7)).collect();
     datapath::protocol_send_ip(NIC, &sends);
@@ -725,7 +739,7 @@ fn hold_backpressure(machine: &mut Machine) -> Outcome {
     let stalled = counters();
     let l = datapath::ledger(NIC);
     if stalled.copies_not_ready == 0 || l.completed != 600 || !l.failed.is_empty() {
-        filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+        set_hold(&r, 256, 50, 4 << 20, 5_000)?;
         return Err(format!("backpressure should copy and complete the rest: {stalled:?} {l:?}"));
     }
     // Drain slowly (two send IRPs, at most 64 datagrams, per pump) so the peer's real socket buffer
@@ -735,7 +749,7 @@ fn hold_backpressure(machine: &mut Machine) -> Outcome {
     winsim::context::call_driver(driver(&r), DISPATCH_LEVEL, "test: tick", filter::test_hooks::tick);
     inner.extend(peer.collect(600 - inner.len())?);
     winsim::wsk::set_faults(winsim::wsk::Faults::NONE);
-    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+    set_hold(&r, 256, 50, 4 << 20, 5_000)?;
     check_inner(&inner, &numbered(0, &sends)).map_err(|e| {
         format!("{e}: {} arrived, {stalled:?}, {:?}, {:?}", inner.len(), counters(), stats(&r))
     })?;

@@ -11,9 +11,11 @@ use datapath::keyfile::KeyFile;
 use uapi::ovpn::{
     OvpnCipherAlg, OvpnCryptoData, OvpnCryptoDataV2, OvpnKeyDirection, OvpnKeySlot, CRYPTO_OPTIONS_EPOCH,
 };
+use uapi::rdco_filter::hold_policy as o;
 use uapi::rdco_filter::{
-    RdcoAddPeer, RdcoEvent, RdcoFilterIoctl, RdcoKeepalive, RdcoNewKey, RdcoPeerRef, RdcoPrefix,
-    RdcoSetPolicy, RdcoStats, ALL_PEERS,
+    RdcoAddPeer, RdcoEvent, RdcoFilterIoctl, RdcoHoldPolicy, RdcoKeepalive, RdcoNewKey, RdcoPeerRef,
+    RdcoPrefix, RdcoSetPolicy, RdcoStats, ALL_PEERS, HOLD_BUDGET_MS, HOLD_BUDGET_NBLS, HOLD_CEILING_BYTES,
+    HOLD_COPY_MAX_AGE_MS,
 };
 use uapi::Wire;
 
@@ -42,6 +44,9 @@ enum FilterCommand {
     /// Keepalive and MSS clamp.
     #[command(subcommand)]
     Keepalive(KeepaliveCommand),
+    /// The hold policy (when diverted NBLs stop being held and are deep-copied).
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// Print a peer's statistics, or the module's.
     Stats {
         /// Peer id; omitted: the whole module.
@@ -134,6 +139,27 @@ enum KeepaliveCommand {
         timeout: u32,
         #[arg(long, value_name = "BYTES", default_value_t = 0)]
         mss: u16,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HoldCommand {
+    /// Print the hold policy in force, one `name value` line per field.
+    Show,
+    /// Change some of the hold policy's fields (the others keep their current values).
+    Set {
+        /// Originals queued before the next one is deep-copied (1..=1048576).
+        #[arg(long, value_name = "N")]
+        budget_nbls: Option<u32>,
+        /// Milliseconds an original may wait in the queue before it is deep-copied (1..=60000).
+        #[arg(long, value_name = "MS")]
+        budget_ms: Option<u32>,
+        /// Payload bytes held in deep copies at once across the driver (2048..=1073741824).
+        #[arg(long, value_name = "BYTES")]
+        ceiling_bytes: Option<u32>,
+        /// Milliseconds a deep copy waits for the transport before it is dropped (100..=600000).
+        #[arg(long, value_name = "MS")]
+        copy_max_age_ms: Option<u32>,
     },
 }
 
@@ -515,6 +541,54 @@ fn print_stats(out: &[u8]) -> Result<(), Fail> {
     Ok(())
 }
 
+fn print_hold(out: &[u8]) -> Result<(), Fail> {
+    // The driver reports its policy as it is: read the fields without the SET range check.
+    let field = |at: usize| -> Result<u32, Fail> {
+        out.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| Fail(format!("bad hold policy reply: {} bytes", out.len())))
+    };
+    println!("budget_nbls {}", field(o::BUDGET_NBLS)?);
+    println!("budget_ms {}", field(o::BUDGET_MS)?);
+    println!("ceiling_bytes {}", field(o::CEILING_BYTES)?);
+    println!("copy_max_age_ms {}", field(o::COPY_MAX_AGE_MS)?);
+    Ok(())
+}
+
+/// Checks one `hold set` flag against the range the driver accepts.
+fn hold_flag(
+    flag: &str,
+    value: Option<u32>,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<Option<u32>, Fail> {
+    match value {
+        Some(v) if !range.contains(&v) => {
+            Err(Fail(format!("--{flag} must be {}..={}, not {v}", range.start(), range.end())))
+        }
+        other => Ok(other),
+    }
+}
+
+/// `rdco filter hold set`: reads the policy, replaces the given fields, writes it back.
+fn hold_set(dev: &mut dyn Device, fields: [Option<u32>; 4]) -> Result<(), Fail> {
+    let out = call(dev, RdcoFilterIoctl::GetHoldPolicy, &[], 0)?.unwrap_or_default();
+    let current = |at: usize| out.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+    let pick = |given: Option<u32>, at: usize| {
+        given
+            .or_else(|| current(at))
+            .ok_or_else(|| Fail(format!("bad hold policy reply: {} bytes", out.len())))
+    };
+    let policy = RdcoHoldPolicy {
+        budget_nbls: pick(fields[0], o::BUDGET_NBLS)?,
+        budget_ms: pick(fields[1], o::BUDGET_MS)?,
+        ceiling_bytes: pick(fields[2], o::CEILING_BYTES)?,
+        copy_max_age_ms: pick(fields[3], o::COPY_MAX_AGE_MS)?,
+    };
+    call(dev, RdcoFilterIoctl::SetHoldPolicy, &encode(&policy), 0)?;
+    Ok(())
+}
+
 /// Runs one `rdco filter` subcommand.
 pub fn run(args: &FilterArgs) -> Result<(), Fail> {
     use RdcoFilterIoctl as I;
@@ -566,6 +640,22 @@ pub fn run(args: &FilterArgs) -> Result<(), Fail> {
             };
             Some((I::GetStats, encode(&RdcoPeerRef { peer_id: id })))
         }
+        FilterCommand::Hold(HoldCommand::Show) => Some((I::GetHoldPolicy, Vec::new())),
+        FilterCommand::Hold(HoldCommand::Set { budget_nbls, budget_ms, ceiling_bytes, copy_max_age_ms }) => {
+            let fields = [
+                hold_flag("budget-nbls", *budget_nbls, HOLD_BUDGET_NBLS)?,
+                hold_flag("budget-ms", *budget_ms, HOLD_BUDGET_MS)?,
+                hold_flag("ceiling-bytes", *ceiling_bytes, HOLD_CEILING_BYTES)?,
+                hold_flag("copy-max-age-ms", *copy_max_age_ms, HOLD_COPY_MAX_AGE_MS)?,
+            ];
+            if fields.iter().all(Option::is_none) {
+                return Err(Fail(
+                    "hold set needs at least one of --budget-nbls, --budget-ms, --ceiling-bytes, --copy-max-age-ms"
+                        .into(),
+                ));
+            }
+            return hold_set(open(args)?.as_mut(), fields);
+        }
         FilterCommand::Events { .. } => None,
     };
     let mut dev = open(args)?;
@@ -573,6 +663,8 @@ pub fn run(args: &FilterArgs) -> Result<(), Fail> {
         let out = call(dev.as_mut(), ioctl, &input, 0)?.unwrap_or_default();
         if ioctl == I::GetStats {
             print_stats(&out)?;
+        } else if ioctl == I::GetHoldPolicy {
+            print_hold(&out)?;
         }
         return Ok(());
     }

@@ -15,6 +15,7 @@
 //! rdco filter key new --peer-id N --key data64.key --direction 0|1 --cipher NAME [--key-id K] [--slot primary|secondary] [--epoch]
 //! rdco filter key swap --peer-id N
 //! rdco filter keepalive set --peer-id N --interval S --timeout S [--mss M]
+//! rdco filter hold show | hold set [--budget-nbls N] [--budget-ms MS] [--ceiling-bytes B] [--copy-max-age-ms MS]
 //! rdco filter stats [--peer-id N]
 //! rdco filter events [--count N] [--timeout-ms MS]
 //!     configure the lightweight filter through its control device: DeviceIoControl on Windows, a
