@@ -122,19 +122,17 @@ impl Aead for RingAead {
         out: &mut [u8],
         tag: &mut [u8; TAG_LEN],
     ) -> Result<(), CryptoError> {
-        let key = match &self.key {
-            Key::Ring(k) => k,
-            Key::RustCrypto(k) => return k.seal_into(nonce, aad, segments, patches, out, tag),
-            Key::None => {
-                let len = gather(segments, out)?;
-                apply_patches(out.get_mut(..len).ok_or(CryptoError::BufferTooSmall)?, patches)?;
-                *tag = [0; TAG_LEN];
-                return Ok(());
-            }
-        };
+        if let Key::RustCrypto(k) = &self.key {
+            return k.seal_into(nonce, aad, segments, patches, out, tag);
+        }
         let len = gather(segments, out)?;
         let buf = out.get_mut(..len).ok_or(CryptoError::BufferTooSmall)?;
         apply_patches(buf, patches)?;
+        let Key::Ring(key) = &self.key else {
+            // Cipher `none`: the patched plaintext is the payload, with an all-zero tag.
+            *tag = [0; TAG_LEN];
+            return Ok(());
+        };
         // ring hands the tag back by value; it is moved once, straight into the caller's field.
         match key.seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), buf)
         {
@@ -158,20 +156,18 @@ impl Aead for RingAead {
         patches: &[Patch],
         tag: &mut [u8; TAG_LEN],
     ) -> Result<(), CryptoError> {
-        let key = match &self.key {
-            Key::Ring(k) => k,
-            Key::RustCrypto(k) => return k.seal_in_place(nonce, aad, buf, patches, tag),
-            Key::None => {
-                check_patches(buf.len(), patches)?;
-                apply_patches(buf, patches)?;
-                *tag = [0; TAG_LEN];
-                return Ok(());
-            }
-        };
+        if let Key::RustCrypto(k) = &self.key {
+            return k.seal_in_place(nonce, aad, buf, patches, tag);
+        }
         // ring's tag covers the ciphertext it makes, so the patches go into the plaintext first
         // (the caller handed it over to be overwritten); all are checked before any is applied.
         check_patches(buf.len(), patches)?;
         apply_patches(buf, patches)?;
+        let Key::Ring(key) = &self.key else {
+            // Cipher `none`: the patched plaintext is the payload, with an all-zero tag.
+            *tag = [0; TAG_LEN];
+            return Ok(());
+        };
         match key.seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), buf)
         {
             Ok(t) => {
