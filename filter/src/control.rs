@@ -640,17 +640,8 @@ fn del_peer(input: &[u8]) -> Result<usize, NTSTATUS> {
 /// The engine's cipher for an `OVPN_CRYPTO_DATA` pair (key lengths already checked per cipher by
 /// `uapi`): AES-GCM by key length, which both directions must share.
 fn cipher(alg: OvpnCipherAlg, encrypt_len: u8, decrypt_len: u8) -> Result<Cipher, NTSTATUS> {
-    if encrypt_len != decrypt_len && alg != OvpnCipherAlg::None {
-        return Err(STATUS_INVALID_PARAMETER);
-    }
-    Ok(match (alg, encrypt_len) {
-        (OvpnCipherAlg::None, _) => Cipher::None,
-        (OvpnCipherAlg::AesGcm, 16) => Cipher::Aes128Gcm,
-        (OvpnCipherAlg::AesGcm, 24) => Cipher::Aes192Gcm,
-        (OvpnCipherAlg::AesGcm, 32) => Cipher::Aes256Gcm,
-        (OvpnCipherAlg::ChaCha20Poly1305, 32) => Cipher::ChaCha20Poly1305,
-        _ => return Err(STATUS_INVALID_PARAMETER),
-    })
+    Cipher::from_ovpn_alg(alg.as_u32(), usize::from(encrypt_len), usize::from(decrypt_len))
+        .ok_or(STATUS_INVALID_PARAMETER)
 }
 
 /// Builds a key slot at PASSIVE_LEVEL, under the extended-state guard when the backend's key setup may

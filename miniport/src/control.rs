@@ -368,17 +368,8 @@ fn endpoint(addr: SocketAddr) -> Endpoint {
 /// The engine's cipher for a key pair (lengths already checked per cipher by `uapi`); both directions
 /// must use the same key length.
 fn cipher(alg: OvpnCipherAlg, encrypt_len: u8, decrypt_len: u8) -> Result<Cipher, NTSTATUS> {
-    if encrypt_len != decrypt_len && alg != OvpnCipherAlg::None {
-        return Err(STATUS_INVALID_DEVICE_REQUEST);
-    }
-    Ok(match (alg, encrypt_len) {
-        (OvpnCipherAlg::None, _) => Cipher::None,
-        (OvpnCipherAlg::AesGcm, 16) => Cipher::Aes128Gcm,
-        (OvpnCipherAlg::AesGcm, 24) => Cipher::Aes192Gcm,
-        (OvpnCipherAlg::AesGcm, 32) => Cipher::Aes256Gcm,
-        (OvpnCipherAlg::ChaCha20Poly1305, 32) => Cipher::ChaCha20Poly1305,
-        _ => return Err(STATUS_INVALID_DEVICE_REQUEST),
-    })
+    Cipher::from_ovpn_alg(alg.as_u32(), usize::from(encrypt_len), usize::from(decrypt_len))
+        .ok_or(STATUS_INVALID_DEVICE_REQUEST)
 }
 
 /// A keepalive or MSS field of `OVPN_SET_PEER`: -1 keeps `current`, other negatives are invalid.

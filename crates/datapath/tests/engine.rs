@@ -866,3 +866,34 @@ fn aead_seal_in_place_matches_seal() {
         check::<datapath::crypto::RingAead>(cipher);
     }
 }
+
+#[test]
+fn ovpn_cipher_alg_numbers_map_by_key_length() {
+    // OVPN_CIPHER_ALG: NONE 0, AES_GCM 1, CHACHA20_POLY1305 2 (ovpn-dco-win uapi.h).
+    assert_eq!(Cipher::from_ovpn_alg(0, 0, 0), Some(Cipher::None));
+    assert_eq!(Cipher::from_ovpn_alg(0, 32, 0), Some(Cipher::None));
+    assert_eq!(Cipher::from_ovpn_alg(1, 16, 16), Some(Cipher::Aes128Gcm));
+    assert_eq!(Cipher::from_ovpn_alg(1, 24, 24), Some(Cipher::Aes192Gcm));
+    assert_eq!(Cipher::from_ovpn_alg(1, 32, 32), Some(Cipher::Aes256Gcm));
+    assert_eq!(Cipher::from_ovpn_alg(2, 32, 32), Some(Cipher::ChaCha20Poly1305));
+    for (alg, e, d) in [
+        (1, 16, 32),
+        (1, 32, 16),
+        (1, 20, 20),
+        (1, 0, 0),
+        (2, 16, 16),
+        (2, 32, 16),
+        (3, 32, 32),
+        (u32::MAX, 32, 32),
+    ] {
+        assert_eq!(Cipher::from_ovpn_alg(alg, e, d), None, "alg {alg} lengths {e}/{d}");
+    }
+    for c in Cipher::ALL {
+        let alg = match c {
+            Cipher::None => 0,
+            Cipher::ChaCha20Poly1305 => 2,
+            _ => 1,
+        };
+        assert_eq!(Cipher::from_ovpn_alg(alg, c.key_len(), c.key_len()), Some(c));
+    }
+}

@@ -129,6 +129,28 @@ impl Cipher {
         }
     }
 
+    /// The cipher for ovpn-dco-win's `OVPN_CIPHER_ALG` number (`NONE` 0, `AES_GCM` 1,
+    /// `CHACHA20_POLY1305` 2; `uapi::ovpn::OvpnCipherAlg` in this tree) and the encrypt and decrypt
+    /// key lengths of an `OVPN_CRYPTO_DATA`: AES-GCM is picked by key length, which both directions
+    /// must share (ovpn-dco-win `crypto.cpp` keys both directions with one algorithm); `none` takes
+    /// any lengths. `None` for an unknown number or a length the cipher does not take. Both drivers
+    /// map a `None` to their own status.
+    pub const fn from_ovpn_alg(alg: u32, encrypt_key_len: usize, decrypt_key_len: usize) -> Option<Cipher> {
+        let cipher = match (alg, encrypt_key_len) {
+            (0, _) => return Some(Cipher::None),
+            (1, 16) => Cipher::Aes128Gcm,
+            (1, 24) => Cipher::Aes192Gcm,
+            (1, 32) => Cipher::Aes256Gcm,
+            (2, 32) => Cipher::ChaCha20Poly1305,
+            _ => return None,
+        };
+        if encrypt_key_len == decrypt_key_len {
+            Some(cipher)
+        } else {
+            None
+        }
+    }
+
     /// Parses a name case-insensitively.
     pub fn from_name(name: &str) -> Option<Cipher> {
         Cipher::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(name))
