@@ -271,6 +271,20 @@ pub struct Snapshot {
     pub disconnect_pending: bool,
 }
 
+/// The part of a [`Tunnel`] a transport-opening request changes, from [`Tunnel::checkpoint`], for
+/// [`Tunnel::rollback`]. Holds no key material.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Checkpoint {
+    opens_transport: bool,
+    had_peers: bool,
+    started: bool,
+    listen: Option<OvpnMpStartVpn>,
+    proto: Option<OvpnProto>,
+    stats: OvpnStats,
+    disconnect_pending: bool,
+}
+
 /// One queued control packet (with its address prefix in server mode).
 struct ControlPacket {
     len: usize,
@@ -565,6 +579,52 @@ impl Tunnel {
         }
     }
 
+    /// What a request that opens the outer transport (`NEW_PEER`, `MP_START_VPN`) may change, taken
+    /// before [`Tunnel::ioctl`] so that [`Tunnel::rollback`] can undo the request when the glue fails
+    /// to open its socket (`transport::apply`: socket creation or bind). For every other request it
+    /// records nothing and the rollback is a no-op (their effects cannot fail). Allocates nothing.
+    pub fn checkpoint(&self, code: u32) -> Checkpoint {
+        let opens = matches!(OvpnIoctl::from_code(code), Some(OvpnIoctl::NewPeer | OvpnIoctl::MpStartVpn));
+        Checkpoint {
+            opens_transport: opens && self.mode_allows_code(code),
+            had_peers: !self.info.is_empty(),
+            started: self.started,
+            listen: self.listen,
+            proto: self.proto,
+            stats: self.stats,
+            disconnect_pending: self.disconnect_pending,
+        }
+    }
+
+    fn mode_allows_code(&self, code: u32) -> bool {
+        OvpnIoctl::from_code(code).is_some_and(|i| mode_allows(self.mode, i))
+    }
+
+    /// Undoes a request that [`Tunnel::ioctl`] accepted but whose transport could not be opened: the
+    /// tunnel is left exactly as `checkpoint` found it (the two requests that open a socket are only
+    /// accepted on a tunnel without peers, so the peers they added are all the peers there are; their
+    /// keys are zeroized). PASSIVE_LEVEL or DISPATCH_LEVEL, under the tunnel lock.
+    ///
+    /// Requests that ran between the two (another thread on the same handle) and built on the failed
+    /// one — a key for the peer `NEW_PEER` added — go with it: they referred to a peer that never
+    /// came to be.
+    pub fn rollback(&mut self, checkpoint: Checkpoint) {
+        if !checkpoint.opens_transport {
+            return;
+        }
+        if !checkpoint.had_peers {
+            // Dropping the engine's table zeroizes the keys; `info` keeps its reserved capacity.
+            self.peers = PeerTable::new();
+            self.info.clear();
+            self.iroutes.clear();
+        }
+        self.started = checkpoint.started;
+        self.listen = checkpoint.listen;
+        self.proto = checkpoint.proto;
+        self.stats = checkpoint.stats;
+        self.disconnect_pending = checkpoint.disconnect_pending;
+    }
+
     /// `STATUS_INVALID_DEVICE_REQUEST` without a peer, as `OvpnHasPeers` checks in ovpn-dco-win.
     fn require_peer(&self) -> Result<(), NTSTATUS> {
         if self.info.is_empty() {
@@ -828,11 +888,32 @@ impl Tunnel {
         Ok(Reply::done(0))
     }
 
-    /// Removes a peer, its keys (zeroized), its iroutes and host routes.
+    /// Removes a peer, its keys (zeroized), its iroutes and host routes. A host route of another peer
+    /// that one of the removed iroutes had replaced (the same /32 or /128) is put back, as
+    /// `MP_DEL_IROUTE` does.
     fn remove_peer(&mut self, id: u32) {
         let _ = self.peers.remove_peer(id);
         self.info.retain(|p| p.peer_id != id);
+        let before = self.iroutes.len();
         self.iroutes.retain(|r| r.peer_id != id);
+        if self.iroutes.len() != before {
+            self.restore_all_host_routes();
+        }
+    }
+
+    /// Puts back every peer's tunnel-address host route that no iroute replaces and the table lost.
+    fn restore_all_host_routes(&mut self) {
+        for k in 0..self.info.len() {
+            let Some(p) = self.info.get(k).copied() else { break };
+            let v4 = p.vpn4.map(|a| (IpPrefix::V4(a.octets(), 32), self.peers.lookup_v4(a.octets())));
+            let v6 = p.vpn6.map(|a| (IpPrefix::V6(a.octets(), 128), self.peers.lookup_v6(a.octets())));
+            for (prefix, routed) in v4.into_iter().chain(v6) {
+                let replaced = self.iroutes.iter().any(|r| r.prefix == prefix);
+                if !replaced && routed != Some(p.peer_id) {
+                    let _ = self.peers.add_route(prefix, p.peer_id);
+                }
+            }
+        }
     }
 
     /// `OVPN_IOCTL_NOTIFY_EVENT`: the oldest queued notification, or `STATUS_PENDING`. The output must

@@ -85,6 +85,8 @@ pub(crate) struct DataCounters {
     pub(crate) rx_released: AtomicU64,
     /// `WskRelease` calls from the return path (batches).
     pub(crate) rx_release_batches: AtomicU64,
+    /// Server-mode peers that floated to a new address (a `FLOAT_PEER` notification each).
+    pub(crate) rx_floats: AtomicU64,
     /// Keepalive pings sent.
     pub(crate) keepalive_pings: AtomicU64,
     /// Keepalive timeouts seen.

@@ -217,8 +217,9 @@ unsafe extern "system" fn evt_io_device_control(
             return complete(request, status, 0);
         }
     }
-    let result = {
+    let (result, checkpoint) = {
         let mut tunnel = ctx.tunnel.lock();
+        let checkpoint = tunnel.checkpoint(code);
         let result = tunnel.ioctl(code, input, out, now());
         if let Ok(reply) = result {
             if reply.status == STATUS_PENDING {
@@ -226,7 +227,7 @@ unsafe extern "system" fn evt_io_device_control(
                 park(request, &NOTIFY_QUEUE);
             }
         }
-        result
+        (result, checkpoint)
     };
     if extended {
         // SAFETY: restores the save above: same thread, same IRQL, LIFO.
@@ -235,8 +236,12 @@ unsafe extern "system" fn evt_io_device_control(
     match result {
         Err(status) => complete(request, status, 0),
         Ok(Reply { status, information, effects }) => {
-            // The transport opens (binds) before the request completes, so a bind failure fails it.
+            // The transport opens (binds) before the request completes, so a bind failure fails it,
+            // and the tunnel goes back to where it was before the request (`Tunnel::rollback`).
             let applied = apply(ctx, &effects);
+            if applied.is_err() {
+                ctx.tunnel.lock().rollback(checkpoint);
+            }
             if status != STATUS_PENDING {
                 match applied {
                     Ok(bound) => {

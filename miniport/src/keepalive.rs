@@ -6,8 +6,12 @@
 //! `NetAdapterStart`, cancelled and flushed in the device's cleanup.
 //!
 //! Pings, and the control packets user mode writes ([`send_control`]), are sent from a small pool of
-//! their own ([`PING_BUFFERS`] buffers with MDLs, allocated when the timer starts) so they never compete
-//! with the Tx ring's buffers.
+//! their own, allocated when the timer starts, so they never compete with the Tx ring's buffers:
+//! [`CONTROL_BUFFERS`] buffers of a whole control packet, then [`PING_BUFFERS`] small ones for pings,
+//! each with its MDL. Server mode pings many peers in the same tick (every peer whose interval ran out),
+//! so the ping buffers are as many as the socket has send IRPs; a ping that finds no buffer or no IRP is
+//! not sent and stays due (the engine marks a peer pinged only when the ping is sealed), so the next
+//! tick sends it.
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -27,10 +31,17 @@ use crate::txq::SendCtx;
 
 /// Timer period: the keepalive intervals are whole seconds.
 pub(crate) const PERIOD_MS: i32 = 1000;
-/// Ping buffers (pings in flight at once).
-pub(crate) const PING_BUFFERS: usize = 8;
-/// Bytes per pool buffer: a control packet (at most [`crate::control::MAX_CONTROL_PACKET`]); a sealed
-/// 16-byte ping plus the AEAD overhead fits easily.
+/// Buffers for control packets user mode writes (sent at once).
+pub(crate) const CONTROL_BUFFERS: usize = 8;
+/// Ping buffers (pings in flight at once): as many as the socket's send IRPs.
+pub(crate) const PING_BUFFERS: usize = crate::transport::SEND_IRPS;
+/// Every buffer of the pool.
+const POOL_BUFFERS: usize = CONTROL_BUFFERS + PING_BUFFERS;
+/// Bytes per ping buffer: a sealed ping (16-byte payload) plus the largest AEAD overhead, rounded up.
+const PING_SLOT: usize = 128;
+/// Bytes of the pool's one block.
+const POOL_BYTES: usize = CONTROL_BUFFERS * PING_SIZE + PING_BUFFERS * PING_SLOT;
+/// Bytes per control buffer: a control packet (at most [`crate::control::MAX_CONTROL_PACKET`]).
 const PING_SIZE: usize = crate::control::MAX_CONTROL_PACKET;
 
 const FREE: u8 = 0;
@@ -42,8 +53,8 @@ pub(crate) struct Keepalive {
     dpc: UnsafeCell<core::mem::MaybeUninit<KDPC>>,
     running: AtomicBool,
     block: UnsafeCell<*mut u8>,
-    mdls: UnsafeCell<[*mut MDL; PING_BUFFERS]>,
-    state: [AtomicU8; PING_BUFFERS],
+    mdls: UnsafeCell<[*mut MDL; POOL_BUFFERS]>,
+    state: [AtomicU8; POOL_BUFFERS],
 }
 
 // SAFETY: the timer and DPC are kernel objects used through the kernel's own synchronisation; the
@@ -60,8 +71,8 @@ impl Keepalive {
             dpc: UnsafeCell::new(core::mem::MaybeUninit::zeroed()),
             running: AtomicBool::new(false),
             block: UnsafeCell::new(core::ptr::null_mut()),
-            mdls: UnsafeCell::new([core::ptr::null_mut(); PING_BUFFERS]),
-            state: [const { AtomicU8::new(FREE) }; PING_BUFFERS],
+            mdls: UnsafeCell::new([core::ptr::null_mut(); POOL_BUFFERS]),
+            state: [const { AtomicU8::new(FREE) }; POOL_BUFFERS],
         }
     }
 
@@ -72,17 +83,17 @@ impl Keepalive {
             return;
         }
         // SAFETY: a plain non-paged allocation, freed in `stop`.
-        let block = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, PING_BUFFERS * PING_SIZE, DATA_POOL_TAG) }
-            .cast::<u8>();
+        let block = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, POOL_BYTES, DATA_POOL_TAG) }.cast::<u8>();
         if !block.is_null() {
             // SAFETY: the timer is not running: nothing else reads the pool fields.
             let mdls = unsafe { &mut *self.mdls.get() };
             for (i, m) in mdls.iter_mut().enumerate() {
-                // SAFETY: describes PING_SIZE bytes of the block.
+                let (offset, len) = slot(i);
+                // SAFETY: describes `len` bytes of the block at `offset` (inside POOL_BYTES).
                 *m = unsafe {
                     IoAllocateMdl(
-                        block.wrapping_add(i * PING_SIZE).cast(),
-                        PING_SIZE as u32,
+                        block.wrapping_add(offset).cast(),
+                        len as u32,
                         FALSE,
                         FALSE,
                         core::ptr::null_mut(),
@@ -139,6 +150,24 @@ impl Keepalive {
             *block = core::ptr::null_mut();
         }
     }
+}
+
+/// Offset and length of pool buffer `i`: control buffers first, then the small ping buffers.
+const fn slot(i: usize) -> (usize, usize) {
+    if i < CONTROL_BUFFERS {
+        (i * PING_SIZE, PING_SIZE)
+    } else {
+        (CONTROL_BUFFERS * PING_SIZE + (i - CONTROL_BUFFERS) * PING_SLOT, PING_SLOT)
+    }
+}
+
+/// Takes a free buffer of `range` (FREE to BUSY). Any IRQL.
+fn take(ctx: &DeviceContext, range: core::ops::Range<usize>) -> Option<usize> {
+    let states = ctx.keepalive.state.get(range.clone())?;
+    let k = states
+        .iter()
+        .position(|s| s.compare_exchange(FREE, BUSY, Ordering::AcqRel, Ordering::Acquire).is_ok())?;
+    Some(range.start + k)
 }
 
 /// A ping's send completed. IRQL <= DISPATCH_LEVEL.
@@ -202,16 +231,13 @@ fn send_ping(ctx: &DeviceContext, peer: u32, now: datapath::Instant) {
     if block.is_null() {
         return;
     }
-    let Some(index) = ctx
-        .keepalive
-        .state
-        .iter()
-        .position(|s| s.compare_exchange(FREE, BUSY, Ordering::AcqRel, Ordering::Acquire).is_ok())
-    else {
+    let Some(index) = take(ctx, CONTROL_BUFFERS..POOL_BUFFERS) else {
+        // Every ping buffer is in flight: the peer stays due and is pinged at the next tick.
         return;
     };
+    let (offset, len) = slot(index);
     // SAFETY: buffer `index` is ours (state BUSY) until its completion.
-    let out = unsafe { core::slice::from_raw_parts_mut(block.wrapping_add(index * PING_SIZE), PING_SIZE) };
+    let out = unsafe { core::slice::from_raw_parts_mut(block.wrapping_add(offset), len) };
     let sealed = {
         let mut t = ctx.tunnel.lock();
         let to = t.peer_info(peer).map(|i| crate::transport::wsk_addr(&i.remote));
@@ -262,14 +288,10 @@ pub(crate) fn send_control(
     if block.is_null() {
         return Err(STATUS_INSUFFICIENT_RESOURCES);
     }
-    let index = ctx
-        .keepalive
-        .state
-        .iter()
-        .position(|s| s.compare_exchange(FREE, BUSY, Ordering::AcqRel, Ordering::Acquire).is_ok())
-        .ok_or(STATUS_DEVICE_BUSY)?;
+    let index = take(ctx, 0..CONTROL_BUFFERS).ok_or(STATUS_DEVICE_BUSY)?;
+    let (offset, len) = slot(index);
     // SAFETY: buffer `index` is ours (state BUSY) until its completion.
-    let out = unsafe { core::slice::from_raw_parts_mut(block.wrapping_add(index * PING_SIZE), PING_SIZE) };
+    let out = unsafe { core::slice::from_raw_parts_mut(block.wrapping_add(offset), len) };
     if let Some(dst) = out.get_mut(..packet.len()) {
         dst.copy_from_slice(packet);
     }

@@ -112,6 +112,7 @@ pub mod test_hooks {
         pub rx_lent: u64,
         pub rx_waiting: u64,
         pub keepalive_pings: u64,
+        pub rx_floats: u64,
         pub keepalive_timeouts: u64,
     }
 
@@ -129,8 +130,14 @@ pub mod test_hooks {
         output: &mut [u8],
     ) -> Result<(Reply, Option<u16>), NTSTATUS> {
         let ctx = ctx(device).ok_or(kernel::ffi::ntos::STATUS_INVALID_DEVICE_STATE)?;
-        let reply = ctx.tunnel.lock().ioctl(code, input, output, crate::now())?;
-        let bound = crate::transport::apply(ctx, &reply.effects)?;
+        let (reply, checkpoint) = {
+            let mut t = ctx.tunnel.lock();
+            let checkpoint = t.checkpoint(code);
+            (t.ioctl(code, input, output, crate::now())?, checkpoint)
+        };
+        let bound = crate::transport::apply(ctx, &reply.effects).inspect_err(|_| {
+            ctx.tunnel.lock().rollback(checkpoint);
+        })?;
         Ok((reply, bound.map(|a| a.port())))
     }
 
@@ -189,6 +196,7 @@ pub mod test_hooks {
             rx_lent: lent as u64,
             rx_waiting: waiting as u64,
             keepalive_pings: k.keepalive_pings.load(Relaxed),
+            rx_floats: k.rx_floats.load(Relaxed),
             keepalive_timeouts: k.keepalive_timeouts.load(Relaxed),
         })
     }

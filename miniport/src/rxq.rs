@@ -308,7 +308,15 @@ fn verdict(
                     Endpoint::V4 { addr, port } => NetAddr::new(IpAddr::V4(Ipv4Addr::from(addr)), port),
                     Endpoint::V6 { addr, port } => NetAddr::new(IpAddr::V6(Ipv6Addr::from(addr)), port),
                 };
-                let _ = tunnel.peer_floated(opened.peer_id, to);
+                // Server mode queues an `OVPN_CMD_FLOAT_PEER` notification with the new address, as
+                // ovpn-dco-win does (`notifyqueue.h`, `NotifyQueue::AddFloatEvent`/`FillFloatPeerEvent`;
+                // OpenVPN's `dco_win.c` reads it through `OVPN_IOCTL_NOTIFY_EVENT` and moves the client
+                // instance to the new address). A parked NOTIFY_EVENT completes now, under the tunnel
+                // lock as the control glue requires.
+                if tunnel.peer_floated(opened.peer_id, to) == Some(crate::control::Action::Notify) {
+                    ctx.counters.rx_floats.fetch_add(1, Ordering::Relaxed);
+                    crate::ioctl::service_notifications(tunnel);
+                }
             }
             tunnel.count_link(opened.peer_id, total as u64, 0);
             let st = tunnel.stats_mut();

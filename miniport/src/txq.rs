@@ -364,6 +364,12 @@ fn submit(ctx: &DeviceContext, r: &TxRing) {
     let mut batch_to: Option<SocketAddr> = None;
     let mut pool_guard = ctx.tx.pool.lock();
     let Some(pool) = pool_guard.as_mut() else { return };
+    // Send IRPs this advance may still take, counted down per batch handed to WSK (completions only
+    // free more meanwhile, so the count never overstates what is free).
+    let mut spare = ctx
+        .transport
+        .with_socket(|s| s.send_capacity().saturating_sub(s.sends_in_flight()))
+        .unwrap_or(usize::MAX);
     while pr.NextIndex != pr.EndIndex {
         let i = pr.NextIndex;
         let state = &ctx.tx.state[i as usize];
@@ -376,6 +382,14 @@ fn submit(ctx: &DeviceContext, r: &TxRing) {
             // a completion frees one; that completion notifies the queue.
             break;
         }
+        if !batch.is_empty() && spare < 2 {
+            // The packet may start a new batch (server mode: another peer; or the batch is full) while
+            // the current one still waits to go: sealing it needs an IRP for each. Which peer it goes
+            // to is known only once it is routed, so a pending batch reserves two; otherwise a sealed
+            // packet (its packet id spent) could find no IRP and be dropped. Every IRP counted here
+            // is in flight or about to be, so a completion notifies the queue and nothing stalls.
+            break;
+        }
         let p = *packet(r.packets, i);
         let sealed = seal(ctx, r, &p, pool.buffer(i as usize), now);
         let Some((len, to)) = sealed else {
@@ -385,7 +399,11 @@ fn submit(ctx: &DeviceContext, r: &TxRing) {
             pr.NextIndex = NetRingIncrementIndex(pr, i);
             continue;
         };
-        if (batch_to.is_some_and(|t| t != to) || batch.is_full()) && !flush(ctx, &mut batch, batch_to, mask) {
+        let new_batch = batch_to.is_some_and(|t| t != to) || batch.is_full();
+        if new_batch {
+            spare = spare.saturating_sub(1);
+        }
+        if new_batch && !flush(ctx, &mut batch, batch_to, mask) {
             // Backpressure: a sealed packet cannot be resealed later (its packet id is used), so it is
             // dropped and the rest waits for the next advance.
             ctx.counters.tx_dropped.fetch_add(1, Ordering::Relaxed);

@@ -30,7 +30,7 @@
 //!   the datagrams are dropped (counted in [`Stats::not_accepted`]). `WskRelease` may be given any chain
 //!   of retained indications (the client may relink `Next` to release datagrams one at a time).
 //! * **Faults** ([`set_faults`]): loss, duplication, reordering, a stall before completion, a send error
-//!   status and a backpressure window, drawn from a seeded `ChaCha8` generator (`rand_chacha`) so runs repeat exactly.
+//!   status, a backpressure window and socket-creation/bind errors, drawn from a seeded `ChaCha8` generator (`rand_chacha`) so runs repeat exactly.
 //!
 //! Not simulated (recorded as `sim.not_simulated`): stream/listen/connection sockets, `WskReceiveFrom`,
 //! `WskSocketConnect`, name resolution, UDP send/receive coalescing with a nonzero size.
@@ -146,6 +146,12 @@ pub struct Faults {
     /// nothing orders completions across IRPs). With [`Faults::backpressure`] `Some(1)` each [`pump`]
     /// completes the newest pending send alone.
     pub reverse_completions: bool,
+    /// `WskSocket` fails with this status (completing its IRP with it, as a provider out of memory or
+    /// a refused socket would): the client gets no socket. Tests the callers' rollback.
+    pub socket_error: Option<NTSTATUS>,
+    /// `WskBind` fails with this status (for example `STATUS_ADDRESS_ALREADY_ASSOCIATED`, what a taken
+    /// port gives): the socket stays unbound and the client must close it.
+    pub bind_error: Option<NTSTATUS>,
     /// Seed of the fault generator.
     pub seed: u64,
 }
@@ -166,6 +172,8 @@ impl Faults {
         send_error: None,
         backpressure: None,
         reverse_completions: false,
+        socket_error: None,
+        bind_error: None,
         seed: 0x5EED,
     };
 }
@@ -1504,6 +1512,8 @@ unsafe extern "system" fn sim_socket(
         STATUS_NOT_SUPPORTED
     } else if address_family != AF_INET && address_family != AF_INET6 {
         STATUS_INVALID_PARAMETER
+    } else if let Some(error) = state().faults.socket_error {
+        error
     } else {
         STATUS_SUCCESS
     };
@@ -1745,9 +1755,11 @@ unsafe extern "system" fn sim_bind(
     let requested = unsafe { read_sockaddr(local_address) };
     let status = {
         let mut st = state();
+        let injected = st.faults.bind_error;
         let s = st.sockets.get_mut(&key).expect("checked above");
         match requested {
             _ if s.udp.is_some() => STATUS_INVALID_DEVICE_STATE,
+            Some(_) if injected.is_some() => injected.unwrap_or(STATUS_INVALID_DEVICE_STATE),
             None => STATUS_INVALID_ADDRESS,
             Some(addr) if (s.family == AF_INET) != addr.is_ipv4() => STATUS_INVALID_ADDRESS,
             Some(addr) => {
