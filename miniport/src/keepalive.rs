@@ -9,9 +9,9 @@
 //! their own, allocated when the timer starts, so they never compete with the Tx ring's buffers:
 //! [`CONTROL_BUFFERS`] buffers of a whole control packet, then [`PING_BUFFERS`] small ones for pings,
 //! each with its MDL. Server mode pings many peers in the same tick (every peer whose interval ran out),
-//! so the ping buffers are as many as the socket has send IRPs; a ping that finds no buffer or no IRP is
-//! not sent and stays due (the engine marks a peer pinged only when the ping is sealed), so the next
-//! tick sends it.
+//! so the ping buffers are as many as the socket has send IRPs; a ping that finds no buffer or no free
+//! IRP is not sealed and stays due (the engine marks a peer pinged only when the ping is sealed), so the
+//! next tick sends it.
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -229,6 +229,11 @@ fn send_ping(ctx: &DeviceContext, peer: u32, now: datapath::Instant) {
     // SAFETY: written only at start/stop, when no DPC runs.
     let block = unsafe { *ctx.keepalive.block.get() };
     if block.is_null() {
+        return;
+    }
+    if !ctx.transport.has_send_slot() {
+        // Every send IRP is in flight: sealing now would mark the peer pinged for a ping that cannot
+        // go. Unsealed, the peer stays due and is pinged at the next tick.
         return;
     }
     let Some(index) = take(ctx, CONTROL_BUFFERS..POOL_BUFFERS) else {

@@ -797,6 +797,48 @@ fn del_peer_under_traffic(m: &mut Machine) -> Outcome {
     Ok(report(&d, n))
 }
 
+/// Send IRPs run out in server mode: 40 keepalive pings stalled in WSK hold 40 of the socket's 64 send
+/// IRPs when the stack sends 31 packets, each to another peer (so each is its own batch). The advance
+/// seals only what it has IRPs for (a pending batch keeps two in reserve) and leaves the rest unsealed
+/// until completions free IRPs: no packet is sealed and then dropped for want of an IRP, and every
+/// packet reaches its peer once WSK moves again.
+fn tx_waits_for_send_irps(m: &mut Machine) -> Outcome {
+    let n = PEERS;
+    let mut s = start(m, n, |_| Some((1, 0)))?;
+    wsk::set_faults(wsk::Faults { stall_ms: 10_000, ..wsk::Faults::NONE });
+    winsim::sched::advance(Duration::from_millis(1500));
+    let pending = wsk::pending_sends();
+    ensure(pending == n, || format!("{pending} sends pending after the first keepalive tick, expected {n}"))?;
+    let plan: Vec<(Option<usize>, Vec<u8>)> =
+        (0..31).map(|k| (Some(k), to(IpAddr::V4(vpn4(k)), k as u16, 300 + k))).collect();
+    let packets: Vec<Vec<u8>> = plan.iter().map(|(_, p)| p.clone()).collect();
+    ensure(netcx::stack_send(s.adapter, &packets) == packets.len(), || "not posted".into())?;
+    s.posted += packets.len() as u64;
+    let d = s.counters()?;
+    ensure(d.tx_dropped == 0, || format!("sealed packets dropped for want of a send IRP: {d:?}"))?;
+    ensure(d.tx_in_flight > 0 && d.tx_in_flight < 31, || format!("in flight while IRPs ran out: {d:?}"))?;
+    let waited = 31 - d.tx_in_flight;
+    wsk::set_faults(wsk::Faults::NONE);
+    winsim::sched::advance(Duration::from_secs(11));
+    let (want, adapter) = (s.posted, s.adapter);
+    let done = wsk::pump_until(WAIT, || {
+        netcx::pump(adapter);
+        netcx::counters(adapter).is_some_and(|c| c.tx_completed == want)
+    });
+    ensure(done, || "the waiting packets never went".into())?;
+    let (want, _) = expect(&plan, n);
+    let got = s.clients_collect(&want.iter().map(Vec::len).collect::<Vec<_>>())?;
+    ensure(got == want, || "packets differ".into())?;
+    let d = s.counters()?;
+    ensure(d.tx_dropped == 0 && d.tx_sealed == 31 && d.tx_in_flight == 0, || format!("{d:?}"))?;
+    let pinged = s.clients.iter().filter(|c| c.pings >= 1).count();
+    ensure(pinged == n, || format!("{pinged} of {n} clients got a ping"))?;
+    let d = s.finish(m)?;
+    let mut out = report(&d, n);
+    out.push(("waited_unsealed".into(), waited));
+    Ok(out)
+}
+
 /// The fields of two snapshots that differ (empty: equal), for a precise failure message.
 fn diff(a: &Snapshot, b: &Snapshot) -> Vec<&'static str> {
     let mut out = Vec::new();
@@ -928,12 +970,13 @@ fn rollback_on_socket_failure(m: &mut Machine) -> Outcome {
 type Run = fn(&mut Machine) -> Outcome;
 
 pub fn tests() -> Vec<Test> {
-    let list: [(&'static str, Run); 6] = [
+    let list: [(&'static str, Run); 7] = [
         ("many_peers_both_ways", many_peers_both_ways),
         ("iroutes_longest_prefix", iroutes),
         ("float_notifies_and_moves_tx", float),
         ("keepalive_expiry_of_one_peer", keepalive_expiry),
         ("del_peer_under_traffic", del_peer_under_traffic),
+        ("tx_waits_for_send_irps", tx_waits_for_send_irps),
         ("rollback_on_socket_failure", rollback_on_socket_failure),
     ];
     list.into_iter().map(|(name, run)| Test { suite: "miniport_server", name, expect: None, run }).collect()
