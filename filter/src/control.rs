@@ -576,9 +576,9 @@ unsafe extern "system" fn dispatch_device_control(_device: *mut DEVICE_OBJECT, i
             crate::hold::policy().write_to(buffer.get_mut(..out_len).unwrap_or(&mut [])).map_err(uapi_status)
         }
         RdcoFilterIoctl::SetPeerRoutes => set_peer_routes(input),
-        RdcoFilterIoctl::ListModules => crate::worker::list_modules()
-            .write_to(buffer.get_mut(..out_len).unwrap_or(&mut []))
-            .map_err(uapi_status),
+        RdcoFilterIoctl::ListModules => {
+            crate::worker::list_modules(buffer.get_mut(..out_len).unwrap_or(&mut [])).map_err(uapi_status)
+        }
     };
     match result {
         Ok(information) => complete(irp, STATUS_SUCCESS, information),

@@ -338,8 +338,9 @@ fn round(path: &SendPath, done: &mut NblChain) -> (Round, bool) {
     if any_parked {
         q.prepend(parked);
     }
-    if result == Round::More && (q.is_empty() || any_parked) {
-        // Nothing left, or only what waits for a peer (kicked again when that changes).
+    if result == Round::More && q.is_empty() {
+        // Nothing left. (A full round sealed ROUND_NBLS: progress, so the run goes on even with parked
+        // NBLs at the head; a round that sealed fewer found the queue empty or only parked NBLs.)
         result = Round::Empty;
     }
     drop(q);
@@ -574,21 +575,30 @@ fn module_state(path: &SendPath) -> u32 {
     }
 }
 
-/// The attached modules (`IOCTL_RDCO_FILTER_LIST_MODULES`), in the order they attached: each one's
-/// miniport `IfIndex`, state, LUID and miniport name. IRQL <= DISPATCH_LEVEL; the receive path's module
-/// registry lock, briefly.
-pub(crate) fn list_modules() -> uapi::rdco_filter::RdcoModuleList {
-    let mut list = uapi::rdco_filter::RdcoModuleList::default();
+/// `IOCTL_RDCO_FILTER_LIST_MODULES`: writes the attached modules (each one's miniport `IfIndex`, state,
+/// LUID and miniport name) straight into `out` (the list is 4.8 KB: never built on the kernel stack).
+/// Returns the bytes written. IRQL <= DISPATCH_LEVEL; the receive path's module registry lock, briefly.
+pub(crate) fn list_modules(out: &mut [u8]) -> Result<usize, uapi::UapiError> {
+    use uapi::rdco_filter::{RdcoModuleInfo, RdcoModuleList};
+    let size = RdcoModuleList::write_header(out)?;
+    let mut count = 0usize;
+    let mut result = Ok(());
     crate::receive::for_each_module(|m| {
         let id = &m.send.identity;
-        let _ = list.push(uapi::rdco_filter::RdcoModuleInfo::new(
+        let info = RdcoModuleInfo::new(
             id.if_index,
             module_state(&m.send),
             id.net_luid,
             id.name.get(..id.name_len).unwrap_or(&[]),
-        ));
+        );
+        if result.is_ok() && count < uapi::rdco_filter::MAX_MODULES {
+            result = info.write_entry(out, count);
+            count += 1;
+        }
     });
-    list
+    result?;
+    RdcoModuleList::write_count(out, count)?;
+    Ok(size)
 }
 
 /// The counters of the module above the miniport with this `IfIndex` (its send and receive halves

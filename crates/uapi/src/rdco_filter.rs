@@ -555,6 +555,20 @@ impl RdcoModuleInfo {
         Ok(m)
     }
 
+    /// Writes this entry as entry `index` of a list written with [`RdcoModuleList::write_header`].
+    pub fn write_entry(&self, out: &mut [u8], index: usize) -> Result<(), UapiError> {
+        if index >= MAX_MODULES {
+            return Err(UapiError::bad("Count", u64::try_from(index).unwrap_or(u64::MAX)));
+        }
+        let off = module_list::MODULES + index * Self::SIZE;
+        let got = out.len();
+        let dst = out
+            .get_mut(off..off + Self::SIZE)
+            .ok_or(UapiError::BufferTooSmall { need: RdcoModuleList::SIZE, got })?;
+        self.write_to(dst);
+        Ok(())
+    }
+
     fn write_to(&self, out: &mut [u8]) {
         put_u32(out, module_info::IF_INDEX, self.if_index);
         put_u32(out, module_info::STATE, self.state);
@@ -591,6 +605,26 @@ pub mod module_list {
 impl RdcoModuleList {
     /// Encoded size of this version.
     pub const SIZE: usize = 8 + MAX_MODULES * RdcoModuleInfo::SIZE;
+
+    /// Streaming form of [`Self::write_to`] for a writer that must not build the whole list (a kernel
+    /// stack): zero-fills `out`, writes `Size` and `Count` 0. Then [`RdcoModuleInfo::write_entry`] per
+    /// module and [`Self::write_count`]. Returns [`Self::SIZE`].
+    pub fn write_header(out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        Ok(Self::SIZE)
+    }
+
+    /// Sets `Count` in a list written with [`Self::write_header`] (at most [`MAX_MODULES`]).
+    pub fn write_count(out: &mut [u8], count: usize) -> Result<(), UapiError> {
+        if count > MAX_MODULES {
+            return Err(UapiError::bad("Count", u64::try_from(count).unwrap_or(u64::MAX)));
+        }
+        if out.len() < Self::SIZE {
+            return Err(UapiError::BufferTooSmall { need: Self::SIZE, got: out.len() });
+        }
+        put_u32(out, module_list::COUNT, u32::try_from(count).unwrap_or(0));
+        Ok(())
+    }
 
     /// The modules listed.
     pub fn modules(&self) -> &[RdcoModuleInfo] {

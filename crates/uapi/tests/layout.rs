@@ -241,6 +241,17 @@ fn rdco_module_list_round_trip() {
     assert_eq!(back.modules()[0].name(), name.as_slice());
     assert_eq!(back.modules()[1].name().len(), MODULE_NAME_LEN);
     assert_eq!(u32::from_le_bytes(buf[8..12].try_into().unwrap()), 4);
+    // The streaming form writes the same bytes.
+    let mut streamed = vec![0xAAu8; RdcoModuleList::SIZE];
+    RdcoModuleList::write_header(&mut streamed).unwrap();
+    for (i, m) in list.modules().iter().enumerate() {
+        m.write_entry(&mut streamed, i).unwrap();
+    }
+    RdcoModuleList::write_count(&mut streamed, list.modules().len()).unwrap();
+    assert_eq!(streamed, buf);
+    assert!(RdcoModuleInfo::default().write_entry(&mut streamed, MAX_MODULES).is_err());
+    assert!(RdcoModuleList::write_count(&mut streamed, MAX_MODULES + 1).is_err());
+    assert!(RdcoModuleList::write_header(&mut streamed[..100]).is_err());
     for _ in 2..MAX_MODULES {
         assert!(list.push(RdcoModuleInfo::default()));
     }
