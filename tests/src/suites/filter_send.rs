@@ -781,6 +781,34 @@ fn frame_to(mac: [u8; 6], dst: &str, id: u16) -> Vec<u8> {
     f
 }
 
+/// An outer IPv4/UDP frame to `mac` from `src` to `dst` carrying `payload` (IPv4 header checksum set;
+/// UDP checksum 0, "none", which IPv4 allows).
+fn outer_udp(mac: [u8; 6], src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+    let udp_len = 8 + payload.len();
+    let mut f = Vec::with_capacity(14 + 20 + udp_len);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&datapath::PEER_MAC);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&u16::try_from(20 + udp_len).unwrap_or(0).to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
+    ip.extend_from_slice(&src.0);
+    ip.extend_from_slice(&dst.0);
+    let mut sum: u32 = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let c = !(sum as u16);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    f.extend_from_slice(&u16::try_from(udp_len).unwrap_or(0).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
 /// Whether `got` holds exactly the inner packets of `frames` (any order).
 fn same_packets(what: &str, got: &[Vec<u8>], frames: &[Vec<u8>]) -> Result<(), String> {
     let mut want: Vec<Vec<u8>> = frames.iter().map(|f| f[14..].to_vec()).collect();
@@ -955,6 +983,44 @@ fn three_peers_routes(machine: &mut Machine) -> Outcome {
         let st = stats_of(&r, id, 0)?;
         if st.tx_packets != want {
             return Err(format!("peer {id} at the end: tx_packets {}, expected {want}", st.tx_packets));
+        }
+    }
+    // Receive on NIC 2: each peer seals 1, 2, 3 packets (its own keys) and they arrive from its
+    // endpoint; the module of NIC 2 counts them, NIC 1's does not, and the engine counts each peer's.
+    let mut outer = Vec::new();
+    let mut inner_want = Vec::new();
+    for (i, p) in peers.iter_mut().enumerate() {
+        let port = p.addr().port();
+        for k in 0..=i {
+            let ip = frame_to(mac2, "192.0.2.50", u16::try_from(60 + 10 * i + k).unwrap_or(0))[14..].to_vec();
+            let mut buf = vec![0u8; 2048];
+            let sealed = p
+                .peer
+                .seal(::datapath::Instant::from_millis(0), &[&ip], &mut buf)
+                .map_err(|e| format!("{e:?}"))?;
+            outer.push(outer_udp(mac2, ([127, 0, 0, 1], port), ([127, 0, 0, 1], 1194), &buf[..sealed.len]));
+            inner_want.push(ip);
+        }
+    }
+    datapath::nic_indicate(NIC2, &outer, false);
+    let up = datapath::take_protocol_received(NIC2);
+    datapath::protocol_return_all(NIC2);
+    let mut got: Vec<Vec<u8>> = up.iter().map(|f| f[14..].to_vec()).collect();
+    got.sort();
+    inner_want.sort();
+    if got != inner_want {
+        return Err(format!("NIC 2 indicated {} inner packets, expected {}", got.len(), inner_want.len()));
+    }
+    let m1r = stats_of(&r, ALL_PEERS, NIC)?;
+    let m2r = stats_of(&r, ALL_PEERS, NIC2)?;
+    let rx = |s: &RdcoStats| (s.rx_packets, s.clones, s.rx_copies);
+    if rx(&m2r) != (6, 6, 0) || rx(&m1r) != (0, 0, 0) {
+        return Err(format!("module receive counters: NIC 1 {:?}, NIC 2 {:?}", rx(&m1r), rx(&m2r)));
+    }
+    for id in 1..=3u32 {
+        let st = stats_of(&r, id, 0)?;
+        if st.rx_packets != u64::from(id) {
+            return Err(format!("peer {id}: rx_packets {}, expected {id}", st.rx_packets));
         }
     }
     datapath::pump();
