@@ -2,7 +2,7 @@
 //!
 //! # Conventions
 //!
-//! * Codes are `CTL_CODE(FILE_DEVICE_UNKNOWN, 0x800 + n, METHOD_BUFFERED, FILE_ANY_ACCESS)`, n = 1..=10 —
+//! * Codes are `CTL_CODE(FILE_DEVICE_UNKNOWN, 0x800 + n, METHOD_BUFFERED, FILE_ANY_ACCESS)`, n = 1..=12 —
 //!   function numbers from 0x800 up are the range Microsoft leaves to vendors.
 //! * Every request and response is fixed-size and starts with `Size: u32`, the size of the structure as its
 //!   sender built it. That is the version: a later version only appends fields and grows `Size`. A receiver
