@@ -128,10 +128,11 @@ unsafe extern "system" fn filter_attach(
         Ok(rx) => rx,
         Err(status) => return status,
     };
-    let send = match crate::send::SendPath::new(ndis_filter_handle) {
+    let mut send = match crate::send::SendPath::new(ndis_filter_handle) {
         Ok(s) => s,
         Err(status) => return status,
     };
+    send.identity = crate::send::Identity::from_attach(parameters);
     let module = Module {
         filter_handle: ndis_filter_handle,
         state: AtomicU32::new(State::Paused as u32),

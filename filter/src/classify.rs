@@ -1,7 +1,11 @@
 //! Send classification: which Ethernet frames leave through the tunnel.
 //!
 //! A frame is *diverted* when its inner (IP) destination falls inside one of the policy prefixes
-//! (`control::CONFIG.policy`) and a peer exists to carry it. It is never diverted when
+//! (`control::CONFIG.policy`) or a peer's route (`SET_PEER_ROUTES`, the engine's longest-prefix table),
+//! and a peer exists. The peer that carries it is the one whose route is the longest prefix holding the
+//! destination (with no route and a single peer, that peer); the send is *ready* when the tunnel socket
+//! is up and that peer has a primary key, else it takes the hold policy's not-ready trigger. It is
+//! never diverted when
 //! * it is not IPv4/IPv6 (ARP, LLDP, test frames...), or its headers are truncated;
 //! * its destination is the address of a peer's own outer endpoint (the tunnel must not carry itself);
 //! * it is UDP from the tunnel's own WSK socket (`transport`'s local port): the tunnel's ciphertext.
@@ -10,16 +14,17 @@
 //! classifier copies at most [`HEAD_BYTES`] header bytes out of the NB's MDL chain onto the stack (headers
 //! only, never the payload) and parses them there.
 //!
-//! IRQL: everything here runs at IRQL <= DISPATCH_LEVEL and takes no lock; the [`Snapshot`] is taken
-//! under `CONFIG`'s lock by the caller, once per send chain.
+//! IRQL: everything here runs at IRQL <= DISPATCH_LEVEL and takes no lock; [`decide`] reads the
+//! configuration the caller holds `CONFIG`'s lock for (once per batch of a send chain).
 use arrayvec::ArrayVec;
-use datapath::peer::IpPrefix;
+use datapath::peer::{InnerDest, IpPrefix};
 use datapath::Endpoint;
 use kernel::ffi::mdl::{MdlMappingNoExecute, MmGetSystemAddressForMdlSafe, NormalPagePriority, MDL};
 use kernel::ffi::nbl::{
     NET_BUFFER, NET_BUFFER_CURRENT_MDL, NET_BUFFER_CURRENT_MDL_OFFSET, NET_BUFFER_DATA_LENGTH,
 };
-use uapi::rdco_filter::MAX_POLICY_PREFIXES;
+
+use crate::control::Config;
 
 /// Ethernet header without tags.
 pub(crate) const ETH_HEADER: usize = 14;
@@ -28,7 +33,8 @@ pub(crate) const MAX_VLAN_TAGS: usize = 2;
 /// Header bytes copied for classification: Ethernet, two tags, the largest IPv4 header (60) or the
 /// IPv6 header (40), and the UDP ports.
 pub(crate) const HEAD_BYTES: usize = ETH_HEADER + 4 * MAX_VLAN_TAGS + 60 + 4;
-/// Peers whose outer endpoints the snapshot keeps (more are not diverted around: see [`Snapshot`]).
+/// Peers the configuration keeps outer endpoints for (the classifier never diverts traffic to them);
+/// `ADD_PEER` refuses more.
 pub(crate) const MAX_SNAPSHOT_PEERS: usize = 8;
 /// Most MDL segments a NET_BUFFER may span for the zero-copy seal.
 pub(crate) const MAX_SEGMENTS: usize = 16;
@@ -39,27 +45,14 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88A8;
 const IPPROTO_UDP: u8 = 17;
 
-/// What the classifier needs from the configuration, copied under `CONFIG`'s lock once per send chain.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Snapshot {
-    pub(crate) prefixes: [Option<IpPrefix>; MAX_POLICY_PREFIXES],
-    /// Outer endpoints of the peers (the first [`MAX_SNAPSHOT_PEERS`]).
-    pub(crate) endpoints: ArrayVec<Endpoint, MAX_SNAPSHOT_PEERS>,
-    /// Peers configured at all; nothing is diverted without one.
-    pub(crate) peers: usize,
-    /// Local UDP port of the tunnel's socket (0: no socket).
-    pub(crate) own_port: u16,
-    /// A socket is up and some peer has a primary key: diverted sends can leave at once.
-    pub(crate) ready: bool,
-}
-
 /// The classifier's decision for one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Down the stack unchanged.
     Bypass,
-    /// Through the tunnel; the inner IP packet starts `l2_len` bytes into the frame.
-    Divert { l2_len: usize },
+    /// Through the tunnel; `ready`: the socket is up and the peer it routes to has a primary key (else
+    /// no peer carries it yet, or that peer has no key: the hold policy's not-ready trigger).
+    Divert { ready: bool },
 }
 
 /// The parsed start of a frame.
@@ -147,23 +140,35 @@ fn is_peer_endpoint(endpoint: &Endpoint, dst: &IpDst) -> bool {
     }
 }
 
-/// Classifies a frame from its first bytes (at most [`HEAD_BYTES`] are looked at).
-pub(crate) fn classify(head: &[u8], snapshot: &Snapshot) -> Verdict {
-    if snapshot.peers == 0 {
+/// The engine's form of an inner destination.
+pub(crate) fn inner_dest(dst: &IpDst) -> InnerDest {
+    match *dst {
+        IpDst::V4(a) => InnerDest::V4(a),
+        IpDst::V6(a) => InnerDest::V6(a),
+    }
+}
+
+/// Classifies a frame from its first bytes (at most [`HEAD_BYTES`] are looked at) against the
+/// configuration (`None`: the driver is unloading) and the tunnel socket's local port (0: no socket).
+/// The caller holds `CONFIG`'s lock.
+pub(crate) fn decide(head: &[u8], config: Option<&Config>, own_port: u16) -> Verdict {
+    let Some(config) = config else { return Verdict::Bypass };
+    if config.peers.is_empty() {
         return Verdict::Bypass;
     }
     let Some(h) = parse(head) else { return Verdict::Bypass };
-    if snapshot.endpoints.iter().any(|e| is_peer_endpoint(e, &h.dst)) {
+    if config.endpoints().any(|e| is_peer_endpoint(&e, &h.dst)) {
         return Verdict::Bypass;
     }
-    if snapshot.own_port != 0 && h.udp_ports.is_some_and(|(src, _)| src == snapshot.own_port) {
+    if own_port != 0 && h.udp_ports.is_some_and(|(src, _)| src == own_port) {
         return Verdict::Bypass;
     }
-    if snapshot.prefixes.iter().flatten().any(|p| prefix_contains(p, &h.dst)) {
-        Verdict::Divert { l2_len: h.l2_len }
-    } else {
-        Verdict::Bypass
+    let dst = inner_dest(&h.dst);
+    if !(config.policy.iter().flatten().any(|p| prefix_contains(p, &h.dst)) || config.routed(dst)) {
+        return Verdict::Bypass;
     }
+    let ready = own_port != 0 && config.route(dst).is_some_and(|id| config.keyed(id));
+    Verdict::Divert { ready }
 }
 
 /// The mapped bytes of one MDL (null if it cannot be mapped).

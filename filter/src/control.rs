@@ -7,7 +7,11 @@
 //!   tunnel policy, the queued events and the pended `READ_EVENT` IRPs. `Some` from `DriverEntry` to
 //!   unload. Every access holds the lock (DISPATCH_LEVEL), briefly: no allocation of key state and no
 //!   IRP completion happens under it (keys are built before, IRPs completed after).
-//! * [`STATS`]: module counters (atomics), bumped lock-free by the data path.
+//! * [`STATS`]: driver-wide counters (atomics), bumped lock-free by the data path; each module keeps
+//!   its own [`FilterStats`] too (its send half's and its receive half's), bumped beside them, read
+//!   through `GET_STATS` with the module's `IfIndex` ([`count!`]).
+//! * Per-peer routes: the engine's [`PeerTable`] holds them (longest-prefix match); [`Config`] keeps
+//!   which prefix belongs to which peer so a `SET_PEER_ROUTES` can replace one peer's set as a whole.
 //!
 //! # IRQL
 //! Dispatch routines run at PASSIVE_LEVEL (the I/O manager calls them in the requesting thread).
@@ -18,8 +22,11 @@
 //! its own `Size`) `STATUS_BUFFER_TOO_SMALL`; a bad value (`Size` below the known size, unknown cipher,
 //! key slot or family, bad key length, peer id out of range, a remote without address or port, local
 //! and remote of different families, keepalive timeout shorter than the interval, `ALL_PEERS` where it
-//! means nothing, a hold-policy value outside its range) `STATUS_INVALID_PARAMETER`; an unknown peer
-//! `STATUS_NOT_FOUND`; a peer id in use `STATUS_OBJECT_NAME_COLLISION`; a swap without a secondary key,
+//! means nothing, a hold-policy value outside its range, a route `Count` over 16, the same prefix twice
+//! in one route set, a peer together with a module selector) `STATUS_INVALID_PARAMETER`; an unknown
+//! peer, or a module selector (`IfIndex`) no attached module has, `STATUS_NOT_FOUND`; a peer id in use,
+//! or a route prefix another peer already owns, `STATUS_OBJECT_NAME_COLLISION`; more than
+//! `MAX_ROUTES` routes across the peers `STATUS_INSUFFICIENT_RESOURCES`; a swap without a secondary key,
 //! or the driver unloading, `STATUS_INVALID_DEVICE_STATE`; too many pended reads
 //! `STATUS_INSUFFICIENT_RESOURCES`; an unknown IOCTL `STATUS_INVALID_DEVICE_REQUEST`.
 use core::ffi::c_void;
@@ -53,7 +60,8 @@ use kernel::unicode_string;
 use uapi::ovpn::{OvpnCipherAlg, OvpnKeySlot};
 use uapi::rdco_filter::{
     RdcoAddPeer, RdcoEvent, RdcoEventKind, RdcoFilterIoctl, RdcoHoldPolicy, RdcoKeepalive, RdcoNewKey,
-    RdcoPeerRef, RdcoSetPolicy, RdcoStats, ALL_PEERS, MAX_POLICY_PREFIXES,
+    RdcoPeerRef, RdcoPeerRoutes, RdcoSetPolicy, RdcoStats, RdcoStatsQuery, ALL_PEERS, IF_INDEX_ANY,
+    MAX_PEER_ROUTES, MAX_POLICY_PREFIXES, MAX_ROUTES,
 };
 use uapi::UapiError;
 
@@ -179,6 +187,8 @@ pub(crate) struct Config {
     /// Control-channel packets for `IRP_MJ_READ`, and the reads pended waiting for one.
     control: ControlQueueBox,
     control_reads: [Option<PendingRead>; MAX_PENDING_READS],
+    /// Which peer owns each route prefix (the engine's table holds the same routes for lookup).
+    routes: arrayvec::ArrayVec<(IpPrefix, u32), MAX_ROUTES>,
 }
 
 impl Config {
@@ -194,6 +204,7 @@ impl Config {
             locals: [None; MAX_LOCALS],
             control: ControlQueueBox::new()?,
             control_reads: [const { None }; MAX_PENDING_READS],
+            routes: arrayvec::ArrayVec::new(),
         })
     }
 
@@ -227,11 +238,31 @@ impl Config {
         self.peer_endpoints.iter().map(|&(_, e)| e)
     }
 
-    /// Whether some peer has a primary key (diverted sends can be sealed).
-    pub(crate) fn any_keyed(&self) -> bool {
-        self.peer_endpoints
-            .iter()
-            .any(|(id, _)| self.peers.peer(*id).is_some_and(|p| p.keys().primary().is_some()))
+    /// The peer a diverted packet to `dst` goes to: the peer whose route is the longest prefix holding
+    /// `dst` (the engine's lookup); with no route and exactly one peer, that peer (the single-peer policy
+    /// of `SET_POLICY`). `None`: no peer carries it.
+    pub(crate) fn route(&self, dst: datapath::peer::InnerDest) -> Option<u32> {
+        match self.peers.lookup(dst) {
+            Some(id) => Some(id),
+            None if self.peers.len() == 1 => self.peer_endpoints.first().map(|(id, _)| *id),
+            None => None,
+        }
+    }
+
+    /// Whether `dst` is inside a peer route (diverted even when outside the policy prefixes).
+    pub(crate) fn routed(&self, dst: datapath::peer::InnerDest) -> bool {
+        self.peers.lookup(dst).is_some()
+    }
+
+    /// Every route and the peer that owns it.
+    #[cfg_attr(target_os = "windows", allow(dead_code))] // read by the host tests' hook
+    pub(crate) fn routes(&self) -> &[(IpPrefix, u32)] {
+        &self.routes
+    }
+
+    /// Whether the peer has a primary key (its diverted sends can be sealed).
+    pub(crate) fn keyed(&self, peer_id: u32) -> bool {
+        self.peers.peer(peer_id).is_some_and(|p| p.keys().primary().is_some())
     }
 
     fn take_read(&mut self) -> Option<PendingRead> {
@@ -249,12 +280,17 @@ macro_rules! filter_stats {
         pub(crate) struct FilterStats { $(pub(crate) $field: AtomicU64,)* }
 
         impl FilterStats {
-            const fn new() -> Self {
+            pub(crate) const fn new() -> Self {
                 Self { $($field: AtomicU64::new(0),)* }
             }
 
-            fn snapshot(&self) -> RdcoStats {
+            pub(crate) fn snapshot(&self) -> RdcoStats {
                 RdcoStats { peer_id: ALL_PEERS, $($field: self.$field.load(Ordering::Relaxed),)* }
+            }
+
+            /// Adds these counters to `total` (a module's two halves make its counters).
+            pub(crate) fn add_to(&self, total: &mut RdcoStats) {
+                $(total.$field = total.$field.wrapping_add(self.$field.load(Ordering::Relaxed));)*
             }
         }
     };
@@ -296,8 +332,19 @@ filter_stats!(
     segmented,
 );
 
-/// The module's counters.
+/// The driver-wide counters (every module together, and what belongs to no module).
 pub(crate) static STATS: FilterStats = FilterStats::new();
+
+/// Counts `n` in the driver-wide [`STATS`] and in a module's own counters: `count!(module_stats,
+/// field, n)`. Lock-free, any IRQL <= DISPATCH_LEVEL.
+macro_rules! count {
+    ($module:expr, $field:ident, $n:expr) => {{
+        let n: u64 = $n;
+        $crate::control::STATS.$field.fetch_add(n, core::sync::atomic::Ordering::Relaxed);
+        $module.$field.fetch_add(n, core::sync::atomic::Ordering::Relaxed);
+    }};
+}
+pub(crate) use count;
 /// Events dropped because the queue was full and nobody read them.
 pub(crate) static EVENTS_LOST: AtomicU64 = AtomicU64::new(0);
 
@@ -528,6 +575,10 @@ unsafe extern "system" fn dispatch_device_control(_device: *mut DEVICE_OBJECT, i
         RdcoFilterIoctl::GetHoldPolicy => {
             crate::hold::policy().write_to(buffer.get_mut(..out_len).unwrap_or(&mut [])).map_err(uapi_status)
         }
+        RdcoFilterIoctl::SetPeerRoutes => set_peer_routes(input),
+        RdcoFilterIoctl::ListModules => {
+            crate::worker::list_modules(buffer.get_mut(..out_len).unwrap_or(&mut [])).map_err(uapi_status)
+        }
     };
     match result {
         Ok(information) => complete(irp, STATUS_SUCCESS, information),
@@ -628,6 +679,8 @@ fn del_peer(input: &[u8]) -> Result<usize, NTSTATUS> {
         *local = None;
     }
     config.peer_endpoints.retain(|(p, _)| *p != id);
+    // The engine dropped the peer's routes with it.
+    config.routes.retain(|(_, p)| *p != id);
     let last = config.peers.is_empty();
     drop(guard);
     if last {
@@ -739,10 +792,67 @@ fn set_hold_policy(input: &[u8]) -> Result<usize, NTSTATUS> {
     Ok(0)
 }
 
-/// `IOCTL_RDCO_FILTER_GET_STATS`: a peer's engine counters, or with `ALL_PEERS` the module's
-/// ([`STATS`]). Errors: short input or output buffer, bad `Size` or id; unknown peer (`NOT_FOUND`).
+/// `IOCTL_RDCO_FILTER_SET_PEER_ROUTES`: replaces the inner prefixes routed to one peer, as a whole
+/// (`Count` 0 removes them). Prefixes of different peers may nest (the longest prefix wins), but one
+/// prefix has one owner. Errors: short buffer, bad `Size`, peer id (or `ALL_PEERS`), `Count` over 16,
+/// family or prefix length, the same prefix twice in the request (`INVALID_PARAMETER`); unknown peer
+/// (`NOT_FOUND`); a prefix another peer owns (`OBJECT_NAME_COLLISION`); more than `MAX_ROUTES` routes
+/// across the peers (`INSUFFICIENT_RESOURCES`). Everything is checked under the lock before the engine's
+/// table changes, so a failure changes nothing. Sends already queued are routed when the worker seals
+/// them, with the routes of that moment.
+fn set_peer_routes(input: &[u8]) -> Result<usize, NTSTATUS> {
+    let request = RdcoPeerRoutes::parse(input).map_err(uapi_status)?;
+    let mut wanted = arrayvec::ArrayVec::<IpPrefix, MAX_PEER_ROUTES>::new();
+    for p in request.prefixes() {
+        let prefix = match p.addr {
+            IpAddr::V4(a) => IpPrefix::V4(a.octets(), p.prefix_len),
+            IpAddr::V6(a) => IpPrefix::V6(a.octets(), p.prefix_len),
+        };
+        let prefix = prefix.normalized().ok_or(STATUS_INVALID_PARAMETER)?;
+        if wanted.contains(&prefix) {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        wanted.try_push(prefix).map_err(|_| STATUS_INVALID_PARAMETER)?;
+    }
+    let id = request.peer_id;
+    let mut guard = CONFIG.lock();
+    let config = guard.as_mut().ok_or(STATUS_INVALID_DEVICE_STATE)?;
+    if config.peers.peer(id).is_none() {
+        return Err(STATUS_NOT_FOUND);
+    }
+    if config.routes.iter().any(|(p, owner)| *owner != id && wanted.contains(p)) {
+        return Err(STATUS_OBJECT_NAME_COLLISION);
+    }
+    let others = config.routes.iter().filter(|(_, owner)| *owner != id).count();
+    if others + wanted.len() > MAX_ROUTES {
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    }
+    // Checked: from here nothing can fail (peer exists, prefixes normalised, room for them).
+    let old: arrayvec::ArrayVec<IpPrefix, MAX_ROUTES> =
+        config.routes.iter().filter(|(_, owner)| *owner == id).map(|(p, _)| *p).collect();
+    for p in old.iter().filter(|p| !wanted.contains(p)) {
+        let _ = config.peers.remove_route(*p);
+    }
+    config.routes.retain(|(_, owner)| *owner != id);
+    for p in &wanted {
+        let _ = config.routes.try_push((*p, id));
+    }
+    config.peers.add_routes(wanted.iter().map(|p| (*p, id))).map_err(|_| STATUS_INVALID_PARAMETER)?;
+    drop(guard);
+    // Copies held for want of a route may have one now.
+    crate::worker::kick_all();
+    Ok(0)
+}
+
+/// `IOCTL_RDCO_FILTER_GET_STATS`: a peer's engine counters; with `ALL_PEERS` the driver-wide totals
+/// ([`STATS`]), or with a module selector (`IfIndex` of the module's miniport, [`RdcoStatsQuery`]) that
+/// module's own counters. Errors: short input or output buffer, bad `Size` or id, a peer with a module
+/// selector (`INVALID_PARAMETER`); unknown peer or `IfIndex` (`NOT_FOUND`).
 fn get_stats(input: &[u8]) -> Result<RdcoStats, NTSTATUS> {
-    let request = RdcoPeerRef::parse(input).map_err(uapi_status)?;
+    let request = RdcoStatsQuery::parse(input).map_err(uapi_status)?;
+    if request.if_index != IF_INDEX_ANY {
+        return crate::worker::module_stats(request.if_index).ok_or(STATUS_NOT_FOUND);
+    }
     if request.peer_id == ALL_PEERS {
         return Ok(STATS.snapshot());
     }

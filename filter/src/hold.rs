@@ -46,7 +46,6 @@ use kernel::ffi::ntos::{ExAllocatePool2, ExFreePoolWithTag, POOL_FLAG_NON_PAGED}
 use uapi::rdco_filter::RdcoHoldPolicy;
 
 use crate::classify;
-use crate::control::STATS;
 
 /// Pool tag of deep-copy payload blocks: 'rdFc'.
 pub(crate) const COPY_TAG: u32 = u32::from_le_bytes(*b"rdFc");
@@ -120,6 +119,7 @@ pub(crate) unsafe fn deep_copy(
     copy_pool: NDIS_HANDLE,
     nbl: *mut NET_BUFFER_LIST,
     trigger: Trigger,
+    module: &crate::control::FilterStats,
 ) -> Result<(*mut NET_BUFFER_LIST, *mut NET_BUFFER_LIST), NDIS_STATUS> {
     let ceiling = POLICY.ceiling_bytes.load(Ordering::Relaxed) as usize;
     let mut head: *mut NET_BUFFER_LIST = null_mut();
@@ -134,7 +134,7 @@ pub(crate) unsafe fn deep_copy(
             COPY_BYTES.fetch_sub(len, Ordering::AcqRel);
             if reserved > ceiling {
                 CEILING_DROPS.fetch_add(1, Ordering::Relaxed);
-                STATS.drop_copy_ceiling.fetch_add(1, Ordering::Relaxed);
+                crate::control::count!(module, drop_copy_ceiling, 1);
             }
             None
         } else {
@@ -143,7 +143,7 @@ pub(crate) unsafe fn deep_copy(
             if c.is_none() {
                 COPY_BYTES.fetch_sub(len, Ordering::AcqRel);
                 // An allocation failed: the original completes with NDIS_STATUS_RESOURCES, counted.
-                STATS.drop_other.fetch_add(1, Ordering::Relaxed);
+                crate::control::count!(module, drop_other, 1);
             }
             c
         };
@@ -166,13 +166,12 @@ pub(crate) unsafe fn deep_copy(
     if head.is_null() {
         return Err(NDIS_STATUS_RESOURCES);
     }
-    let by_trigger = match trigger {
-        Trigger::Budget => &STATS.holds_budget,
-        Trigger::NotReady => &STATS.holds_not_ready,
-        Trigger::Pause => &STATS.holds_pause,
-    };
-    by_trigger.fetch_add(1, Ordering::Relaxed);
-    STATS.deep_copies.fetch_add(1, Ordering::Relaxed);
+    match trigger {
+        Trigger::Budget => crate::control::count!(module, holds_budget, 1),
+        Trigger::NotReady => crate::control::count!(module, holds_not_ready, 1),
+        Trigger::Pause => crate::control::count!(module, holds_pause, 1),
+    }
+    crate::control::count!(module, deep_copies, 1);
     Ok((head, tail))
 }
 

@@ -52,6 +52,27 @@ pub mod test_hooks {
             .map_or([None; uapi::rdco_filter::MAX_POLICY_PREFIXES], |c| c.policy)
     }
 
+    /// TEST HOOK: every peer route (prefix, owner), sorted (call inside the filter's driver context).
+    pub fn routes() -> arrayvec::ArrayVec<(datapath::peer::IpPrefix, u32), { uapi::rdco_filter::MAX_ROUTES }>
+    {
+        use datapath::peer::IpPrefix;
+        let guard = crate::control::CONFIG.lock();
+        let mut r: arrayvec::ArrayVec<_, { uapi::rdco_filter::MAX_ROUTES }> =
+            guard.as_ref().map(|c| c.routes().iter().copied().collect()).unwrap_or_default();
+        drop(guard);
+        r.sort_unstable_by_key(|(p, id)| match *p {
+            IpPrefix::V4(a, l) => (4u8, u128::from(u32::from_be_bytes(a)), l, *id),
+            IpPrefix::V6(a, l) => (6u8, u128::from_be_bytes(a), l, *id),
+        });
+        r
+    }
+
+    /// TEST HOOK: the peer a diverted packet to `dst` goes to (longest prefix, or the only peer), as the
+    /// worker decides it (call inside the filter's driver context).
+    pub fn route_of(dst: datapath::peer::InnerDest) -> Option<u32> {
+        crate::control::CONFIG.lock().as_ref().and_then(|c| c.route(dst))
+    }
+
     /// TEST HOOK: a peer's key ids (primary, secondary), or `None` for an unknown peer (call inside the
     /// filter's driver context).
     pub fn peer_keys(peer_id: u32) -> Option<(Option<u8>, Option<u8>)> {

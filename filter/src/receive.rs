@@ -149,6 +149,9 @@ pub(crate) struct RxState {
     pause_pending: AtomicBool,
     /// The module's pause gate ([`RxState::start`]); told when a pended pause owes nothing any more.
     gate: AtomicPtr<PauseGate>,
+    /// The module's own counters of its receive half (beside the driver-wide `STATS`), for
+    /// `GET_STATS` by `IfIndex`.
+    pub(crate) stats: crate::control::FilterStats,
 }
 
 // SAFETY: the raw pointers are NDIS handles and pool memory owned by this state; every shared access
@@ -173,6 +176,7 @@ impl RxState {
             free: AtomicU64::new(0),
             outstanding: AtomicI64::new(0),
             pause_pending: AtomicBool::new(false),
+            stats: crate::control::FilterStats::new(),
             gate: AtomicPtr::new(null_mut()),
         };
         rx.clone_pool = nbl_pool(handle, false, CLONE_POOL_TAG);
@@ -742,6 +746,8 @@ unsafe fn fast_path(
         return None;
     };
     let Opened::Data(range) = open(datagram, outer.src) else { return None };
+    bump(&rx.stats.rx_packets, 1);
+    bump(&rx.stats.rx_bytes, range.len() as u64);
     let first = *datagram.get(range.start)?;
     let Some((header, l2)) = outer.l2_header(first) else {
         bump(&STATS.drop_malformed, 1);
@@ -770,6 +776,7 @@ unsafe fn fast_path(
     // SAFETY: our clone and the held original.
     unsafe { describe_inner(clone, nbl, rx.handle) };
     bump(&STATS.clones, 1);
+    bump(&rx.stats.clones, 1);
     Some(clone)
 }
 
@@ -798,10 +805,14 @@ unsafe fn copy_path(rx: &RxState, nbl: *mut NET_BUFFER_LIST, outer: &Outer) -> *
     let copied = unsafe { copy_out(nb, 0, buffer.get_mut(..frame_len).unwrap_or(&mut [])) };
     bump(&STATS.rx_copies, 1);
     bump(&STATS.deep_copies, 1);
+    bump(&rx.stats.rx_copies, 1);
+    bump(&rx.stats.deep_copies, 1);
     let end = outer.payload + outer.payload_len;
     let indicated = match buffer.get_mut(outer.payload..end) {
         Some(datagram) if copied == frame_len => match open(datagram, outer.src) {
             Opened::Data(range) => {
+                bump(&rx.stats.rx_packets, 1);
+                bump(&rx.stats.rx_bytes, range.len() as u64);
                 // SAFETY: as above.
                 unsafe { fill_slot(rx, i, outer.payload, range, outer, nbl) }
             }
@@ -930,6 +941,7 @@ pub(crate) unsafe extern "system" fn filter_receive(
     if !control::has_peers() {
         // Nothing can be the tunnel's: pass the chain up as it came.
         bump(&STATS.rx_bypassed, u64::from(count));
+        bump(&rx.stats.rx_bypassed, u64::from(count));
         rx.outstanding.fetch_add(if resources { 0 } else { i64::from(count) }, Ordering::AcqRel);
         // SAFETY: indicates the chain we hold, flags unchanged.
         unsafe { NdisFIndicateReceiveNetBufferLists(rx.handle, nbls, port, count, flags) };
@@ -990,6 +1002,7 @@ unsafe fn receive_owned(
         nbl = next;
     }
     bump(&STATS.rx_bypassed, bypassed);
+    bump(&rx.stats.rx_bypassed, bypassed);
     if !back.head.is_null() {
         // SAFETY: originals we hold and did not indicate.
         unsafe { NdisFReturnNetBufferLists(rx.handle, back.head, return_flags) };
@@ -1029,6 +1042,7 @@ unsafe fn receive_resources(rx: &RxState, nbls: *mut NET_BUFFER_LIST, port: NDIS
         // SAFETY: the link cut above is restored.
         unsafe { (**tail).Next = saved };
         bump(&STATS.rx_bypassed, u64::from(*len));
+        bump(&rx.stats.rx_bypassed, u64::from(*len));
         *head = null_mut();
         *tail = null_mut();
         *len = 0;
@@ -1170,6 +1184,7 @@ pub(crate) fn indicate_datagram<'a>(
         return NDIS_STATUS_INVALID_PARAMETER;
     }
     bump(&STATS.rx_copies, 1);
+    bump(&rx.stats.rx_copies, 1);
     let outer = Outer {
         dst_mac: rx.mac,
         src_mac: TUNNEL_MAC,
@@ -1179,8 +1194,12 @@ pub(crate) fn indicate_datagram<'a>(
         payload_len: len,
     };
     let filled = match open(room, from) {
-        // SAFETY: the slot is claimed; no original NBL.
-        Opened::Data(range) => unsafe { fill_slot(rx, i, DATAGRAM_HEADROOM, range, &outer, null_mut()) },
+        Opened::Data(range) => {
+            bump(&rx.stats.rx_packets, 1);
+            bump(&rx.stats.rx_bytes, range.len() as u64);
+            // SAFETY: the slot is claimed; no original NBL.
+            unsafe { fill_slot(rx, i, DATAGRAM_HEADROOM, range, &outer, null_mut()) }
+        }
         Opened::Consumed => false,
     };
     if !filled {
@@ -1261,6 +1280,18 @@ pub(crate) fn wsk_datagram<'a>(
 pub(crate) fn wait_for_wsk_path(m: &Module) {
     while m.rx.outstanding() > 0 {
         core::hint::spin_loop();
+    }
+}
+
+/// Calls `f` for every attached module, in attach order, under the registry's lock (modules stay
+/// attached while it is held). `f` must be brief and call out to nothing. IRQL <= DISPATCH_LEVEL.
+pub(crate) fn for_each_module(mut f: impl FnMut(&Module)) {
+    let modules = MODULES.lock();
+    for &(handle, context) in modules.iter() {
+        if handle != 0 {
+            // SAFETY: registered modules are live until FilterDetach unregisters them under this lock.
+            f(unsafe { &*(context as *const Module) });
+        }
     }
 }
 

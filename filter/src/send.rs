@@ -37,13 +37,16 @@ use kernel::ffi::ntos::{
 };
 use kernel::sync::SpinLock;
 
-use crate::classify::{self, Snapshot, Verdict, HEAD_BYTES};
-use crate::control::{self, STATS};
+use crate::classify::{self, Verdict, HEAD_BYTES};
+use crate::control::{self, count, FilterStats};
 use crate::hold::{self, Trigger};
 use crate::worker::{self, Worker};
 
 /// Pool tag of the module's deep-copy NBL pool: 'rdFc'.
 const COPY_POOL_TAG: u32 = hold::COPY_TAG;
+
+/// NBLs of a send chain classified under one hold of `CONFIG`'s lock.
+const CLASSIFY_BATCH: usize = 32;
 
 /// Module send state (the `state` word of [`SendPath`]).
 pub(crate) const RUNNING: u32 = 2;
@@ -117,6 +120,20 @@ impl Queue {
             self.push(nbl);
             nbl = next;
         }
+    }
+
+    /// Puts a whole queue in front of this one (order kept).
+    pub(crate) fn prepend(&mut self, mut front: Queue) {
+        if front.is_empty() {
+            return;
+        }
+        if !self.is_empty() {
+            // SAFETY: the front queue's tail is an NBL the filter owns.
+            unsafe { (*front.chain.tail).Next = self.chain.head };
+            front.chain.tail = self.chain.tail;
+            front.chain.len += self.chain.len;
+        }
+        *self = front;
     }
 
     /// Puts an NBL back at the head.
@@ -199,6 +216,46 @@ pub(crate) struct SendPath {
     registered: AtomicBool,
     /// The module's pause gate ([`SendPath::start`]); told when a pended pause owes nothing any more.
     gate: core::sync::atomic::AtomicPtr<crate::pause::PauseGate>,
+    /// The module's own counters of its send half (the driver-wide totals are `control::STATS`).
+    pub(crate) stats: FilterStats,
+    /// Which NIC the module sits on, for `LIST_MODULES` and `GET_STATS` by `IfIndex`.
+    pub(crate) identity: Identity,
+}
+
+/// A module's identity as NDIS gave it at attach (`NDIS_FILTER_ATTACH_PARAMETERS`).
+pub(crate) struct Identity {
+    /// `BaseMiniportIfIndex`: the miniport's interface index (never 0, `NET_IFINDEX_UNSPECIFIED`).
+    pub(crate) if_index: u32,
+    /// `NetLuid`: the filter module's own LUID.
+    pub(crate) net_luid: u64,
+    /// `BaseMiniportName`, cut to `uapi::rdco_filter::MODULE_NAME_LEN` UTF-16 units.
+    pub(crate) name: [u16; uapi::rdco_filter::MODULE_NAME_LEN],
+    pub(crate) name_len: usize,
+}
+
+impl Identity {
+    /// From the attach parameters. PASSIVE_LEVEL (FilterAttach).
+    pub(crate) fn from_attach(params: &kernel::ffi::ndis_filter::NDIS_FILTER_ATTACH_PARAMETERS) -> Self {
+        let mut id = Identity {
+            if_index: params.BaseMiniportIfIndex,
+            net_luid: params.NetLuid,
+            name: [0; uapi::rdco_filter::MODULE_NAME_LEN],
+            name_len: 0,
+        };
+        // SAFETY: NDIS passes a valid (or null) NDIS_STRING for the duration of FilterAttach.
+        if let Some(name) = unsafe { params.BaseMiniportName.as_ref() } {
+            let units = usize::from(name.Length) / 2;
+            if !name.Buffer.is_null() {
+                // SAFETY: Buffer holds Length bytes of UTF-16 for the duration of the call.
+                let src = unsafe { core::slice::from_raw_parts(name.Buffer.cast_const(), units) };
+                for (dst, c) in id.name.iter_mut().zip(src) {
+                    *dst = *c;
+                }
+                id.name_len = units.min(id.name.len());
+            }
+        }
+        id
+    }
 }
 
 // SAFETY: the handles are NDIS's, usable from any processor; the rest is atomics and locks.
@@ -238,6 +295,13 @@ impl SendPath {
             rekey: AtomicU32::new(0),
             registered: AtomicBool::new(false),
             gate: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+            stats: FilterStats::new(),
+            identity: Identity {
+                if_index: 0,
+                net_luid: 0,
+                name: [0; uapi::rdco_filter::MODULE_NAME_LEN],
+                name_len: 0,
+            },
         })
     }
 
@@ -352,30 +416,35 @@ fn at_dispatch(send_flags: u32) -> bool {
     send_flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0
 }
 
-/// The classification snapshot: policy and peer endpoints from `CONFIG` (held briefly), the socket's
-/// port from `transport::LOCAL_PORT` (an atomic: the send handler never waits for `TRANSPORT`).
-/// IRQL <= DISPATCH_LEVEL.
-fn snapshot() -> Snapshot {
-    let mut s = Snapshot::default();
-    let port = crate::transport::LOCAL_PORT.load(Ordering::Acquire);
-    s.own_port = u16::try_from(port).unwrap_or(0);
+/// Classifies up to [`CLASSIFY_BATCH`] NBLs from `*nbl` on under one hold of `CONFIG`'s lock (the peer
+/// routes are the engine's table, which lives there), advancing `*nbl`. Only headers are copied (onto the
+/// stack). IRQL <= DISPATCH_LEVEL.
+fn classify_batch(
+    nbl: &mut *mut NET_BUFFER_LIST,
+    own_port: u16,
+) -> arrayvec::ArrayVec<(*mut NET_BUFFER_LIST, Verdict), CLASSIFY_BATCH> {
+    let mut batch = arrayvec::ArrayVec::new();
     let guard = control::CONFIG.lock();
-    if let Some(c) = guard.as_ref() {
-        s.prefixes = c.policy;
-        s.peers = c.peers.len();
-        s.ready = port != 0 && c.any_keyed();
-        for e in c.endpoints() {
-            if s.endpoints.try_push(e).is_err() {
-                break;
-            }
-        }
+    while !nbl.is_null() && !batch.is_full() {
+        let this = *nbl;
+        // SAFETY: the filter owns the chain it was handed.
+        *nbl = unsafe { (*this).Next };
+        let mut head = [0u8; HEAD_BYTES];
+        // SAFETY: an owned NBL.
+        let first = unsafe { NET_BUFFER_LIST_FIRST_NB(this) };
+        // SAFETY: the first NB of an owned NBL.
+        let n = unsafe { classify::copy_head(first, &mut head) };
+        let verdict =
+            head.get(..n).map_or(Verdict::Bypass, |h| classify::decide(h, guard.as_ref(), own_port));
+        batch.push((this, verdict));
     }
     drop(guard);
-    s
+    batch
 }
 
 /// `FilterSendNetBufferLists`. IRQL <= DISPATCH_LEVEL (`NDIS_SEND_FLAGS_DISPATCH_LEVEL` says which).
-/// Takes `CONFIG` briefly (snapshot) and the module's queue lock; calls NDIS with no lock held.
+/// Takes `CONFIG` briefly per batch of [`CLASSIFY_BATCH`] NBLs (classification) and the module's queue
+/// lock; calls NDIS with no lock held.
 pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDIS_PORT_NUMBER, flags: u32) {
     let complete_flags = if at_dispatch(flags) { NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL } else { 0 };
     if path.state.load(Ordering::Acquire) != RUNNING {
@@ -390,77 +459,70 @@ pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDI
         unsafe { NdisFSendNetBufferListsComplete(path.filter_handle, nbls, complete_flags) };
         return;
     }
-    let snap = snapshot();
+    let own_port = u16::try_from(crate::transport::LOCAL_PORT.load(Ordering::Acquire)).unwrap_or(0);
     let budget = i64::from(hold::POLICY.budget_nbls.load(Ordering::Relaxed));
     let mut run = NblChain::new();
     let mut held = NblChain::new();
     let mut queued = 0usize;
-    let mut nbl = nbls;
-    while !nbl.is_null() {
-        // SAFETY: the filter owns the chain it was handed.
-        let next = unsafe { (*nbl).Next };
-        let mut head = [0u8; HEAD_BYTES];
-        // SAFETY: an owned NBL.
-        let first = unsafe { NET_BUFFER_LIST_FIRST_NB(nbl) };
-        // SAFETY: the first NB of an owned NBL.
-        let n = unsafe { classify::copy_head(first, &mut head) };
-        let verdict = head.get(..n).map_or(Verdict::Bypass, |h| classify::classify(h, &snap));
-        match verdict {
-            Verdict::Bypass => {
-                STATS.bypassed.fetch_add(1, Ordering::Relaxed);
-                run.push(nbl);
-            }
-            Verdict::Divert { .. } => {
-                STATS.diverted.fetch_add(1, Ordering::Relaxed);
-                send_run(path, &mut run, port, flags);
-                let trigger = if !snap.ready {
-                    Some(Trigger::NotReady)
-                } else if path.worker.queued_originals.load(Ordering::Acquire) >= budget {
-                    Some(Trigger::Budget)
-                } else {
-                    None
-                };
-                match trigger {
-                    None => {
-                        // SAFETY: an owned NBL; Scratch is the current owner's.
-                        unsafe { (*nbl).Scratch = worker::ticks() as usize as *mut core::ffi::c_void };
-                        path.outstanding.fetch_add(1, Ordering::AcqRel);
-                        path.worker.queued_originals.fetch_add(1, Ordering::AcqRel);
-                        STATS.holds.fetch_add(1, Ordering::Relaxed);
-                        path.queue.lock().push(nbl);
-                        queued += 1;
-                    }
-                    Some(trigger) => {
-                        // SAFETY: an owned NBL, unlinked from the chain below.
-                        unsafe { (*nbl).Next = null_mut() };
-                        // SAFETY: an owned NBL; the module's pool and handle.
-                        let status = match unsafe {
-                            hold::deep_copy(path.filter_handle, path.copy_pool, nbl, trigger)
-                        } {
-                            Ok((head, _)) => {
-                                let mut c = head;
-                                while !c.is_null() {
-                                    // SAFETY: our copy.
-                                    unsafe {
-                                        (*c).Scratch = worker::ticks() as usize as *mut core::ffi::c_void
-                                    };
-                                    // SAFETY: as above.
-                                    c = unsafe { (*c).Next };
+    let mut rest = nbls;
+    while !rest.is_null() {
+        for (nbl, verdict) in classify_batch(&mut rest, own_port) {
+            match verdict {
+                Verdict::Bypass => {
+                    count!(path.stats, bypassed, 1);
+                    run.push(nbl);
+                }
+                Verdict::Divert { ready } => {
+                    count!(path.stats, diverted, 1);
+                    send_run(path, &mut run, port, flags);
+                    let trigger = if !ready {
+                        Some(Trigger::NotReady)
+                    } else if path.worker.queued_originals.load(Ordering::Acquire) >= budget {
+                        Some(Trigger::Budget)
+                    } else {
+                        None
+                    };
+                    match trigger {
+                        None => {
+                            // SAFETY: an owned NBL; Scratch is the current owner's.
+                            unsafe { (*nbl).Scratch = worker::ticks() as usize as *mut core::ffi::c_void };
+                            path.outstanding.fetch_add(1, Ordering::AcqRel);
+                            path.worker.queued_originals.fetch_add(1, Ordering::AcqRel);
+                            count!(path.stats, holds, 1);
+                            path.queue.lock().push(nbl);
+                            queued += 1;
+                        }
+                        Some(trigger) => {
+                            // SAFETY: an owned NBL, unlinked from the chain below.
+                            unsafe { (*nbl).Next = null_mut() };
+                            // SAFETY: an owned NBL; the module's pool and handle.
+                            let status = match unsafe {
+                                hold::deep_copy(path.filter_handle, path.copy_pool, nbl, trigger, &path.stats)
+                            } {
+                                Ok((head, _)) => {
+                                    let mut c = head;
+                                    while !c.is_null() {
+                                        // SAFETY: our copy.
+                                        unsafe {
+                                            (*c).Scratch = worker::ticks() as usize as *mut core::ffi::c_void
+                                        };
+                                        // SAFETY: as above.
+                                        c = unsafe { (*c).Next };
+                                    }
+                                    path.queue.lock().push_chain(head);
+                                    queued += 1;
+                                    NDIS_STATUS_SUCCESS
                                 }
-                                path.queue.lock().push_chain(head);
-                                queued += 1;
-                                NDIS_STATUS_SUCCESS
-                            }
-                            Err(status) => status,
-                        };
-                        // SAFETY: as above.
-                        unsafe { (*nbl).Status = status };
-                        held.push(nbl);
+                                Err(status) => status,
+                            };
+                            // SAFETY: as above.
+                            unsafe { (*nbl).Status = status };
+                            held.push(nbl);
+                        }
                     }
                 }
             }
         }
-        nbl = next;
     }
     send_run(path, &mut run, port, flags);
     let (head, _) = held.take();
@@ -517,7 +579,7 @@ pub(crate) fn filter_cancel_send(path: &SendPath, cancel_id: *mut core::ffi::c_v
         // SAFETY: as above.
         nbl = unsafe { (*nbl).Next };
     }
-    STATS.send_aborted.fetch_add(n, Ordering::Relaxed);
+    count!(path.stats, send_aborted, n);
     path.complete(cancelled);
     // SAFETY: the module's handle; any IRQL <= DISPATCH_LEVEL.
     unsafe { NdisFCancelSendNetBufferLists(path.filter_handle, cancel_id) };

@@ -20,14 +20,22 @@
 //! L2 header (the engine takes the MDL segments as a scatter list: no plaintext copy), into a ciphertext
 //! buffer; sealed packets go out in batches of up to `transport::SEND_BATCH` to one peer. The original is
 //! completed as soon as its packets are sealed, after the locks are released. If the transport cannot
-//! take more (no key, no socket, no buffer, every IRP in flight) the run stops and every original left
-//! in the queue is deep-copied ([`hold::Trigger::NotReady`]) and completed.
+//! take more (no socket, no buffer, every IRP in flight) the run stops and every original left in the
+//! queue is deep-copied ([`hold::Trigger::NotReady`]) and completed.
+//!
+//! # Several peers
+//! Each NBL goes to the peer its inner destination routes to (`control::Config::route`: the longest
+//! prefix of the engine's route table, or the only peer), looked up when it is sealed, so a route change
+//! applies to what is still queued. Consecutive packets to one peer share a `WskSendMessages` batch. An
+//! NBL whose destination has no peer, or whose peer has no primary key, must not stall the others: an
+//! original is deep-copied ([`hold::Trigger::NotReady`]) and completed, a copy is *parked*; parked copies
+//! go back to the head of the queue, in order, when the round ends, wait for a key or a route (`NEW_KEY`
+//! and `SET_PEER_ROUTES` kick the workers; so does the 1 s tick) and expire like every held copy.
 use core::ffi::c_void;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use arrayvec::ArrayVec;
-use datapath::peer::InnerDest;
 use kernel::ffi::nbl::{
     NdisGetPoolFromNetBufferList, NET_BUFFER_LIST, NET_BUFFER_LIST_FIRST_NB, NET_BUFFER_NEXT_NB,
 };
@@ -38,8 +46,8 @@ use kernel::ffi::ntos::{
 };
 use kernel::sync::SpinLock;
 
-use crate::classify::{self, IpDst, HEAD_BYTES};
-use crate::control::{self, STATS};
+use crate::classify::{self, HEAD_BYTES};
+use crate::control::{self, count, Config};
 use crate::hold::{self, Trigger};
 use crate::offload;
 use crate::send::{NblChain, SendPath};
@@ -50,7 +58,10 @@ const ROUND_NBLS: usize = 32;
 /// Rounds one DPC run makes before it requeues itself (bounds the time at DISPATCH_LEVEL: 256 NBLs).
 const ROUNDS: usize = 8;
 /// Modules the registry tracks (one per bound NIC).
-pub(crate) const MAX_MODULES: usize = 32;
+pub(crate) const MAX_MODULES: usize = uapi::rdco_filter::MAX_MODULES;
+/// Parked NBLs (waiting for their peer's key or a route) one round looks at before it ends: bounds the
+/// time at DISPATCH_LEVEL when many copies wait.
+const PARK_SCAN: usize = 256;
 
 /// Interrupt time in 100-ns units. Any IRQL.
 pub(crate) fn ticks() -> u64 {
@@ -200,8 +211,11 @@ impl Outbox {
 
 /// Why one NBL could not be sealed.
 enum Stop {
-    /// The transport cannot take it now: keep it (as a copy) for later.
+    /// The transport cannot take it now (no socket, buffers or IRPs): keep it and every NBL behind it
+    /// (as copies) for later.
     NotReady,
+    /// No peer carries it now, or its peer has no key: park it (as a copy); the others go on.
+    PeerNotReady,
 }
 
 /// How a round of the worker ended.
@@ -223,10 +237,13 @@ pub(crate) fn run(path: &SendPath) {
     let mut last = Round::More;
     for _ in 0..ROUNDS {
         let mut done = NblChain::new();
-        last = round(path, &mut done);
+        let parked;
+        (last, parked) = round(path, &mut done);
         if last == Round::Stopped {
             // The transport cannot take the rest now: originals become copies, expired copies go.
             evict(path, Trigger::NotReady, &mut done);
+        }
+        if last == Round::Stopped || parked {
             expire_copies(path);
         }
         path.complete(done);
@@ -244,25 +261,35 @@ pub(crate) fn run(path: &SendPath) {
 }
 
 /// One round under `TRANSPORT` → `CONFIG` (and the extended-state save): seal and send up to
-/// [`ROUND_NBLS`] NBLs; sealed originals go to `done`.
-fn round(path: &SendPath, done: &mut NblChain) -> Round {
+/// [`ROUND_NBLS`] NBLs; sealed originals go to `done`. NBLs whose peer is not ready are parked (see the
+/// module docs) and put back at the head of the queue when the round ends; the second value says
+/// whether any was.
+fn round(path: &SendPath, done: &mut NblChain) -> (Round, bool) {
     let tguard = transport::TRANSPORT.lock();
-    let Some(t) = tguard.as_ref() else { return Round::Stopped };
+    let Some(t) = tguard.as_ref() else { return (Round::Stopped, false) };
     let mut cguard = control::CONFIG.lock();
-    let Some(config) = cguard.as_mut() else { return Round::Stopped };
+    let Some(config) = cguard.as_mut() else { return (Round::Stopped, false) };
     let mut save = XSTATE_SAVE::zeroed();
     let saved = xstate_enter(&mut save);
     let mut out = Outbox { remote: None, items: ArrayVec::new() };
     let time = control::now();
     let mut result = Round::More;
-    for _ in 0..ROUND_NBLS {
+    let mut parked = crate::send::Queue::new();
+    let mut parked_seen = 0usize;
+    let mut sealed = 0usize;
+    while sealed < ROUND_NBLS {
+        if parked_seen >= PARK_SCAN {
+            // Only parked NBLs so far: end the run (no requeue); the tick or a key/route change kicks.
+            result = Round::Empty;
+            break;
+        }
         let nbl = path.queue.lock().pop();
         if nbl.is_null() {
             result = Round::Empty;
             break;
         }
         let copy = path.is_copy(nbl);
-        match seal_nbl(path, t, &mut config.peers, time, nbl, &mut out) {
+        match seal_nbl(path, t, config, time, nbl, &mut out) {
             Ok(()) => {
                 if copy {
                     // SAFETY: our copy, unlinked by pop, sealed and done with.
@@ -271,20 +298,63 @@ fn round(path: &SendPath, done: &mut NblChain) -> Round {
                     offload::mark_lso_complete(nbl);
                     finish_original(path, nbl, NDIS_STATUS_SUCCESS, done);
                 }
+                sealed += 1;
             }
             Err(Stop::NotReady) => {
                 path.queue.lock().push_front(nbl);
                 result = Round::Stopped;
                 break;
             }
+            Err(Stop::PeerNotReady) => {
+                parked_seen += 1;
+                if copy {
+                    parked.push(nbl);
+                } else {
+                    // SAFETY: an original the filter owns, unlinked by pop.
+                    match unsafe {
+                        hold::deep_copy(
+                            path.filter_handle,
+                            path.copy_pool,
+                            nbl,
+                            Trigger::NotReady,
+                            &path.stats,
+                        )
+                    } {
+                        Ok((head, _)) => {
+                            stamp(head);
+                            parked.push_chain(head);
+                            finish_original(path, nbl, NDIS_STATUS_SUCCESS, done);
+                        }
+                        Err(status) => finish_original(path, nbl, status, done),
+                    }
+                }
+            }
         }
     }
     out.flush(t);
     xstate_leave(&mut save, saved);
-    if result == Round::More && path.queue.lock().is_empty() {
+    let any_parked = !parked.is_empty();
+    let mut q = path.queue.lock();
+    if any_parked {
+        q.prepend(parked);
+    }
+    if result == Round::More && q.is_empty() {
+        // Nothing left. (A full round sealed ROUND_NBLS: progress, so the run goes on even with parked
+        // NBLs at the head; a round that sealed fewer found the queue empty or only parked NBLs.)
         result = Round::Empty;
     }
-    result
+    drop(q);
+    (result, any_parked)
+}
+
+/// Stamps the queue time on a chain of fresh copies (`Scratch`).
+fn stamp(mut nbl: *mut NET_BUFFER_LIST) {
+    while !nbl.is_null() {
+        // SAFETY: our own copies, not yet queued.
+        unsafe { (*nbl).Scratch = ticks() as usize as *mut c_void };
+        // SAFETY: as above.
+        nbl = unsafe { (*nbl).Next };
+    }
 }
 
 /// Completes-to-be: takes `nbl` off the held count and adds it to `done` with `status`.
@@ -294,18 +364,19 @@ fn finish_original(path: &SendPath, nbl: *mut NET_BUFFER_LIST, status: i32, done
     // SAFETY: as above.
     unsafe { (*nbl).Scratch = null_mut() };
     let held_us = ticks().saturating_sub(queued_at) / 10;
-    STATS.hold_time_us.fetch_add(held_us, Ordering::Relaxed);
+    count!(path.stats, hold_time_us, held_us);
     path.worker.queued_originals.fetch_sub(1, Ordering::AcqRel);
     // SAFETY: as above.
     unsafe { (*nbl).Status = status };
     done.push(nbl);
 }
 
-/// Seals every NET_BUFFER of `nbl` into `out`. Caller holds TRANSPORT and CONFIG.
+/// Seals every NET_BUFFER of `nbl` for the peer its destination routes to, into `out`. Caller holds
+/// TRANSPORT and CONFIG.
 fn seal_nbl(
     path: &SendPath,
     t: &Transport,
-    peers: &mut datapath::PeerTable,
+    config: &mut Config,
     time: datapath::Instant,
     nbl: *mut NET_BUFFER_LIST,
     out: &mut Outbox,
@@ -316,28 +387,21 @@ fn seal_nbl(
     // SAFETY: an NB of the owned NBL.
     let n = unsafe { classify::copy_head(first, &mut head) };
     let Some(h) = head.get(..n).and_then(classify::parse) else {
-        STATS.drop_malformed.fetch_add(1, Ordering::Relaxed);
+        count!(path.stats, drop_malformed, 1);
         return Ok(());
     };
-    let dst = match h.dst {
-        IpDst::V4(a) => InnerDest::V4(a),
-        IpDst::V6(a) => InnerDest::V6(a),
-    };
-    let peer_id = match peers.lookup(dst) {
-        Some(id) => Some(id),
-        None if peers.len() == 1 => peers.peers_mut().next().map(|p| p.id()),
-        None => None,
-    };
-    let Some(peer) = peer_id.and_then(|id| peers.peer_mut(id)) else {
-        STATS.drop_other.fetch_add(1, Ordering::Relaxed);
-        return Ok(());
-    };
+    // No peer for it (several peers, no route yet, or the route went): wait for one, like a missing key.
+    let Some(peer_id) = config.route(classify::inner_dest(&h.dst)) else { return Err(Stop::PeerNotReady) };
+    let Some(peer) = config.peers.peer_mut(peer_id) else { return Err(Stop::PeerNotReady) };
     let Some(remote) = peer.remote() else {
-        STATS.drop_other.fetch_add(1, Ordering::Relaxed);
+        count!(path.stats, drop_other, 1);
         return Ok(());
     };
-    if peer.keys().primary().is_none() || !t.can_send() {
+    if !t.can_send() {
         return Err(Stop::NotReady);
+    }
+    if peer.keys().primary().is_none() {
+        return Err(Stop::PeerNotReady);
     }
     let offloads = offload::requests(nbl);
     // Packets of this NBL: every NB, or the segments of an LSO/USO super-packet. Check buffers first so
@@ -366,13 +430,13 @@ fn seal_nbl(
             match peer.seal(time, segments, buf) {
                 Ok(sealed) => {
                     if sealed.rekey_needed {
-                        path.rekey.store(peer_id.unwrap_or(0) | 0x8000_0000, Ordering::Relaxed);
+                        path.rekey.store(peer_id | 0x8000_0000, Ordering::Relaxed);
                     }
                     if sealed.gathered {
-                        STATS.plaintext_copies.fetch_add(1, Ordering::Relaxed);
+                        count!(path.stats, plaintext_copies, 1);
                     }
-                    STATS.tx_packets.fetch_add(1, Ordering::Relaxed);
-                    STATS.tx_bytes.fetch_add(sealed.len as u64, Ordering::Relaxed);
+                    count!(path.stats, tx_packets, 1);
+                    count!(path.stats, tx_bytes, sealed.len as u64);
                     if out.items.is_full() {
                         out.flush(t);
                     }
@@ -381,7 +445,7 @@ fn seal_nbl(
                 }
                 Err(_) => {
                     t.pool().put(index);
-                    STATS.drop_other.fetch_add(1, Ordering::Relaxed);
+                    count!(path.stats, drop_other, 1);
                     true
                 }
             }
@@ -424,7 +488,7 @@ pub(crate) fn evict(path: &SendPath, trigger: Trigger, done: &mut NblChain) {
             continue;
         }
         // SAFETY: an original the filter owns, unlinked.
-        match unsafe { hold::deep_copy(path.filter_handle, path.copy_pool, nbl, trigger) } {
+        match unsafe { hold::deep_copy(path.filter_handle, path.copy_pool, nbl, trigger, &path.stats) } {
             Ok((head, _)) => {
                 rebuilt.push_chain(head);
                 finish_original(path, nbl, NDIS_STATUS_SUCCESS, done);
@@ -475,7 +539,7 @@ fn expire_copies(path: &SendPath) {
         let next = unsafe { (*expired).Next };
         // SAFETY: as above.
         unsafe { hold::free_copy(expired) };
-        STATS.drop_no_key.fetch_add(1, Ordering::Relaxed);
+        count!(path.stats, drop_no_key, 1);
         expired = next;
     }
 }
@@ -491,8 +555,63 @@ pub(crate) fn drop_all_copies(path: &SendPath) -> u64 {
         if path.is_copy(nbl) {
             // SAFETY: our copy, unlinked.
             unsafe { hold::free_copy(nbl) };
-            STATS.drop_other.fetch_add(1, Ordering::Relaxed);
+            count!(path.stats, drop_other, 1);
             n += 1;
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modules for the control device: LIST_MODULES and GET_STATS by IfIndex
+// ---------------------------------------------------------------------------------------------
+
+/// The state word of a module as `uapi::rdco_filter::module_state` reports it.
+fn module_state(path: &SendPath) -> u32 {
+    use uapi::rdco_filter::module_state;
+    match path.state.load(Ordering::Acquire) {
+        crate::send::RUNNING => module_state::RUNNING,
+        crate::send::PAUSING => module_state::PAUSING,
+        _ => module_state::PAUSED,
+    }
+}
+
+/// `IOCTL_RDCO_FILTER_LIST_MODULES`: writes the attached modules (each one's miniport `IfIndex`, state,
+/// LUID and miniport name) straight into `out` (the list is 4.8 KB: never built on the kernel stack).
+/// Returns the bytes written. IRQL <= DISPATCH_LEVEL; the receive path's module registry lock, briefly.
+pub(crate) fn list_modules(out: &mut [u8]) -> Result<usize, uapi::UapiError> {
+    use uapi::rdco_filter::{RdcoModuleInfo, RdcoModuleList};
+    let size = RdcoModuleList::write_header(out)?;
+    let mut count = 0usize;
+    let mut result = Ok(());
+    crate::receive::for_each_module(|m| {
+        let id = &m.send.identity;
+        let info = RdcoModuleInfo::new(
+            id.if_index,
+            module_state(&m.send),
+            id.net_luid,
+            id.name.get(..id.name_len).unwrap_or(&[]),
+        );
+        if result.is_ok() && count < uapi::rdco_filter::MAX_MODULES {
+            result = info.write_entry(out, count);
+            count += 1;
+        }
+    });
+    result?;
+    RdcoModuleList::write_count(out, count)?;
+    Ok(size)
+}
+
+/// The counters of the module above the miniport with this `IfIndex` (its send and receive halves
+/// together), `None` if no attached module has it. IRQL <= DISPATCH_LEVEL; the receive path's module
+/// registry lock, briefly.
+pub(crate) fn module_stats(if_index: u32) -> Option<uapi::rdco_filter::RdcoStats> {
+    let mut found = None;
+    crate::receive::for_each_module(|m| {
+        if found.is_none() && m.send.identity.if_index == if_index {
+            let mut s = m.send.stats.snapshot();
+            m.rx.stats.add_to(&mut s);
+            found = Some(s);
+        }
+    });
+    found
 }

@@ -67,8 +67,15 @@ fn rdco_filter_over_the_control_socket() {
     std::fs::write(&key, base64(&raw)).unwrap();
 
     let mut machine = winsim::Machine::boot();
+    winsim::datapath::add_nic(winsim::datapath::NicConfig::ethernet(7)).expect("NIC 7");
     let id =
         machine.load_driver(uapi::names::FILTER_SERVICE_NAME, filter::driver_entry).expect("filter loads");
+    // Bind the filter to the NIC, as NDIS does (one module).
+    let registration =
+        winsim::ndis::registered_filters().into_iter().find(|f| f.owner == id).expect("registered");
+    let nic = winsim::datapath::nic_info(7).expect("NIC 7");
+    let bound = winsim::ndis::attach_module(registration.handle, &nic).expect("attach");
+    assert_eq!(winsim::ndis::restart_module(bound), 0);
     let server = winsim::device::serve(&socket).expect("serve");
     let cli = Cli { bin, socket: socket.clone() };
     let k = key.to_str().unwrap();
@@ -144,6 +151,43 @@ fn rdco_filter_over_the_control_socket() {
     cli.ok(&["hold", "set", "--budget-nbls", "256", "--ceiling-bytes", "4194304", "--budget-ms", "50"]);
     assert_eq!(cli.ok(&["hold", "show"]), defaults);
     cli.fails(&["policy", "list"], "no policy query");
+    // Per-peer routes: nested prefixes of different peers are fine (longest wins), one prefix has one
+    // owner, and every bad request changes nothing.
+    cli.ok(&["peer", "add", "--peer-id", "2", "--remote", "192.0.2.2:1194"]);
+    cli.ok(&["peer", "routes", "--peer-id", "1", "10.1.0.0/16", "fd00:1::/64"]);
+    cli.ok(&["peer", "routes", "--peer-id", "2", "10.1.2.0/24", "10.2.0.0/16"]);
+    cli.fails(&["peer", "routes", "--peer-id", "2", "10.1.0.0/16"], "STATUS_OBJECT_NAME_COLLISION");
+    cli.fails(&["peer", "routes", "--peer-id", "9", "10.9.0.0/16"], "STATUS_NOT_FOUND");
+    cli.fails(&["peer", "routes", "--peer-id", "1", "10.0.0.0/33"], "bad prefix");
+    cli.fails(
+        &["peer", "routes", "--peer-id", "1", "10.3.0.0/16", "10.3.0.0/16"],
+        "STATUS_INVALID_PARAMETER",
+    );
+    let many: Vec<String> = (0..17).map(|i| format!("10.4.{i}.0/24")).collect();
+    let mut args = vec!["peer", "routes", "--peer-id", "1"];
+    args.extend(many.iter().map(String::as_str));
+    cli.fails(&args, "at most 16 prefixes per peer");
+    cli.ok(&["peer", "routes", "--peer-id", "2"]);
+    cli.ok(&["peer", "routes", "--peer-id", "1", "10.1.2.0/24"]);
+    cli.ok(&["peer", "del", "--peer-id", "2"]);
+    // Modules: the one NIC, its counters by IfIndex, and a selector nobody has.
+    let modules = cli.ok(&["modules"]);
+    assert!(modules.starts_with("module 7 state running luid 0x6000"), "{modules}");
+    assert!(
+        modules.trim_end().ends_with("name \\DEVICE\\{5EC00007-0000-4000-8000-52444F4E4943}"),
+        "{modules}"
+    );
+    assert_eq!(modules.lines().count(), 1, "{modules}");
+    let by_module = cli.ok(&["stats", "--module", "7"]);
+    assert!(
+        by_module.starts_with("module 7\npeer module\n") && by_module.lines().count() == 35,
+        "{by_module}"
+    );
+    cli.fails(&["stats", "--module", "8"], "STATUS_NOT_FOUND");
+    let out = cli.run(&["stats", "--module", "0"]);
+    assert!(!out.status.success(), "--module 0 must be refused");
+    let out = cli.run(&["stats", "--module", "7", "--peer-id", "1"]);
+    assert!(!out.status.success(), "--module with --peer-id must be refused");
     cli.fails(&["policy", "add", "10.0.0.0/33"], "bad prefix");
     // No event arrives (no data path yet): the read pends, the CLI gives up and its handle's cleanup
     // cancels the pended read in the driver.
@@ -154,6 +198,9 @@ fn rdco_filter_over_the_control_socket() {
 
     drop(server);
     assert_eq!(winsim::device::pending_irps(), 0, "a pended read survived its client");
+    winsim::ndis::pause_module(bound, 0);
+    winsim::pnp::settle_pause(bound);
+    winsim::ndis::detach_module(bound);
     let _io = winsim::device::machine_lock();
     machine.unload_driver(id).unwrap();
     let violations = machine.shutdown();

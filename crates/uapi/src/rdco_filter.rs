@@ -2,7 +2,7 @@
 //!
 //! # Conventions
 //!
-//! * Codes are `CTL_CODE(FILE_DEVICE_UNKNOWN, 0x800 + n, METHOD_BUFFERED, FILE_ANY_ACCESS)`, n = 1..=10 —
+//! * Codes are `CTL_CODE(FILE_DEVICE_UNKNOWN, 0x800 + n, METHOD_BUFFERED, FILE_ANY_ACCESS)`, n = 1..=12 —
 //!   function numbers from 0x800 up are the range Microsoft leaves to vendors.
 //! * Every request and response is fixed-size and starts with `Size: u32`, the size of the structure as its
 //!   sender built it. That is the version: a later version only appends fields and grows `Size`. A receiver
@@ -24,10 +24,12 @@
 //! | 4 | [`IOCTL_RDCO_FILTER_NEW_KEY`] | [`RdcoNewKey`] (108: `Size` + `OVPN_CRYPTO_DATA_V2`) | — |
 //! | 5 | [`IOCTL_RDCO_FILTER_SWAP_KEYS`] | [`RdcoPeerRef`] (8) | — |
 //! | 6 | [`IOCTL_RDCO_FILTER_SET_KEEPALIVE`] | [`RdcoKeepalive`] (20) | — |
-//! | 7 | [`IOCTL_RDCO_FILTER_GET_STATS`] | [`RdcoPeerRef`] (8; [`ALL_PEERS`] = module) | [`RdcoStats`] (272) |
+//! | 7 | [`IOCTL_RDCO_FILTER_GET_STATS`] | [`RdcoStatsQuery`] (12; or [`RdcoPeerRef`], 8: version 1) | [`RdcoStats`] (272) |
 //! | 8 | [`IOCTL_RDCO_FILTER_READ_EVENT`] | — | [`RdcoEvent`] (44), pends until an event |
 //! | 9 | [`IOCTL_RDCO_FILTER_SET_HOLD_POLICY`] | [`RdcoHoldPolicy`] (20) | — |
 //! | 10 | [`IOCTL_RDCO_FILTER_GET_HOLD_POLICY`] | — | [`RdcoHoldPolicy`] (20) |
+//! | 11 | [`IOCTL_RDCO_FILTER_SET_PEER_ROUTES`] | [`RdcoPeerRoutes`] (332) | — |
+//! | 12 | [`IOCTL_RDCO_FILTER_LIST_MODULES`] | — | [`RdcoModuleList`] (4872) |
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -63,6 +65,11 @@ pub const IOCTL_RDCO_FILTER_READ_EVENT: u32 = buffered(FUNCTION_BASE + 8);
 pub const IOCTL_RDCO_FILTER_SET_HOLD_POLICY: u32 = buffered(FUNCTION_BASE + 9);
 /// Read the driver's hold policy.
 pub const IOCTL_RDCO_FILTER_GET_HOLD_POLICY: u32 = buffered(FUNCTION_BASE + 10);
+/// Replace the inner prefixes routed to one peer (longest prefix wins across peers).
+pub const IOCTL_RDCO_FILTER_SET_PEER_ROUTES: u32 = buffered(FUNCTION_BASE + 11);
+/// List the filter modules (one per NIC the filter is attached to), with the `IfIndex` that selects a
+/// module's counters in `GET_STATS`.
+pub const IOCTL_RDCO_FILTER_LIST_MODULES: u32 = buffered(FUNCTION_BASE + 12);
 
 /// The largest OpenVPN peer id (24 bits).
 pub const PEER_ID_MAX: u32 = 0x00FF_FFFF;
@@ -70,6 +77,16 @@ pub const PEER_ID_MAX: u32 = 0x00FF_FFFF;
 pub const ALL_PEERS: u32 = u32::MAX;
 /// How many prefixes one policy holds.
 pub const MAX_POLICY_PREFIXES: usize = 16;
+/// How many prefixes one `SET_PEER_ROUTES` request carries (a peer's whole route set).
+pub const MAX_PEER_ROUTES: usize = 16;
+/// How many routes the driver holds across all peers (a `SET_PEER_ROUTES` past it fails).
+pub const MAX_ROUTES: usize = 64;
+/// How many modules [`RdcoModuleList`] reports (the driver tracks at most this many).
+pub const MAX_MODULES: usize = 32;
+/// UTF-16 units of a module name kept in [`RdcoModuleInfo`] (longer names are cut).
+pub const MODULE_NAME_LEN: usize = 64;
+/// The `IfIndex` that selects no module ([`RdcoStatsQuery`]): `NET_IFINDEX_UNSPECIFIED`.
+pub const IF_INDEX_ANY: u32 = 0;
 
 /// Every rdco filter IOCTL, for dispatch by code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,11 +112,15 @@ pub enum RdcoFilterIoctl {
     SetHoldPolicy = IOCTL_RDCO_FILTER_SET_HOLD_POLICY,
     /// [`IOCTL_RDCO_FILTER_GET_HOLD_POLICY`]
     GetHoldPolicy = IOCTL_RDCO_FILTER_GET_HOLD_POLICY,
+    /// [`IOCTL_RDCO_FILTER_SET_PEER_ROUTES`]
+    SetPeerRoutes = IOCTL_RDCO_FILTER_SET_PEER_ROUTES,
+    /// [`IOCTL_RDCO_FILTER_LIST_MODULES`]
+    ListModules = IOCTL_RDCO_FILTER_LIST_MODULES,
 }
 
 impl RdcoFilterIoctl {
     /// All of them, in function-number order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::SetPolicy,
         Self::AddPeer,
         Self::DelPeer,
@@ -110,6 +131,8 @@ impl RdcoFilterIoctl {
         Self::ReadEvent,
         Self::SetHoldPolicy,
         Self::GetHoldPolicy,
+        Self::SetPeerRoutes,
+        Self::ListModules,
     ];
 
     /// The IOCTL with this code, if it is one of the filter's.
@@ -135,6 +158,8 @@ impl RdcoFilterIoctl {
             Self::ReadEvent => "IOCTL_RDCO_FILTER_READ_EVENT",
             Self::SetHoldPolicy => "IOCTL_RDCO_FILTER_SET_HOLD_POLICY",
             Self::GetHoldPolicy => "IOCTL_RDCO_FILTER_GET_HOLD_POLICY",
+            Self::SetPeerRoutes => "IOCTL_RDCO_FILTER_SET_PEER_ROUTES",
+            Self::ListModules => "IOCTL_RDCO_FILTER_LIST_MODULES",
         }
     }
 
@@ -147,7 +172,8 @@ impl RdcoFilterIoctl {
             Self::NewKey => RdcoNewKey::SIZE,
             Self::SetKeepalive => RdcoKeepalive::SIZE,
             Self::SetHoldPolicy => RdcoHoldPolicy::SIZE,
-            Self::ReadEvent | Self::GetHoldPolicy => 0,
+            Self::SetPeerRoutes => RdcoPeerRoutes::SIZE,
+            Self::ReadEvent | Self::GetHoldPolicy | Self::ListModules => 0,
         }
     }
 
@@ -157,6 +183,7 @@ impl RdcoFilterIoctl {
             Self::GetStats => RdcoStats::SIZE,
             Self::ReadEvent => RdcoEvent::SIZE,
             Self::GetHoldPolicy => RdcoHoldPolicy::SIZE,
+            Self::ListModules => RdcoModuleList::SIZE,
             _ => 0,
         }
     }
@@ -317,6 +344,330 @@ impl RdcoSetPolicy {
             let off = set_policy::PREFIXES + i * RdcoPrefix::SIZE;
             if let Some(dst) = out.get_mut(off..) {
                 p.write_to(dst)?;
+            }
+        }
+        Ok(Self::SIZE)
+    }
+}
+
+/// `RDCO_PEER_ROUTES` (332 bytes): `Size` u32 at 0, `PeerId` u32 at 4, `Count` u32 at 8, `Prefixes[16]`
+/// ([`RdcoPrefix`], 20 bytes each) at 12. Replaces the whole set of inner prefixes routed to the peer;
+/// `Count` 0 removes them. Host bits are cleared by the driver. Only the first `Count` prefixes are
+/// checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RdcoPeerRoutes {
+    /// The peer the prefixes route to.
+    pub peer_id: u32,
+    count: u8,
+    prefixes: [RdcoPrefix; MAX_PEER_ROUTES],
+}
+
+/// Byte offsets of [`RdcoPeerRoutes`].
+#[allow(missing_docs)]
+pub mod peer_routes {
+    pub const SIZE: usize = 0;
+    pub const PEER_ID: usize = 4;
+    pub const COUNT: usize = 8;
+    pub const PREFIXES: usize = 12;
+}
+
+impl RdcoPeerRoutes {
+    /// Encoded size of this version.
+    pub const SIZE: usize = 12 + MAX_PEER_ROUTES * RdcoPrefix::SIZE;
+
+    /// The routes of `peer_id` (at most [`MAX_PEER_ROUTES`]).
+    pub fn new(peer_id: u32, prefixes: &[RdcoPrefix]) -> Result<Self, UapiError> {
+        if prefixes.len() > MAX_PEER_ROUTES {
+            return Err(UapiError::bad("Count", u64::try_from(prefixes.len()).unwrap_or(u64::MAX)));
+        }
+        let mut r = Self { peer_id, ..Self::default() };
+        for (dst, src) in r.prefixes.iter_mut().zip(prefixes) {
+            *dst = *src;
+        }
+        r.count = u8::try_from(prefixes.len()).unwrap_or(0);
+        Ok(r)
+    }
+
+    /// The prefixes.
+    pub fn prefixes(&self) -> &[RdcoPrefix] {
+        self.prefixes.get(..usize::from(self.count)).unwrap_or(&[])
+    }
+
+    /// Parses the structure; see [`crate::Wire::parse`]. `ALL_PEERS` is not a peer here.
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_header(buf, Self::SIZE)?;
+        let id = peer_id(u32_at(buf, peer_routes::PEER_ID))?;
+        let count = u32_at(buf, peer_routes::COUNT);
+        let n = match u8::try_from(count) {
+            Ok(n) if usize::from(n) <= MAX_PEER_ROUTES => n,
+            _ => return Err(UapiError::bad("Count", count)),
+        };
+        let mut r = Self { peer_id: id, count: n, ..Self::default() };
+        for (i, slot) in r.prefixes.iter_mut().take(usize::from(n)).enumerate() {
+            let off = peer_routes::PREFIXES + i * RdcoPrefix::SIZE;
+            *slot = RdcoPrefix::parse(buf.get(off..).unwrap_or(&[]))?;
+        }
+        Ok(r)
+    }
+
+    /// Writes the structure; see [`crate::Wire::write_to`].
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        put_u32(out, peer_routes::PEER_ID, self.peer_id);
+        put_u32(out, peer_routes::COUNT, u32::from(self.count));
+        for (i, p) in self.prefixes().iter().enumerate() {
+            let off = peer_routes::PREFIXES + i * RdcoPrefix::SIZE;
+            if let Some(dst) = out.get_mut(off..) {
+                p.write_to(dst)?;
+            }
+        }
+        Ok(Self::SIZE)
+    }
+}
+
+/// The input of `GET_STATS`, version 2 (12 bytes): `Size` at 0, `PeerId` at 4, `IfIndex` at 8.
+/// Version 1 is [`RdcoPeerRef`] (8 bytes, `Size` 8) and still accepted: it reads as `IfIndex` 0.
+///
+/// * `PeerId` a peer, `IfIndex` 0: that peer's counters (peers are the driver's, not a module's).
+/// * `PeerId` [`ALL_PEERS`], `IfIndex` 0 ([`IF_INDEX_ANY`]): the driver-wide totals.
+/// * `PeerId` [`ALL_PEERS`], `IfIndex` N: the counters of the module attached above the miniport whose
+///   `IfIndex` is N (as `LIST_MODULES` reports it).
+///
+/// A peer together with a non-zero `IfIndex` is `BadValue { field: "IfIndex" }`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdcoStatsQuery {
+    /// The peer, or [`ALL_PEERS`].
+    pub peer_id: u32,
+    /// The module's miniport `IfIndex`, or [`IF_INDEX_ANY`].
+    pub if_index: u32,
+}
+
+/// Byte offsets of [`RdcoStatsQuery`].
+#[allow(missing_docs)]
+pub mod stats_query {
+    pub const SIZE: usize = 0;
+    pub const PEER_ID: usize = 4;
+    pub const IF_INDEX: usize = 8;
+}
+
+impl RdcoStatsQuery {
+    /// Encoded size of this version.
+    pub const SIZE: usize = 12;
+
+    /// Parses version 2, or version 1 ([`RdcoPeerRef`]) when `Size` is 8.
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_header(buf, RdcoPeerRef::SIZE)?;
+        let v1 = RdcoPeerRef::parse(buf)?;
+        let declared = usize::try_from(u32_at(buf, SIZE_FIELD)).unwrap_or(usize::MAX);
+        let if_index = if declared >= Self::SIZE { u32_at(buf, stats_query::IF_INDEX) } else { IF_INDEX_ANY };
+        if if_index != IF_INDEX_ANY && v1.peer_id != ALL_PEERS {
+            return Err(UapiError::bad("IfIndex", if_index));
+        }
+        Ok(Self { peer_id: v1.peer_id, if_index })
+    }
+
+    /// Writes the structure (version 2); see [`crate::Wire::write_to`].
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        put_u32(out, stats_query::PEER_ID, self.peer_id);
+        put_u32(out, stats_query::IF_INDEX, self.if_index);
+        Ok(Self::SIZE)
+    }
+}
+
+/// A module's state in [`RdcoModuleInfo`].
+pub mod module_state {
+    /// Paused (attached, or pause completed).
+    pub const PAUSED: u32 = 1;
+    /// Running.
+    pub const RUNNING: u32 = 2;
+    /// A pause is in progress.
+    pub const PAUSING: u32 = 3;
+}
+
+/// One module of [`RdcoModuleList`] (152 bytes): `IfIndex` u32 at 0 (the miniport's,
+/// `NDIS_FILTER_ATTACH_PARAMETERS.BaseMiniportIfIndex`), `State` u32 at 4 ([`module_state`]), `NetLuid`
+/// u64 at 8 (the module's own), `NameLength` u16 at 16 (UTF-16 units used of `Name`), reserved u16 at 18
+/// and u32 at 20, `Name[64]` (UTF-16, the miniport's `BaseMiniportName`, cut to 64 units) at 24.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdcoModuleInfo {
+    /// The miniport's interface index: the selector of `GET_STATS`.
+    pub if_index: u32,
+    /// [`module_state`].
+    pub state: u32,
+    /// The filter module's `NET_LUID`.
+    pub net_luid: u64,
+    name_len: u16,
+    name: [u16; MODULE_NAME_LEN],
+}
+
+impl Default for RdcoModuleInfo {
+    fn default() -> Self {
+        Self { if_index: 0, state: 0, net_luid: 0, name_len: 0, name: [0; MODULE_NAME_LEN] }
+    }
+}
+
+/// Byte offsets inside an [`RdcoModuleInfo`].
+#[allow(missing_docs)]
+pub mod module_info {
+    pub const IF_INDEX: usize = 0;
+    pub const STATE: usize = 4;
+    pub const NET_LUID: usize = 8;
+    pub const NAME_LENGTH: usize = 16;
+    pub const NAME: usize = 24;
+}
+
+impl RdcoModuleInfo {
+    /// Encoded size.
+    pub const SIZE: usize = 24 + 2 * MODULE_NAME_LEN;
+
+    /// A module entry; `name` is cut to [`MODULE_NAME_LEN`] units.
+    pub fn new(if_index: u32, state: u32, net_luid: u64, name: &[u16]) -> Self {
+        let mut m = Self { if_index, state, net_luid, ..Self::default() };
+        for (dst, src) in m.name.iter_mut().zip(name) {
+            *dst = *src;
+        }
+        m.name_len = u16::try_from(name.len().min(MODULE_NAME_LEN)).unwrap_or(0);
+        m
+    }
+
+    /// The name's UTF-16 units.
+    pub fn name(&self) -> &[u16] {
+        self.name.get(..usize::from(self.name_len)).unwrap_or(&[])
+    }
+
+    fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_in(buf, Self::SIZE)?;
+        let name_len = u16_at(buf, module_info::NAME_LENGTH);
+        if usize::from(name_len) > MODULE_NAME_LEN {
+            return Err(UapiError::bad("NameLength", name_len));
+        }
+        let mut m = Self {
+            if_index: u32_at(buf, module_info::IF_INDEX),
+            state: u32_at(buf, module_info::STATE),
+            net_luid: u64_at(buf, module_info::NET_LUID),
+            name_len,
+            name: [0; MODULE_NAME_LEN],
+        };
+        for (i, c) in m.name.iter_mut().enumerate() {
+            *c = u16_at(buf, module_info::NAME + 2 * i);
+        }
+        Ok(m)
+    }
+
+    /// Writes this entry as entry `index` of a list written with [`RdcoModuleList::write_header`].
+    pub fn write_entry(&self, out: &mut [u8], index: usize) -> Result<(), UapiError> {
+        if index >= MAX_MODULES {
+            return Err(UapiError::bad("Count", u64::try_from(index).unwrap_or(u64::MAX)));
+        }
+        let off = module_list::MODULES + index * Self::SIZE;
+        let got = out.len();
+        let dst = out
+            .get_mut(off..off + Self::SIZE)
+            .ok_or(UapiError::BufferTooSmall { need: RdcoModuleList::SIZE, got })?;
+        self.write_to(dst);
+        Ok(())
+    }
+
+    fn write_to(&self, out: &mut [u8]) {
+        put_u32(out, module_info::IF_INDEX, self.if_index);
+        put_u32(out, module_info::STATE, self.state);
+        put_u64(out, module_info::NET_LUID, self.net_luid);
+        put_u16(out, module_info::NAME_LENGTH, self.name_len);
+        for (i, c) in self.name().iter().enumerate() {
+            put_u16(out, module_info::NAME + 2 * i, *c);
+        }
+    }
+}
+
+/// `RDCO_MODULE_LIST` (4872 bytes), the output of `LIST_MODULES`: `Size` at 0, `Count` at 4, then
+/// `Modules[32]` ([`RdcoModuleInfo`], 152 bytes each) at 8; entries past `Count` are zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdcoModuleList {
+    count: usize,
+    modules: [RdcoModuleInfo; MAX_MODULES],
+}
+
+impl Default for RdcoModuleList {
+    fn default() -> Self {
+        Self { count: 0, modules: [RdcoModuleInfo::default(); MAX_MODULES] }
+    }
+}
+
+/// Byte offsets of [`RdcoModuleList`].
+#[allow(missing_docs)]
+pub mod module_list {
+    pub const SIZE: usize = 0;
+    pub const COUNT: usize = 4;
+    pub const MODULES: usize = 8;
+}
+
+impl RdcoModuleList {
+    /// Encoded size of this version.
+    pub const SIZE: usize = 8 + MAX_MODULES * RdcoModuleInfo::SIZE;
+
+    /// Streaming form of [`Self::write_to`] for a writer that must not build the whole list (a kernel
+    /// stack): zero-fills `out`, writes `Size` and `Count` 0. Then [`RdcoModuleInfo::write_entry`] per
+    /// module and [`Self::write_count`]. Returns [`Self::SIZE`].
+    pub fn write_header(out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        Ok(Self::SIZE)
+    }
+
+    /// Sets `Count` in a list written with [`Self::write_header`] (at most [`MAX_MODULES`]).
+    pub fn write_count(out: &mut [u8], count: usize) -> Result<(), UapiError> {
+        if count > MAX_MODULES {
+            return Err(UapiError::bad("Count", u64::try_from(count).unwrap_or(u64::MAX)));
+        }
+        if out.len() < Self::SIZE {
+            return Err(UapiError::BufferTooSmall { need: Self::SIZE, got: out.len() });
+        }
+        put_u32(out, module_list::COUNT, u32::try_from(count).unwrap_or(0));
+        Ok(())
+    }
+
+    /// The modules listed.
+    pub fn modules(&self) -> &[RdcoModuleInfo] {
+        self.modules.get(..self.count).unwrap_or(&[])
+    }
+
+    /// Appends a module; false (nothing changes) when [`MAX_MODULES`] are listed.
+    pub fn push(&mut self, m: RdcoModuleInfo) -> bool {
+        match self.modules.get_mut(self.count) {
+            Some(slot) => {
+                *slot = m;
+                self.count += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Parses the structure; see [`crate::Wire::parse`].
+    pub fn parse(buf: &[u8]) -> Result<Self, UapiError> {
+        check_header(buf, Self::SIZE)?;
+        let count = u32_at(buf, module_list::COUNT);
+        let n = usize::try_from(count).unwrap_or(usize::MAX);
+        if n > MAX_MODULES {
+            return Err(UapiError::bad("Count", count));
+        }
+        let mut list = Self::default();
+        for i in 0..n {
+            let off = module_list::MODULES + i * RdcoModuleInfo::SIZE;
+            let m = RdcoModuleInfo::parse(buf.get(off..).unwrap_or(&[]))?;
+            list.push(m);
+        }
+        Ok(list)
+    }
+
+    /// Writes the structure; see [`crate::Wire::write_to`].
+    pub fn write_to(&self, out: &mut [u8]) -> Result<usize, UapiError> {
+        header_out(out, Self::SIZE)?;
+        put_u32(out, module_list::COUNT, u32::try_from(self.count).unwrap_or(0));
+        for (i, m) in self.modules().iter().enumerate() {
+            let off = module_list::MODULES + i * RdcoModuleInfo::SIZE;
+            if let Some(dst) = out.get_mut(off..off + RdcoModuleInfo::SIZE) {
+                m.write_to(dst);
             }
         }
         Ok(Self::SIZE)
@@ -780,5 +1131,8 @@ impl_wire!(
     RdcoKeepalive,
     RdcoStats,
     RdcoEvent,
-    RdcoHoldPolicy
+    RdcoHoldPolicy,
+    RdcoPeerRoutes,
+    RdcoStatsQuery,
+    RdcoModuleList
 );

@@ -54,7 +54,7 @@ fn ovpn_ioctl_codes_are_the_header_values() {
 // CTL_CODE(0x22, 0x800 + n, 0, 0) = 0x0022_0000 + (0x800 + n) * 4 = 0x0022_2000 + 4n.
 #[test]
 fn rdco_filter_ioctl_codes() {
-    let table: [(u32, u32); 10] = [
+    let table: [(u32, u32); 12] = [
         (IOCTL_RDCO_FILTER_SET_POLICY, 0x0022_2004),
         (IOCTL_RDCO_FILTER_ADD_PEER, 0x0022_2008),
         (IOCTL_RDCO_FILTER_DEL_PEER, 0x0022_200C),
@@ -65,6 +65,8 @@ fn rdco_filter_ioctl_codes() {
         (IOCTL_RDCO_FILTER_READ_EVENT, 0x0022_2020),
         (IOCTL_RDCO_FILTER_SET_HOLD_POLICY, 0x0022_2024),
         (IOCTL_RDCO_FILTER_GET_HOLD_POLICY, 0x0022_2028),
+        (IOCTL_RDCO_FILTER_SET_PEER_ROUTES, 0x0022_202C),
+        (IOCTL_RDCO_FILTER_LIST_MODULES, 0x0022_2030),
     ];
     for (i, (code, literal)) in table.iter().enumerate() {
         assert_eq!(code, literal);
@@ -163,6 +165,97 @@ fn sizes_and_offsets() {
     assert_eq!(uapi::rdco_filter::stats::RX_FLOATS + 8, uapi::rdco_filter::stats::HOLDS_BUDGET);
     assert_eq!(uapi::rdco_filter::stats::SEGMENTED + 8, RdcoStats::SIZE);
     assert_eq!(RdcoEvent::SIZE, 44);
+    assert_eq!(RdcoPeerRoutes::SIZE, 332);
+    assert_eq!((peer_routes::PEER_ID, peer_routes::COUNT, peer_routes::PREFIXES), (4, 8, 12));
+    assert_eq!(RdcoStatsQuery::SIZE, 12);
+    assert_eq!(stats_query::IF_INDEX, 8);
+    assert_eq!(RdcoModuleInfo::SIZE, 152);
+    assert_eq!((module_info::NET_LUID, module_info::NAME_LENGTH, module_info::NAME), (8, 16, 24));
+    assert_eq!(RdcoModuleList::SIZE, 4872);
+    assert_eq!(RdcoFilterIoctl::SetPeerRoutes.input_len(), 332);
+    assert_eq!(RdcoFilterIoctl::ListModules.output_len(), 4872);
+}
+
+#[test]
+fn rdco_peer_routes_round_trip_and_checks() {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let prefixes = [
+        RdcoPrefix { addr: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 0)), prefix_len: 16 },
+        RdcoPrefix { addr: IpAddr::V6(Ipv6Addr::LOCALHOST), prefix_len: 128 },
+    ];
+    let r = RdcoPeerRoutes::new(7, &prefixes).unwrap();
+    let mut buf = vec![0u8; RdcoPeerRoutes::SIZE];
+    r.write_to(&mut buf).unwrap();
+    assert_eq!(&buf[..12], &[0x4C, 1, 0, 0, 7, 0, 0, 0, 2, 0, 0, 0]);
+    assert_eq!(RdcoPeerRoutes::parse(&buf).unwrap(), r);
+    assert_eq!(RdcoPeerRoutes::parse(&buf).unwrap().prefixes(), &prefixes);
+    assert!(RdcoPeerRoutes::new(7, &[prefixes[0]; 17]).is_err());
+    let mut bad = buf.clone();
+    bad[8] = 17;
+    assert!(matches!(RdcoPeerRoutes::parse(&bad), Err(uapi::UapiError::BadValue { field: "Count", .. })));
+    let mut bad = buf.clone();
+    bad[4..8].copy_from_slice(&ALL_PEERS.to_le_bytes());
+    assert!(matches!(RdcoPeerRoutes::parse(&bad), Err(uapi::UapiError::BadValue { field: "PeerId", .. })));
+    let mut bad = buf.clone();
+    bad[12 + prefix::PREFIX_LEN] = 33;
+    assert!(matches!(
+        RdcoPeerRoutes::parse(&bad),
+        Err(uapi::UapiError::BadValue { field: "Prefix.PrefixLen", .. })
+    ));
+    assert!(RdcoPeerRoutes::parse(&buf[..331]).is_err());
+}
+
+#[test]
+fn rdco_stats_query_versions() {
+    let mut v1 = vec![0u8; 8];
+    RdcoPeerRef { peer_id: ALL_PEERS }.write_to(&mut v1).unwrap();
+    assert_eq!(RdcoStatsQuery::parse(&v1).unwrap(), RdcoStatsQuery { peer_id: ALL_PEERS, if_index: 0 });
+    let q = RdcoStatsQuery { peer_id: ALL_PEERS, if_index: 5 };
+    let mut v2 = vec![0u8; 12];
+    q.write_to(&mut v2).unwrap();
+    assert_eq!(RdcoStatsQuery::parse(&v2).unwrap(), q);
+    // Version 1 in a longer buffer: the IfIndex bytes are not read.
+    let mut long = v1.clone();
+    long.extend_from_slice(&9u32.to_le_bytes());
+    assert_eq!(RdcoStatsQuery::parse(&long).unwrap().if_index, 0);
+    // A peer with a module: bad.
+    RdcoStatsQuery { peer_id: 3, if_index: 5 }.write_to(&mut v2).unwrap();
+    assert!(matches!(RdcoStatsQuery::parse(&v2), Err(uapi::UapiError::BadValue { field: "IfIndex", .. })));
+    // Size 12 declared in an 8-byte buffer.
+    let mut short = v1.clone();
+    short[0] = 12;
+    assert!(RdcoStatsQuery::parse(&short).is_err());
+}
+
+#[test]
+fn rdco_module_list_round_trip() {
+    let mut list = RdcoModuleList::default();
+    let name: Vec<u16> = "\\DEVICE\\{NIC-1}".encode_utf16().collect();
+    assert!(list.push(RdcoModuleInfo::new(4, module_state::RUNNING, 0x1234, &name)));
+    let long: Vec<u16> = (0..100).collect();
+    assert!(list.push(RdcoModuleInfo::new(9, module_state::PAUSED, 0, &long)));
+    let mut buf = vec![0u8; RdcoModuleList::SIZE];
+    list.write_to(&mut buf).unwrap();
+    let back = RdcoModuleList::parse(&buf).unwrap();
+    assert_eq!(back, list);
+    assert_eq!(back.modules()[0].name(), name.as_slice());
+    assert_eq!(back.modules()[1].name().len(), MODULE_NAME_LEN);
+    assert_eq!(u32::from_le_bytes(buf[8..12].try_into().unwrap()), 4);
+    // The streaming form writes the same bytes.
+    let mut streamed = vec![0xAAu8; RdcoModuleList::SIZE];
+    RdcoModuleList::write_header(&mut streamed).unwrap();
+    for (i, m) in list.modules().iter().enumerate() {
+        m.write_entry(&mut streamed, i).unwrap();
+    }
+    RdcoModuleList::write_count(&mut streamed, list.modules().len()).unwrap();
+    assert_eq!(streamed, buf);
+    assert!(RdcoModuleInfo::default().write_entry(&mut streamed, MAX_MODULES).is_err());
+    assert!(RdcoModuleList::write_count(&mut streamed, MAX_MODULES + 1).is_err());
+    assert!(RdcoModuleList::write_header(&mut streamed[..100]).is_err());
+    for _ in 2..MAX_MODULES {
+        assert!(list.push(RdcoModuleInfo::default()));
+    }
+    assert!(!list.push(RdcoModuleInfo::default()));
 }
 
 // ---------------------------------------------------------------------------------------------------------

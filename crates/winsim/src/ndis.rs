@@ -301,6 +301,22 @@ pub fn attach_module(driver_handle: usize, nic: &NicInfo) -> Result<usize, NDIS_
     params.MacAddressLength = 6;
     params.CurrentMacAddress[..6].copy_from_slice(&nic.mac);
     params.LowerIfIndex = nic.if_index;
+    // NET_LUID: Reserved (24 bits), NetLuidIndex (24), IfType (16; 6 = IF_TYPE_ETHERNET_CSMACD), per
+    // the NET_LUID_LH union of ifdef.h. The module's LUID and the miniport's, distinct.
+    params.NetLuid = (6u64 << 48) | (u64::from(params.IfIndex) << 24);
+    params.BaseMiniportNetLuid = (6u64 << 48) | (u64::from(nic.if_index) << 24);
+    // BaseMiniportName: the miniport's device name, `\DEVICE\{GUID}` on Windows; a made-up GUID here
+    // that names the NIC's IfIndex. Lives for the call, as NDIS's does.
+    let mut name_units: Vec<u16> =
+        format!("\\DEVICE\\{{5EC0{:04X}-0000-4000-8000-52444F4E4943}}", nic.if_index)
+            .encode_utf16()
+            .collect();
+    let mut name = kernel::ffi::ntos::UNICODE_STRING {
+        Length: u16::try_from(name_units.len() * 2).unwrap_or(0),
+        MaximumLength: u16::try_from(name_units.len() * 2).unwrap_or(0),
+        Buffer: name_units.as_mut_ptr(),
+    };
+    params.BaseMiniportName = &raw mut name;
     let attach = driver.characteristics.0.AttachHandler.expect("validated at registration");
     let context = driver.context as NDIS_HANDLE;
     // SAFETY: the handler was registered by the driver; the parameters live for the call.

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use kernel::ffi::ntos::{
     DISPATCH_LEVEL, NTSTATUS, PASSIVE_LEVEL, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED,
-    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NOT_FOUND,
-    STATUS_OBJECT_NAME_COLLISION, STATUS_PENDING, STATUS_SUCCESS,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE,
+    STATUS_INVALID_PARAMETER, STATUS_NOT_FOUND, STATUS_OBJECT_NAME_COLLISION, STATUS_PENDING, STATUS_SUCCESS,
 };
 use uapi::ovpn::{OvpnCipherAlg, OvpnCryptoData, OvpnCryptoDataV2, OvpnKeyDirection, OvpnKeySlot};
 use uapi::rdco_filter::{
-    RdcoAddPeer, RdcoEvent, RdcoEventKind, RdcoFilterIoctl, RdcoHoldPolicy, RdcoKeepalive, RdcoNewKey,
-    RdcoPeerRef, RdcoPrefix, RdcoSetPolicy, RdcoStats, ALL_PEERS,
+    RdcoAddPeer, RdcoEvent, RdcoEventKind, RdcoFilterIoctl, RdcoHoldPolicy, RdcoKeepalive, RdcoModuleList,
+    RdcoNewKey, RdcoPeerRef, RdcoPeerRoutes, RdcoPrefix, RdcoSetPolicy, RdcoStats, RdcoStatsQuery, ALL_PEERS,
+    MAX_PEER_ROUTES, MAX_ROUTES,
 };
 use uapi::Wire;
 use winsim::device::{self, Handle, Io};
@@ -113,24 +114,27 @@ fn keepalive(id: u32, interval: u32, timeout: u32) -> Vec<u8> {
 #[derive(Debug, PartialEq)]
 struct Fingerprint {
     policy: String,
+    routes: String,
     keys: Vec<Option<(Option<u8>, Option<u8>)>>,
     stats: Vec<(NTSTATUS, Vec<u8>)>,
     hold: (NTSTATUS, Vec<u8>),
 }
 
 fn fingerprint(id: DriverId, h: Handle) -> Fingerprint {
-    let (policy, keys) = winsim::context::call_driver(id, PASSIVE_LEVEL, "test: read configuration", || {
-        (
-            format!("{:?}", filter::test_hooks::policy()),
-            vec![filter::test_hooks::peer_keys(1), filter::test_hooks::peer_keys(2)],
-        )
-    });
+    let (policy, routes, keys) =
+        winsim::context::call_driver(id, PASSIVE_LEVEL, "test: read configuration", || {
+            (
+                format!("{:?}", filter::test_hooks::policy()),
+                format!("{:?}", filter::test_hooks::routes()),
+                vec![filter::test_hooks::peer_keys(1), filter::test_hooks::peer_keys(2)],
+            )
+        });
     let stats = [1, 2, ALL_PEERS]
         .iter()
         .map(|&p| ioctl(h, RdcoFilterIoctl::GetStats, &peer_ref(p), RdcoStats::SIZE))
         .collect();
     let hold = ioctl(h, RdcoFilterIoctl::GetHoldPolicy, &[], RdcoHoldPolicy::SIZE);
-    Fingerprint { policy, keys, stats, hold }
+    Fingerprint { policy, routes, keys, stats, hold }
 }
 
 /// Sends `input` and requires `want` and an unchanged configuration.
@@ -439,6 +443,181 @@ fn every_ioctl(machine: &mut Machine) -> Outcome {
     Ok(vec![("ioctls".into(), RdcoFilterIoctl::ALL.len() as u64)])
 }
 
+fn routes(peer: u32, prefixes: &[(&str, u8)]) -> Vec<u8> {
+    let p: Vec<RdcoPrefix> = prefixes
+        .iter()
+        .map(|&(a, l)| RdcoPrefix { addr: a.parse().expect("address"), prefix_len: l })
+        .collect();
+    encode(&RdcoPeerRoutes::new(peer, &p).expect("at most 16"))
+}
+
+fn route_of(id: DriverId, dst: &str) -> Option<u32> {
+    let dst = match dst.parse::<std::net::IpAddr>().expect("address") {
+        std::net::IpAddr::V4(a) => ::datapath::peer::InnerDest::V4(a.octets()),
+        std::net::IpAddr::V6(a) => ::datapath::peer::InnerDest::V6(a.octets()),
+    };
+    winsim::context::call_driver(id, PASSIVE_LEVEL, "test: route", || filter::test_hooks::route_of(dst))
+}
+
+fn route_count(id: DriverId) -> usize {
+    winsim::context::call_driver(id, PASSIVE_LEVEL, "test: routes", || filter::test_hooks::routes().len())
+}
+
+/// `SET_PEER_ROUTES`: sizes, every bad value (nothing changed by any failure), longest-prefix routing
+/// across peers, replacement as a whole, the route table's capacity, routes leaving with their peer;
+/// `GET_STATS` version 2 with a module selector and `LIST_MODULES` without modules (no NIC here; the
+/// `filter_send` suite has two).
+fn peer_routes(machine: &mut Machine) -> Outcome {
+    let (id, h) = load(machine)?;
+    use RdcoFilterIoctl as I;
+    let valid = routes(1, &[("10.1.0.0", 16), ("fd00:1::", 64)]);
+    short_and_undersized(id, h, I::SetPeerRoutes, &valid)?;
+    // Before any peer: unknown.
+    rejects(id, h, I::SetPeerRoutes, &valid, 0, STATUS_NOT_FOUND, "before the peer exists")?;
+    for p in 1..=3 {
+        check("ADD_PEER", ioctl(h, I::AddPeer, &add_peer(p), 0).0, STATUS_SUCCESS)?;
+    }
+    let mut bad = valid.clone();
+    bad[8..12].copy_from_slice(&17u32.to_le_bytes());
+    rejects(id, h, I::SetPeerRoutes, &bad, 0, STATUS_INVALID_PARAMETER, "with Count 17")?;
+    let mut bad = valid.clone();
+    bad[12 + 2] = 33;
+    rejects(id, h, I::SetPeerRoutes, &bad, 0, STATUS_INVALID_PARAMETER, "with /33")?;
+    let mut bad = valid.clone();
+    bad[32 + 2] = 129;
+    rejects(id, h, I::SetPeerRoutes, &bad, 0, STATUS_INVALID_PARAMETER, "with an IPv6 /129")?;
+    let mut bad = valid.clone();
+    bad[12..14].copy_from_slice(&7u16.to_le_bytes());
+    rejects(id, h, I::SetPeerRoutes, &bad, 0, STATUS_INVALID_PARAMETER, "with family 7")?;
+    for (peer, what) in [(ALL_PEERS, "for ALL_PEERS"), (0x0100_0000, "with a peer id past 24 bits")] {
+        let mut bad = valid.clone();
+        bad[4..8].copy_from_slice(&peer.to_le_bytes());
+        rejects(id, h, I::SetPeerRoutes, &bad, 0, STATUS_INVALID_PARAMETER, what)?;
+    }
+    rejects(id, h, I::SetPeerRoutes, &routes(9, &[("10.9.0.0", 16)]), 0, STATUS_NOT_FOUND, "unknown peer")?;
+    let twice = routes(1, &[("10.1.0.0", 16), ("10.1.0.0", 16)]);
+    rejects(id, h, I::SetPeerRoutes, &twice, 0, STATUS_INVALID_PARAMETER, "with a prefix twice")?;
+    // The same prefix once host bits are cleared.
+    let twice = routes(1, &[("10.1.0.0", 16), ("10.1.7.7", 16)]);
+    rejects(id, h, I::SetPeerRoutes, &twice, 0, STATUS_INVALID_PARAMETER, "with a prefix twice (host bits)")?;
+
+    check("SET_PEER_ROUTES 1", ioctl(h, I::SetPeerRoutes, &valid, 0).0, STATUS_SUCCESS)?;
+    // Nested prefixes of another peer are fine: the longest wins.
+    let two = routes(2, &[("10.1.2.0", 24), ("10.2.0.0", 16), ("::", 0)]);
+    check("SET_PEER_ROUTES 2", ioctl(h, I::SetPeerRoutes, &two, 0).0, STATUS_SUCCESS)?;
+    let three = routes(3, &[("10.1.2.128", 25), ("0.0.0.0", 0)]);
+    check("SET_PEER_ROUTES 3", ioctl(h, I::SetPeerRoutes, &three, 0).0, STATUS_SUCCESS)?;
+    let want = [
+        ("10.1.3.9", Some(1)),
+        ("10.1.2.9", Some(2)),
+        ("10.1.2.200", Some(3)),
+        ("10.2.255.1", Some(2)),
+        ("192.0.2.77", Some(3)),
+        ("fd00:1::5", Some(1)),
+        ("fd00:9::5", Some(2)),
+    ];
+    for (dst, peer) in want {
+        let got = route_of(id, dst);
+        if got != peer {
+            return Err(format!("{dst} routes to {got:?}, expected {peer:?}"));
+        }
+    }
+    // A prefix another peer owns (after normalisation too).
+    let taken = routes(1, &[("10.1.0.0", 16), ("10.2.9.9", 16)]);
+    rejects(id, h, I::SetPeerRoutes, &taken, 0, STATUS_OBJECT_NAME_COLLISION, "with peer 2's prefix")?;
+    // Replacement as a whole: peer 3 keeps only its /25 and the default route goes.
+    let three = routes(3, &[("10.1.2.128", 25)]);
+    check("SET_PEER_ROUTES 3 again", ioctl(h, I::SetPeerRoutes, &three, 0).0, STATUS_SUCCESS)?;
+    if route_of(id, "192.0.2.77").is_some() || route_of(id, "10.1.2.200") != Some(3) {
+        return Err("replacing peer 3's routes left the old ones".into());
+    }
+    // A later version's longer request (Size 336, zero tail) is accepted; the tail is ignored.
+    let mut longer = routes(3, &[("10.1.2.128", 25), ("10.3.0.0", 16)]);
+    longer[..4].copy_from_slice(&336u32.to_le_bytes());
+    longer.extend_from_slice(&[0xEE; 4]);
+    check("SET_PEER_ROUTES (Size 336)", ioctl(h, I::SetPeerRoutes, &longer, 0).0, STATUS_SUCCESS)?;
+    if route_of(id, "10.3.1.1") != Some(3) {
+        return Err("the longer request's routes were not installed".into());
+    }
+    // Capacity: MAX_ROUTES across the peers; one more fails and changes nothing.
+    let full = |peer: u32, base: u8| -> Vec<u8> {
+        let p: Vec<RdcoPrefix> = (0..MAX_PEER_ROUTES)
+            .map(|i| RdcoPrefix {
+                addr: std::net::IpAddr::V4(Ipv4Addr::new(base, u8::try_from(i).unwrap_or(0), 0, 0)),
+                prefix_len: 16,
+            })
+            .collect();
+        encode(&RdcoPeerRoutes::new(peer, &p).expect("16"))
+    };
+    for p in 4..=5 {
+        check("ADD_PEER", ioctl(h, I::AddPeer, &add_peer(p), 0).0, STATUS_SUCCESS)?;
+    }
+    for (p, base) in [(1, 20), (2, 21), (3, 22), (4, 23)] {
+        check("SET_PEER_ROUTES (16)", ioctl(h, I::SetPeerRoutes, &full(p, base), 0).0, STATUS_SUCCESS)?;
+    }
+    if route_count(id) != MAX_ROUTES {
+        return Err(format!("{} routes, expected {MAX_ROUTES}", route_count(id)));
+    }
+    rejects(
+        id,
+        h,
+        I::SetPeerRoutes,
+        &routes(5, &[("10.5.0.0", 16)]),
+        0,
+        STATUS_INSUFFICIENT_RESOURCES,
+        "past MAX_ROUTES",
+    )?;
+    // Replacing a peer's own set within the limit is fine; clearing frees room.
+    check("SET_PEER_ROUTES 4 (replace)", ioctl(h, I::SetPeerRoutes, &full(4, 24), 0).0, STATUS_SUCCESS)?;
+    check("SET_PEER_ROUTES 4 (clear)", ioctl(h, I::SetPeerRoutes, &routes(4, &[]), 0).0, STATUS_SUCCESS)?;
+    check(
+        "SET_PEER_ROUTES 5",
+        ioctl(h, I::SetPeerRoutes, &routes(5, &[("10.5.0.0", 16)]), 0).0,
+        STATUS_SUCCESS,
+    )?;
+    // Routes leave with their peer.
+    check("DEL_PEER 5", ioctl(h, I::DelPeer, &peer_ref(5), 0).0, STATUS_SUCCESS)?;
+    if route_of(id, "10.5.1.1").is_some() || route_count(id) != 3 * MAX_PEER_ROUTES {
+        return Err(format!("peer 5's route outlived it ({} routes)", route_count(id)));
+    }
+
+    // GET_STATS version 2: a module selector nobody has, a peer with a selector, and IfIndex 0 (the
+    // driver-wide totals, as version 1).
+    let query = |peer_id: u32, if_index: u32| encode(&RdcoStatsQuery { peer_id, if_index });
+    rejects(id, h, I::GetStats, &query(ALL_PEERS, 7), RdcoStats::SIZE, STATUS_NOT_FOUND, "for IfIndex 7")?;
+    rejects(id, h, I::GetStats, &query(1, 7), RdcoStats::SIZE, STATUS_INVALID_PARAMETER, "peer + IfIndex")?;
+    let (s1, v1) = ioctl(h, I::GetStats, &peer_ref(ALL_PEERS), RdcoStats::SIZE);
+    let (s2, v2) = ioctl(h, I::GetStats, &query(ALL_PEERS, 0), RdcoStats::SIZE);
+    check("GET_STATS v1", s1, STATUS_SUCCESS)?;
+    check("GET_STATS v2", s2, STATUS_SUCCESS)?;
+    if v1 != v2 {
+        return Err("GET_STATS version 2 with IfIndex 0 differs from version 1".into());
+    }
+    let (s, out) = ioctl(h, I::GetStats, &query(1, 0), RdcoStats::SIZE);
+    check("GET_STATS v2 (peer 1)", s, STATUS_SUCCESS)?;
+    if RdcoStats::parse(&out).map(|s| s.peer_id) != Ok(1) {
+        return Err("GET_STATS v2 for peer 1 did not report peer 1".into());
+    }
+    // LIST_MODULES: no NIC, no module; a short output buffer fails.
+    let (s, out) = ioctl(h, I::ListModules, &[], RdcoModuleList::SIZE);
+    check("LIST_MODULES", s, STATUS_SUCCESS)?;
+    let list = RdcoModuleList::parse(&out).map_err(|e| format!("module list: {e}"))?;
+    if !list.modules().is_empty() {
+        return Err(format!("modules without a NIC: {list:?}"));
+    }
+    rejects(
+        id,
+        h,
+        I::ListModules,
+        &[],
+        RdcoModuleList::SIZE - 1,
+        STATUS_BUFFER_TOO_SMALL,
+        "with a short output buffer",
+    )?;
+    unload(machine, id, h)?;
+    Ok(vec![("routes".into(), (3 * MAX_PEER_ROUTES) as u64)])
+}
+
 fn fire(id: DriverId, kind: RdcoEventKind, peer: u32) -> bool {
     winsim::context::call_driver(id, DISPATCH_LEVEL, "test: data-path event", || {
         filter::test_hooks::queue_event(kind, peer, None)
@@ -604,5 +783,6 @@ pub fn tests() -> Vec<Test> {
         },
         Test { suite: "control", name: "control.pending_visible", expect: None, run: pending_is_visible },
         Test { suite: "control", name: "control.entry_unwinds", expect: None, run: entry_unwinds },
+        Test { suite: "control", name: "control.peer_routes_and_modules", expect: None, run: peer_routes },
     ]
 }

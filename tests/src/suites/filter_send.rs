@@ -14,8 +14,8 @@ use kernel::ffi::ndis::{NDIS_STATUS_RESOURCES, NDIS_STATUS_SEND_ABORTED, NDIS_ST
 use kernel::ffi::ntos::{DISPATCH_LEVEL, NTSTATUS, STATUS_SUCCESS};
 use uapi::ovpn::{OvpnCipherAlg, OvpnCryptoData, OvpnCryptoDataV2, OvpnKeyDirection, OvpnKeySlot};
 use uapi::rdco_filter::{
-    RdcoAddPeer, RdcoFilterIoctl, RdcoHoldPolicy, RdcoNewKey, RdcoPeerRef, RdcoPrefix, RdcoSetPolicy,
-    RdcoStats, ALL_PEERS,
+    module_state, RdcoAddPeer, RdcoFilterIoctl, RdcoHoldPolicy, RdcoModuleList, RdcoNewKey, RdcoPeerRef,
+    RdcoPeerRoutes, RdcoPrefix, RdcoSetPolicy, RdcoStats, RdcoStatsQuery, ALL_PEERS,
 };
 use uapi::Wire;
 use winsim::datapath::{self, IpSend, NicConfig, Proto};
@@ -41,17 +41,22 @@ struct TestPeer {
 
 impl TestPeer {
     fn new() -> Result<Self, String> {
+        Self::with_keys(PEER_ID, TX_KEY, RX_KEY)
+    }
+
+    /// Peer `id` whose engine mirrors the filter's keys: the filter encrypts with `tx`, decrypts `rx`.
+    fn with_keys(id: u32, tx: [u8; 32], rx: [u8; 32]) -> Result<Self, String> {
         let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("peer socket: {e}"))?;
         socket.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
         // Room for a burst of a few hundred datagrams (the simulated WSK transmits at send time).
         super::two_hosts::big_receive_buffer(&socket)?;
-        let mut peer = Peer::new(&PeerConfig::new(PEER_ID), ::datapath::Instant::from_millis(0));
+        let mut peer = Peer::new(&PeerConfig::new(id), ::datapath::Instant::from_millis(0));
         let config = KeyConfig {
             cipher: Cipher::Aes256Gcm,
             format: KeyFormat::Classic,
             key_id: 0,
-            encrypt: KeyDirection { key: RX_KEY, nonce_tail: RX_TAIL },
-            decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
+            encrypt: KeyDirection { key: rx, nonce_tail: RX_TAIL },
+            decrypt: KeyDirection { key: tx, nonce_tail: TX_TAIL },
         };
         peer.install_key(KeySlotId::Primary, &config).map_err(|e| format!("peer key: {e:?}"))?;
         Ok(TestPeer { socket, peer })
@@ -186,15 +191,19 @@ fn configure(r: &Rig, peer: &TestPeer, key: bool) -> Result<(), String> {
 }
 
 fn install_key(r: &Rig) -> Result<(), String> {
+    install_key_for(r, PEER_ID, TX_KEY, RX_KEY)
+}
+
+fn install_key_for(r: &Rig, id: u32, tx: [u8; 32], rx: [u8; 32]) -> Result<(), String> {
     let key = RdcoNewKey {
         key: OvpnCryptoDataV2 {
             v1: OvpnCryptoData {
-                encrypt: OvpnKeyDirection { key: TX_KEY, key_len: 32, nonce_tail: TX_TAIL },
-                decrypt: OvpnKeyDirection { key: RX_KEY, key_len: 32, nonce_tail: RX_TAIL },
+                encrypt: OvpnKeyDirection { key: tx, key_len: 32, nonce_tail: TX_TAIL },
+                decrypt: OvpnKeyDirection { key: rx, key_len: 32, nonce_tail: RX_TAIL },
                 key_slot: OvpnKeySlot::Primary,
                 cipher_alg: OvpnCipherAlg::AesGcm,
                 key_id: 0,
-                peer_id: PEER_ID as i32,
+                peer_id: id as i32,
             },
             crypto_options: 0,
         },
@@ -723,6 +732,311 @@ fn classify_rules(machine: &mut Machine) -> Outcome {
     Ok(vec![("diverted".into(), 1), ("bypassed".into(), 3)])
 }
 
+const NIC2: u32 = 2;
+
+/// Peer `id`'s keys (distinct per peer: a packet opens only with the keys of the peer it was sealed for).
+fn keys_of(id: u32) -> ([u8; 32], [u8; 32]) {
+    let b = u8::try_from(id).unwrap_or(0);
+    ([0x40 + b; 32], [0x50 + b; 32])
+}
+
+fn set_routes(r: &Rig, id: u32, prefixes: &[(&str, u8)]) -> Result<(), String> {
+    let p: Vec<RdcoPrefix> = prefixes
+        .iter()
+        .map(|&(a, l)| RdcoPrefix { addr: a.parse().expect("address"), prefix_len: l })
+        .collect();
+    let req = RdcoPeerRoutes::new(id, &p).map_err(|e| e.to_string())?;
+    ok(&format!("routes of peer {id}"), ioctl(r.handle, RdcoFilterIoctl::SetPeerRoutes, &encode(&req), 0))
+}
+
+fn stats_of(r: &Rig, peer_id: u32, if_index: u32) -> Result<RdcoStats, String> {
+    let (status, out) = ioctl(
+        r.handle,
+        RdcoFilterIoctl::GetStats,
+        &encode(&RdcoStatsQuery { peer_id, if_index }),
+        RdcoStats::SIZE,
+    );
+    if status != STATUS_SUCCESS {
+        return Err(format!("get stats (peer {peer_id:#x}, module {if_index}): {status:#x}"));
+    }
+    RdcoStats::parse(&out).map_err(|e| format!("stats: {e:?}"))
+}
+
+/// A UDP frame from `mac` to inner destination `dst` (IPv4 or IPv6), IP id `id`; headers patched after
+/// the builder (the inner bytes are compared exactly, not checksummed).
+fn frame_to(mac: [u8; 6], dst: &str, id: u16) -> Vec<u8> {
+    let dst: std::net::IpAddr = dst.parse().expect("address");
+    let send = IpSend {
+        v6: dst.is_ipv6(),
+        proto: Proto::Udp,
+        payload_len: 40 + usize::from(id % 50),
+        request_checksum: false,
+        mss: 1400,
+    };
+    let mut f = winsim::offload::protocol_packets(datapath::PEER_MAC, mac, &send, id, None)[0].frame.clone();
+    match dst {
+        std::net::IpAddr::V4(a) => f[14 + 16..14 + 20].copy_from_slice(&a.octets()),
+        std::net::IpAddr::V6(a) => f[14 + 24..14 + 40].copy_from_slice(&a.octets()),
+    }
+    f
+}
+
+/// An outer IPv4/UDP frame to `mac` from `src` to `dst` carrying `payload` (IPv4 header checksum set;
+/// UDP checksum 0, "none", which IPv4 allows).
+fn outer_udp(mac: [u8; 6], src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+    let udp_len = 8 + payload.len();
+    let mut f = Vec::with_capacity(14 + 20 + udp_len);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&datapath::PEER_MAC);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&u16::try_from(20 + udp_len).unwrap_or(0).to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
+    ip.extend_from_slice(&src.0);
+    ip.extend_from_slice(&dst.0);
+    let mut sum: u32 = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let c = !(sum as u16);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    f.extend_from_slice(&u16::try_from(udp_len).unwrap_or(0).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Whether `got` holds exactly the inner packets of `frames` (any order).
+fn same_packets(what: &str, got: &[Vec<u8>], frames: &[Vec<u8>]) -> Result<(), String> {
+    let mut want: Vec<Vec<u8>> = frames.iter().map(|f| f[14..].to_vec()).collect();
+    let mut got = got.to_vec();
+    want.sort();
+    got.sort();
+    if got != want {
+        return Err(format!(
+            "{what}: received {} inner packets, expected {} (or the bytes differ)",
+            got.len(),
+            want.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Three peers, each with its own routes (nested prefixes: the longest wins), over two NICs (one module
+/// each). Traffic to each prefix reaches the right peer and opens only with that peer's keys; per-peer
+/// and per-module counters equal what was sent, and the modules add up to the driver-wide totals. A peer
+/// without a key holds its packets (not-ready copies) without stalling the others, and gets them once
+/// keyed; a policy prefix no peer routes is held until a route appears; queued packets follow a route
+/// change made before the worker runs.
+fn three_peers_routes(machine: &mut Machine) -> Outcome {
+    datapath::add_nic(NicConfig::ethernet(NIC2)).map_err(|s| format!("add_nic 2: {s:#x}"))?;
+    let r = rig(machine)?;
+    if r.installed.modules.len() != 2 {
+        return Err(format!("expected 2 modules, got {}", r.installed.modules.len()));
+    }
+    let mac2 = datapath::nic_info(NIC2).ok_or("no NIC 2")?.mac;
+    let mut peers = Vec::new();
+    for id in 1..=3u32 {
+        let (tx, rx) = keys_of(id);
+        let p = TestPeer::with_keys(id, tx, rx)?;
+        let add = RdcoAddPeer { peer_id: id, local: SocketAddr::from(([127, 0, 0, 1], 0)), remote: p.addr() };
+        ok("add peer", ioctl(r.handle, RdcoFilterIoctl::AddPeer, &encode(&add), 0))?;
+        peers.push(p);
+    }
+    for id in 1..=2 {
+        let (tx, rx) = keys_of(id);
+        install_key_for(&r, id, tx, rx)?;
+    }
+    set_routes(&r, 1, &[("10.1.0.0", 16)])?;
+    set_routes(&r, 2, &[("10.1.2.0", 24), ("fd00:2::", 64)])?;
+    set_routes(&r, 3, &[("10.3.0.0", 16)])?;
+
+    // NIC 1: 4 to peer 1, 3 to peer 2 (one IPv6), 2 to peer 3 (no key yet), 1 routed nowhere (bypass).
+    let a = [
+        (frame_to(r.mac, "10.1.0.5", 1), 1),
+        (frame_to(r.mac, "10.1.2.5", 2), 2),
+        (frame_to(r.mac, "10.3.0.5", 3), 3),
+        (frame_to(r.mac, "10.1.200.5", 4), 1),
+        (frame_to(r.mac, "10.1.2.250", 5), 2),
+        (frame_to(r.mac, "10.9.9.9", 6), 0),
+        (frame_to(r.mac, "10.1.3.1", 7), 1),
+        (frame_to(r.mac, "10.3.77.1", 8), 3),
+        (frame_to(r.mac, "fd00:2::9", 9), 2),
+        (frame_to(r.mac, "10.1.255.255", 10), 1),
+    ];
+    // NIC 2: 1 to peer 1, 2 to peer 2, 1 to peer 3.
+    let b = [
+        (frame_to(mac2, "10.1.9.9", 21), 1),
+        (frame_to(mac2, "10.1.2.1", 22), 2),
+        (frame_to(mac2, "fd00:2::1:1", 23), 2),
+        (frame_to(mac2, "10.3.1.1", 24), 3),
+    ];
+    datapath::protocol_send(NIC, &a.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>());
+    datapath::protocol_send(NIC2, &b.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>());
+    let for_peer = |id: u32| -> Vec<Vec<u8>> {
+        a.iter().chain(b.iter()).filter(|(_, p)| *p == id).map(|(f, _)| f.clone()).collect()
+    };
+    for id in 1..=2u32 {
+        let want = for_peer(id);
+        let got = peers[id as usize - 1].collect(want.len())?;
+        same_packets(&format!("peer {id}"), &got, &want)?;
+    }
+    if !peers[2].collect(1)?.is_empty() {
+        return Err("peer 3 got packets before it had a key".into());
+    }
+    datapath::pump();
+    if datapath::wire(NIC) != vec![a[5].0.clone()] || !datapath::wire(NIC2).is_empty() {
+        return Err("only the unrouted frame may reach the wire, unchanged".into());
+    }
+    // Keyed now: the held copies leave for peer 3.
+    let (tx, rx) = keys_of(3);
+    install_key_for(&r, 3, tx, rx)?;
+    let want3 = for_peer(3);
+    let got3 = peers[2].collect(want3.len())?;
+    same_packets("peer 3", &got3, &want3)?;
+
+    // Per-peer counters.
+    for (id, want) in [(1, 5), (2, 5), (3, 3)] {
+        let st = stats_of(&r, id, 0)?;
+        if st.tx_packets != want {
+            return Err(format!("peer {id}: tx_packets {}, expected {want}", st.tx_packets));
+        }
+    }
+    // Per-module counters, and the modules add up to the totals.
+    let m1 = stats_of(&r, ALL_PEERS, NIC)?;
+    let m2 = stats_of(&r, ALL_PEERS, NIC2)?;
+    let total = stats_of(&r, ALL_PEERS, 0)?;
+    let row = |s: &RdcoStats| (s.diverted, s.bypassed, s.tx_packets, s.holds_not_ready, s.deep_copies);
+    if row(&m1) != (9, 1, 9, 2, 2) || row(&m2) != (4, 0, 4, 1, 1) {
+        return Err(format!("module counters: NIC 1 {:?}, NIC 2 {:?}", row(&m1), row(&m2)));
+    }
+    if total.diverted != m1.diverted + m2.diverted
+        || total.tx_packets != m1.tx_packets + m2.tx_packets
+        || total.tx_bytes != m1.tx_bytes + m2.tx_bytes
+        || total.bypassed != m1.bypassed + m2.bypassed
+    {
+        return Err(format!("the modules do not add up to the totals: {total:?}"));
+    }
+    if m1.plaintext_copies + m2.plaintext_copies != 0 {
+        return Err("a plaintext copy on the zero-copy path".into());
+    }
+    // LIST_MODULES: both, Running, named after their miniports.
+    let (status, out) = ioctl(r.handle, RdcoFilterIoctl::ListModules, &[], RdcoModuleList::SIZE);
+    if status != STATUS_SUCCESS {
+        return Err(format!("LIST_MODULES: {status:#x}"));
+    }
+    let list = RdcoModuleList::parse(&out).map_err(|e| e.to_string())?;
+    let mut seen: Vec<(u32, u32, String)> =
+        list.modules().iter().map(|m| (m.if_index, m.state, String::from_utf16_lossy(m.name()))).collect();
+    seen.sort();
+    let named = |i: u32| format!("\\DEVICE\\{{5EC0{i:04X}-0000-4000-8000-52444F4E4943}}");
+    if seen != vec![(NIC, module_state::RUNNING, named(NIC)), (NIC2, module_state::RUNNING, named(NIC2))] {
+        return Err(format!("LIST_MODULES: {seen:?}"));
+    }
+    if stats_of(&r, ALL_PEERS, 3).is_ok() {
+        return Err("GET_STATS for IfIndex 3 (no such module) succeeded".into());
+    }
+
+    // Route change with packets queued: 10.3/16 moves to peer 1 and peer 2's /24 goes before the worker
+    // runs; the queued packets follow the routes of the moment they are sealed.
+    let c = [frame_to(mac2, "10.3.0.7", 31), frame_to(mac2, "10.3.9.7", 32), frame_to(mac2, "10.1.2.7", 33)];
+    datapath::protocol_send(NIC2, &c);
+    set_routes(&r, 3, &[])?;
+    set_routes(&r, 1, &[("10.1.0.0", 16), ("10.3.0.0", 16)])?;
+    set_routes(&r, 2, &[("fd00:2::", 64)])?;
+    let got = peers[0].collect(c.len())?;
+    same_packets("peer 1 after the route change", &got, &c)?;
+    if !peers[1].collect(1)?.is_empty() || !peers[2].collect(1)?.is_empty() {
+        return Err("a packet went to a peer that no longer owns its prefix".into());
+    }
+    // A policy prefix with several peers and no route: held (not ready) until a route names a peer.
+    ok(
+        "set policy",
+        ioctl(
+            r.handle,
+            RdcoFilterIoctl::SetPolicy,
+            &encode(
+                &RdcoSetPolicy::new(&[RdcoPrefix { addr: "10.9.0.0".parse().expect("a"), prefix_len: 16 }])
+                    .expect("policy"),
+            ),
+            0,
+        ),
+    )?;
+    let d = [frame_to(r.mac, "10.9.0.1", 41), frame_to(r.mac, "10.9.0.2", 42)];
+    datapath::protocol_send(NIC, &d);
+    for p in &mut peers {
+        if !p.collect(1)?.is_empty() {
+            return Err("a packet no peer routes left before a route named its peer".into());
+        }
+    }
+    set_routes(&r, 2, &[("fd00:2::", 64), ("10.9.0.0", 24)])?;
+    let got = peers[1].collect(d.len())?;
+    same_packets("peer 2 after its route appeared", &got, &d)?;
+    let m1 = stats_of(&r, ALL_PEERS, NIC)?;
+    if m1.diverted != 11 || m1.holds_not_ready != 4 || m1.tx_packets != 11 {
+        return Err(format!("module 1 after the policy sends: {:?}", row(&m1)));
+    }
+    for (id, want) in [(1, 8), (2, 7), (3, 3)] {
+        let st = stats_of(&r, id, 0)?;
+        if st.tx_packets != want {
+            return Err(format!("peer {id} at the end: tx_packets {}, expected {want}", st.tx_packets));
+        }
+    }
+    // Receive on NIC 2: each peer seals 1, 2, 3 packets (its own keys) and they arrive from its
+    // endpoint; the module of NIC 2 counts them, NIC 1's does not, and the engine counts each peer's.
+    let mut outer = Vec::new();
+    let mut inner_want = Vec::new();
+    for (i, p) in peers.iter_mut().enumerate() {
+        let port = p.addr().port();
+        for k in 0..=i {
+            let ip = frame_to(mac2, "192.0.2.50", u16::try_from(60 + 10 * i + k).unwrap_or(0))[14..].to_vec();
+            let mut buf = vec![0u8; 2048];
+            let sealed = p
+                .peer
+                .seal(::datapath::Instant::from_millis(0), &[&ip], &mut buf)
+                .map_err(|e| format!("{e:?}"))?;
+            outer.push(outer_udp(mac2, ([127, 0, 0, 1], port), ([127, 0, 0, 1], 1194), &buf[..sealed.len]));
+            inner_want.push(ip);
+        }
+    }
+    datapath::nic_indicate(NIC2, &outer, false);
+    let up = datapath::take_protocol_received(NIC2);
+    datapath::protocol_return_all(NIC2);
+    let mut got: Vec<Vec<u8>> = up.iter().map(|f| f[14..].to_vec()).collect();
+    got.sort();
+    inner_want.sort();
+    if got != inner_want {
+        return Err(format!("NIC 2 indicated {} inner packets, expected {}", got.len(), inner_want.len()));
+    }
+    let m1r = stats_of(&r, ALL_PEERS, NIC)?;
+    let m2r = stats_of(&r, ALL_PEERS, NIC2)?;
+    let rx = |s: &RdcoStats| (s.rx_packets, s.clones, s.rx_copies);
+    if rx(&m2r) != (6, 6, 0) || rx(&m1r) != (0, 0, 0) {
+        return Err(format!("module receive counters: NIC 1 {:?}, NIC 2 {:?}", rx(&m1r), rx(&m2r)));
+    }
+    for id in 1..=3u32 {
+        let st = stats_of(&r, id, 0)?;
+        if st.rx_packets != u64::from(id) {
+            return Err(format!("peer {id}: rx_packets {}, expected {id}", st.rx_packets));
+        }
+    }
+    datapath::pump();
+    let l2 = datapath::ledger(NIC2);
+    if l2.owed() != 0 || !l2.failed.is_empty() {
+        return Err(format!("NIC 2 ledger: {l2:?}"));
+    }
+    finish(machine, r)?;
+    Ok(vec![
+        ("peers".into(), 3),
+        ("modules".into(), 2),
+        ("module1_tx".into(), m1.tx_packets),
+        ("module2_tx".into(), m2.tx_packets + 3),
+    ])
+}
+
 /// WSK backpressure: the provider completes no send, so the ciphertext buffers run out; the worker
 /// stops and the originals left in the queue are deep-copied ("transport not ready") and completed.
 /// When the link drains, the tick sends the copies: every packet arrives, byte for byte.
@@ -782,5 +1096,6 @@ pub fn tests() -> Vec<Test> {
         t("rdcofilter.power_d3_d0_traffic", power),
         t("rdcofilter.surprise_removal_in_flight", surprise_removal),
         t("rdcofilter.alloc_failure_each_site", alloc_failure_each_site),
+        t("rdcofilter.three_peers_routes_two_modules", three_peers_routes),
     ]
 }

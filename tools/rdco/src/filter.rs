@@ -13,9 +13,9 @@ use uapi::ovpn::{
 };
 use uapi::rdco_filter::hold_policy as o;
 use uapi::rdco_filter::{
-    RdcoAddPeer, RdcoEvent, RdcoFilterIoctl, RdcoHoldPolicy, RdcoKeepalive, RdcoNewKey, RdcoPeerRef,
-    RdcoPrefix, RdcoSetPolicy, RdcoStats, ALL_PEERS, HOLD_BUDGET_MS, HOLD_BUDGET_NBLS, HOLD_CEILING_BYTES,
-    HOLD_COPY_MAX_AGE_MS,
+    RdcoAddPeer, RdcoEvent, RdcoFilterIoctl, RdcoHoldPolicy, RdcoKeepalive, RdcoModuleList, RdcoNewKey,
+    RdcoPeerRef, RdcoPeerRoutes, RdcoPrefix, RdcoSetPolicy, RdcoStats, RdcoStatsQuery, ALL_PEERS,
+    HOLD_BUDGET_MS, HOLD_BUDGET_NBLS, HOLD_CEILING_BYTES, HOLD_COPY_MAX_AGE_MS,
 };
 use uapi::Wire;
 
@@ -47,12 +47,17 @@ enum FilterCommand {
     /// The hold policy (when diverted NBLs stop being held and are deep-copied).
     #[command(subcommand)]
     Hold(HoldCommand),
-    /// Print a peer's statistics, or the module's.
+    /// Print a peer's statistics, one module's, or the driver-wide totals.
     Stats {
-        /// Peer id; omitted: the whole module.
-        #[arg(long, value_name = "N")]
+        /// Peer id; omitted: the driver-wide totals (or the module of --module).
+        #[arg(long, value_name = "N", conflicts_with = "module")]
         peer_id: Option<u32>,
+        /// The module above the NIC with this interface index (see `rdco filter modules`).
+        #[arg(long, value_name = "IFINDEX", value_parser = clap::value_parser!(u32).range(1..))]
+        module: Option<u32>,
     },
+    /// List the filter's modules (one per NIC it is attached to): IfIndex, state, LUID, NIC name.
+    Modules,
     /// Wait for events and print one per line.
     Events {
         /// How many events to read before exiting.
@@ -94,6 +99,14 @@ enum PeerCommand {
     Del {
         #[arg(long, value_name = "N")]
         peer_id: u32,
+    },
+    /// Set the inner prefixes routed to a peer (replacing its routes; none: remove them), e.g.
+    /// `rdco filter peer routes --peer-id 2 10.2.0.0/16 fd00:2::/64`. The longest prefix wins.
+    Routes {
+        #[arg(long, value_name = "N")]
+        peer_id: u32,
+        #[arg(value_name = "PREFIX")]
+        prefixes: Vec<String>,
     },
 }
 
@@ -541,6 +554,21 @@ fn print_stats(out: &[u8]) -> Result<(), Fail> {
     Ok(())
 }
 
+/// One line per module: `module IFINDEX state STATE luid 0xLUID name NAME`.
+fn print_modules(out: &[u8]) -> Result<(), Fail> {
+    let list = RdcoModuleList::parse(out).map_err(|e| Fail(format!("bad module list reply: {e}")))?;
+    for m in list.modules() {
+        let state = match m.state {
+            uapi::rdco_filter::module_state::RUNNING => "running",
+            uapi::rdco_filter::module_state::PAUSING => "pausing",
+            _ => "paused",
+        };
+        let name = String::from_utf16_lossy(m.name());
+        println!("module {} state {state} luid {:#x} name {name}", m.if_index, m.net_luid);
+    }
+    Ok(())
+}
+
 fn print_hold(out: &[u8]) -> Result<(), Fail> {
     // The driver reports its policy as it is: read the fields without the SET range check.
     let field = |at: usize| -> Result<u32, Fail> {
@@ -615,6 +643,13 @@ pub fn run(args: &FilterArgs) -> Result<(), Fail> {
             });
             Some((I::AddPeer, encode(&RdcoAddPeer { peer_id: peer_id(*id)?, local, remote: *remote })))
         }
+        FilterCommand::Peer(PeerCommand::Routes { peer_id: id, prefixes }) => {
+            let parsed = prefixes.iter().map(|p| parse_prefix(p)).collect::<Result<Vec<_>, _>>()?;
+            let routes = RdcoPeerRoutes::new(peer_id(*id)?, &parsed).map_err(|_| {
+                Fail(format!("at most {} prefixes per peer", uapi::rdco_filter::MAX_PEER_ROUTES))
+            })?;
+            Some((I::SetPeerRoutes, encode(&routes)))
+        }
         FilterCommand::Peer(PeerCommand::Del { peer_id: id }) => {
             Some((I::DelPeer, encode(&RdcoPeerRef { peer_id: peer_id(*id)? })))
         }
@@ -633,13 +668,15 @@ pub fn run(args: &FilterArgs) -> Result<(), Fail> {
                 mss: *mss,
             }),
         )),
-        FilterCommand::Stats { peer_id: id } => {
+        FilterCommand::Stats { peer_id: id, module } => {
             let id = match id {
                 Some(id) => peer_id(*id)?,
                 None => ALL_PEERS,
             };
-            Some((I::GetStats, encode(&RdcoPeerRef { peer_id: id })))
+            let query = RdcoStatsQuery { peer_id: id, if_index: module.unwrap_or(0) };
+            Some((I::GetStats, encode(&query)))
         }
+        FilterCommand::Modules => Some((I::ListModules, Vec::new())),
         FilterCommand::Hold(HoldCommand::Show) => Some((I::GetHoldPolicy, Vec::new())),
         FilterCommand::Hold(HoldCommand::Set { budget_nbls, budget_ms, ceiling_bytes, copy_max_age_ms }) => {
             let fields = [
@@ -662,7 +699,12 @@ pub fn run(args: &FilterArgs) -> Result<(), Fail> {
     if let Some((ioctl, input)) = request {
         let out = call(dev.as_mut(), ioctl, &input, 0)?.unwrap_or_default();
         if ioctl == I::GetStats {
+            if let FilterCommand::Stats { module: Some(m), .. } = &args.command {
+                println!("module {m}");
+            }
             print_stats(&out)?;
+        } else if ioctl == I::ListModules {
+            print_modules(&out)?;
         } else if ioctl == I::GetHoldPolicy {
             print_hold(&out)?;
         }
