@@ -29,9 +29,9 @@ use crate::txq::SendCtx;
 pub(crate) const PERIOD_MS: i32 = 1000;
 /// Ping buffers (pings in flight at once).
 pub(crate) const PING_BUFFERS: usize = 8;
-/// Bytes per pool buffer: a control packet (at most [`crate::control::MAX_CONTROL_PACKET`]); a sealed
-/// 16-byte ping plus the AEAD overhead fits easily.
-const PING_SIZE: usize = crate::control::MAX_CONTROL_PACKET;
+/// Bytes per pool buffer: a control packet (at most [`crate::control::MAX_CONTROL_PACKET`]) behind the
+/// TCP length prefix; a sealed 16-byte ping plus the AEAD overhead fits easily.
+const PING_SIZE: usize = crate::control::MAX_CONTROL_PACKET + crate::tcp::FRAME_HEADROOM;
 
 const FREE: u8 = 0;
 const BUSY: u8 = 1;
@@ -212,10 +212,12 @@ fn send_ping(ctx: &DeviceContext, peer: u32, now: datapath::Instant) {
     };
     // SAFETY: buffer `index` is ours (state BUSY) until its completion.
     let out = unsafe { core::slice::from_raw_parts_mut(block.wrapping_add(index * PING_SIZE), PING_SIZE) };
+    let headroom = ctx.transport.headroom();
     let sealed = {
         let mut t = ctx.tunnel.lock();
         let to = t.peer_info(peer).map(|i| crate::transport::wsk_addr(&i.remote));
-        let s = t.peers().peer_mut(peer).and_then(|p| p.seal_keepalive(now, out).ok());
+        let sealed_at = out.get_mut(headroom..).unwrap_or_default();
+        let s = t.peers().peer_mut(peer).and_then(|p| p.seal_keepalive(now, sealed_at).ok());
         if let Some(s) = &s {
             t.count_link(peer, 0, s.len as u64);
         }
@@ -227,8 +229,12 @@ fn send_ping(ctx: &DeviceContext, peer: u32, now: datapath::Instant) {
         ping_done(ctx, index);
         return;
     };
+    let Some(framed) = crate::tcp::frame(out, headroom, s.len) else {
+        ping_done(ctx, index);
+        return;
+    };
     // SAFETY: the MDL describes the ping buffer, untouched until the completion frees it.
-    let Ok(buffer) = (unsafe { SendBuffer::new(mdl, 0, s.len) }) else {
+    let Ok(buffer) = (unsafe { SendBuffer::new(mdl, 0, framed) }) else {
         ping_done(ctx, index);
         return;
     };
@@ -270,13 +276,15 @@ pub(crate) fn send_control(
         .ok_or(STATUS_DEVICE_BUSY)?;
     // SAFETY: buffer `index` is ours (state BUSY) until its completion.
     let out = unsafe { core::slice::from_raw_parts_mut(block.wrapping_add(index * PING_SIZE), PING_SIZE) };
-    if let Some(dst) = out.get_mut(..packet.len()) {
+    let headroom = ctx.transport.headroom();
+    if let Some(dst) = out.get_mut(headroom..headroom + packet.len()) {
         dst.copy_from_slice(packet);
     }
+    let framed = crate::tcp::frame(out, headroom, packet.len()).unwrap_or(packet.len());
     // SAFETY: written only at start/stop.
     let mdl = unsafe { (*ctx.keepalive.mdls.get())[index] };
     // SAFETY: the MDL describes the buffer, untouched until the completion frees it.
-    let buffer = match unsafe { SendBuffer::new(mdl, 0, packet.len()) } {
+    let buffer = match unsafe { SendBuffer::new(mdl, 0, framed) } {
         Ok(b) => b,
         Err(status) => {
             ping_done(ctx, index);

@@ -7,6 +7,7 @@ pub mod filter_two_hosts;
 mod load;
 pub mod miniport;
 mod miniport_control;
+mod miniport_tcp;
 pub(crate) mod netcx;
 mod scenarios;
 mod traffic;
@@ -30,6 +31,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(miniport_control::tests());
     tests.extend(filter_send::tests());
     tests.extend(miniport::tests());
+    tests.extend(miniport_tcp::tests());
     tests.extend(filter_two_hosts::tests());
     tests.extend(two_hosts_miniport::tests());
     tests.extend(verifier::tests());
