@@ -257,7 +257,7 @@ pub(crate) fn send_control(
     packet: &[u8],
 ) -> Result<(), kernel::ffi::ntos::NTSTATUS> {
     use kernel::ffi::ntos::{STATUS_DEVICE_BUSY, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_BUFFER_SIZE};
-    if packet.is_empty() || packet.len() > PING_SIZE {
+    if packet.is_empty() || packet.len() > crate::control::MAX_CONTROL_PACKET {
         return Err(STATUS_INVALID_BUFFER_SIZE);
     }
     if !ctx.transport.is_open() {
