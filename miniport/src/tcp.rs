@@ -19,7 +19,8 @@
 //!   ([`TcpCounters::straddled`]).
 //! * **Stream errors**: a zero-length record or one longer than [`MAX_RECORD`] means the stream is out
 //!   of sync (ovpn-dco-win resets its TCP state on the same two conditions). The connection is dropped:
-//!   nothing more of it is processed, the reason is counted, and user mode learns it like a peer's
+//!   the socket resets it (an abortive `WskDisconnect`, issued by the wrapper when the receiver returns
+//!   false), nothing more of it is processed, the reason is counted, and user mode learns it like a peer's
 //!   close or reset (`WskDisconnectEvent`, [`on_disconnect`]): the pending (or next) `ReadFile` fails
 //!   with `STATUS_CONNECTION_DISCONNECTED`, as after a keepalive timeout. (ovpn-dco-win completes a read
 //!   that is already pending with `STATUS_CONNECTION_ABORTED` in `OvpnSocketTcpDisconnectEvent` and
@@ -282,8 +283,8 @@ pub(crate) struct StreamRx {
 }
 
 impl StreamReceiver for StreamRx {
-    fn on_data(&self, data: StreamData<'_>) {
-        on_data(self.ctx, &data);
+    fn on_data(&self, data: StreamData<'_>) -> bool {
+        on_data(self.ctx, &data)
     }
     fn on_disconnect(&self, _abortive: bool) {
         on_disconnect(self.ctx);
@@ -294,15 +295,16 @@ impl StreamReceiver for StreamRx {
 pub(crate) type TcpSock = TcpSocket<StreamRx, crate::transport::TxDone>;
 
 /// `WskReceiveEvent`. IRQL <= DISPATCH_LEVEL. Deframes, opens and delivers every complete record.
-pub(crate) fn on_data(ctx: &DeviceContext, data: &StreamData<'_>) {
+/// Returns false when the stream broke (the socket then resets the connection).
+pub(crate) fn on_data(ctx: &DeviceContext, data: &StreamData<'_>) -> bool {
     let tcp = &ctx.transport.tcp;
     if tcp.broken.load(Ordering::Acquire) {
-        return;
+        return false;
     }
     let from = *tcp.remote.lock();
     let now = crate::now();
     let mut guard = tcp.deframer.lock();
-    let Some(deframer) = guard.as_mut().and_then(|v| v.first_mut()) else { return };
+    let Some(deframer) = guard.as_mut().and_then(|v| v.first_mut()) else { return false };
     let mut failure = None;
     'segments: for segment in data.segments() {
         let mut input = segment;
@@ -338,7 +340,9 @@ pub(crate) fn on_data(ctx: &DeviceContext, data: &StreamData<'_>) {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         stream_lost(ctx);
+        return false;
     }
+    true
 }
 
 /// Copies one record into a pool buffer, opens it there and hands the result on.

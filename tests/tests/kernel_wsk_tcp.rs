@@ -24,15 +24,19 @@ struct Rx {
     /// (indications, segments) per receive event.
     shapes: Mutex<Vec<(usize, usize)>>,
     disconnects: Mutex<Vec<bool>>,
+    /// Refuse the stream (return false) once this many bytes arrived.
+    refuse_after: Mutex<Option<usize>>,
 }
 
 impl StreamReceiver for Rx {
-    fn on_data(&self, data: StreamData<'_>) {
+    fn on_data(&self, data: StreamData<'_>) -> bool {
         let segments: Vec<&[u8]> = data.segments().collect();
         let bytes = segments.concat();
         assert_eq!(bytes.len(), data.len());
         self.shapes.lock().unwrap().push((data.indications(), segments.len()));
-        self.bytes.lock().unwrap().extend_from_slice(&bytes);
+        let mut all = self.bytes.lock().unwrap();
+        all.extend_from_slice(&bytes);
+        !self.refuse_after.lock().unwrap().is_some_and(|n| all.len() >= n)
     }
     fn on_disconnect(&self, abortive: bool) {
         self.disconnects.lock().unwrap().push(abortive);
@@ -225,4 +229,34 @@ fn peer_reset_is_an_abortive_disconnect_and_irp_pool_is_bounded() {
     close(id, s);
     as_driver(id, || drop(c));
     assert_eq!(names(machine), Vec::<&str>::new());
+}
+
+#[test]
+fn a_refused_stream_is_reset_and_sends_are_refused() {
+    let (machine, id) = boot();
+    let c = client(id);
+    let (l, remote) = listener();
+    let s = connect(id, &c, remote, 2).expect("connected");
+    let mut peer = accept(&l);
+    *s.receiver().refuse_after.lock().unwrap() = Some(10);
+    peer.write_all(&[1u8; 10]).unwrap();
+    wait("the refusal", || s.is_disconnected());
+    // The reset reaches the peer: its read ends (EOF or reset), and later bytes are never indicated.
+    let mut scratch = [0u8; 16];
+    let ended = matches!(peer.read(&mut scratch), Ok(0) | Err(_));
+    assert!(ended, "the peer's stream is still open");
+    let _ = peer.write_all(&[2u8; 10]);
+    sim::pump_until(Duration::from_millis(100), || false);
+    assert_eq!(received(&s), vec![1u8; 10]);
+    assert!(
+        s.receiver().disconnects.lock().unwrap().is_empty(),
+        "the receiver's own reset is not reported back"
+    );
+    let (b, sb) = buf(b"late");
+    let refused = as_driver(id, || s.send(sb, 9)).unwrap_err();
+    assert_eq!(refused.status, STATUS_INVALID_DEVICE_STATE);
+    drop(b);
+    close(id, s);
+    as_driver(id, || drop(c));
+    assert_eq!(names(machine), Vec::<&str>::new(), "the abort IRP completed and was freed");
 }

@@ -142,6 +142,20 @@ impl TcpPeer {
         Ok(())
     }
 
+    /// Whether the miniport ended the connection (the peer reads end of stream or a reset).
+    fn stream_ended(&mut self) -> bool {
+        let Some(s) = self.stream.as_mut() else { return true };
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+
     /// Reads what arrived, deframes and opens it: inner data packets (pings and control kept aside).
     fn receive(&mut self) -> Result<Vec<Vec<u8>>, String> {
         let mut raw = Vec::new();
@@ -475,8 +489,9 @@ fn tcp_connect_refused(m: &mut Machine) -> Outcome {
     Ok(vec![("refused_status".into(), u64::from(STATUS_CONNECTION_REFUSED.cast_unsigned()))])
 }
 
-/// A zero-length record and a record over the maximum: the stream is dropped (nothing after it is
-/// processed), the reason counted, and the pended read completes with `STATUS_CONNECTION_DISCONNECTED`.
+/// A zero-length record and a record over the maximum: the connection is dropped (the miniport resets
+/// it and processes nothing after the bad record), the reason counted, and the pended read completes
+/// with `STATUS_CONNECTION_DISCONNECTED`.
 fn tcp_malformed_stream(m: &mut Machine) -> Outcome {
     let mut out = Vec::new();
     for (name, bad) in [
@@ -513,6 +528,12 @@ fn tcp_malformed_stream(m: &mut Machine) -> Outcome {
         ensure(netcx::stack_received().is_empty(), || {
             format!("{name}: a record after the bad one was delivered")
         })?;
+        let mut ended = false;
+        wsk::pump_until(Duration::from_secs(2), || {
+            ended = r.peer.stream_ended();
+            ended
+        });
+        ensure(ended, || format!("{name}: the miniport did not reset the connection"))?;
         let t = tcp_counters(&r)?;
         let counted = if name == "zero_length" { t.zero_length } else { t.too_long };
         ensure(counted == 1 && t.records == 1, || format!("{name}: {t:?}"))?;

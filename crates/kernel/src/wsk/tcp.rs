@@ -55,8 +55,10 @@ use crate::pool::PoolBox;
 /// Receives a connection's byte stream.
 pub trait StreamReceiver: Send + Sync {
     /// Called at IRQL <= DISPATCH_LEVEL with the next bytes of the stream, in order. Every byte is
-    /// consumed: what the receiver keeps it copies before returning. Must not block or panic.
-    fn on_data(&self, data: StreamData<'_>);
+    /// consumed: what the receiver keeps it copies before returning. Returns false when the stream is
+    /// unusable (out of sync): the socket then resets the connection (an abortive `WskDisconnect`),
+    /// sends are refused and no more data is indicated. Must not block or panic.
+    fn on_data(&self, data: StreamData<'_>) -> bool;
     /// Called once, at IRQL <= DISPATCH_LEVEL, when the peer closed (`abortive == false`) or reset
     /// (`abortive == true`) the connection. Must not block or panic.
     fn on_disconnect(&self, abortive: bool);
@@ -152,8 +154,12 @@ struct TcpInner<R: StreamReceiver, C: SendCompletion> {
     delivering: AtomicUsize,
     closing: AtomicBool,
     disconnected: AtomicBool,
+    /// The receiver asked for a reset: the abortive disconnect was issued (once).
+    aborted: AtomicBool,
     slots: PoolArray<TcpSlot<C::Context>>,
     control_irp: *mut IRP,
+    /// The IRP of the one abortive disconnect (counted in `in_flight` while WSK holds it).
+    abort_irp: *mut IRP,
     control_event: UnsafeCell<MaybeUninit<KEVENT>>,
 }
 
@@ -222,6 +228,25 @@ impl<R: StreamReceiver, C: SendCompletion> TcpInner<R, C> {
         unsafe { irp_result(irp) }
     }
 
+    /// Resets the connection once (abortive `WskDisconnect` on the preallocated abort IRP). IRQL <=
+    /// DISPATCH_LEVEL.
+    fn abort(&self) {
+        self.disconnected.store(true, Ordering::Release);
+        if self.aborted.swap(true, Ordering::AcqRel) || self.abort_irp.is_null() {
+            return;
+        }
+        let Some(disconnect) = self.dispatch().and_then(|d| d.WskDisconnect) else { return };
+        let socket = self.socket.load(Ordering::Acquire);
+        let context: *mut c_void = core::ptr::from_ref(&self.in_flight).cast_mut().cast();
+        // SAFETY: our IRP, fresh from IoAllocateIrp and used only here, once; one stack location.
+        unsafe {
+            IoSetCompletionRoutine(self.abort_irp, Some(tcp_abort_complete), context, true, true, true)
+        };
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        // SAFETY: IRQL <= DISPATCH_LEVEL; an open socket (the close waits for `in_flight`); no buffer.
+        let _ = unsafe { disconnect(socket, null_mut(), WSK_FLAG_ABORTIVE, self.abort_irp) };
+    }
+
     /// `SO_WSK_EVENT_CALLBACK` with `mask`. PASSIVE_LEVEL.
     fn set_events(&self, mask: u32) -> NTSTATUS {
         let socket = self.socket.load(Ordering::Acquire);
@@ -258,6 +283,19 @@ unsafe extern "system" fn tcp_control_complete(
 ) -> NTSTATUS {
     // SAFETY: the context is the socket's KEVENT, initialised and alive while the operation runs.
     let _ = unsafe { KeSetEvent(context.cast(), 0, FALSE) };
+    STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// Completion routine of the abort IRP: the socket's close may go on. IRQL <= DISPATCH_LEVEL.
+unsafe extern "system" fn tcp_abort_complete(
+    _device: *mut DEVICE_OBJECT,
+    _irp: *mut IRP,
+    context: *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: the context is the socket's in-flight counter; the socket waits for it to reach zero
+    // before it frees anything.
+    let in_flight = unsafe { &*context.cast::<AtomicUsize>().cast_const() };
+    in_flight.fetch_sub(1, Ordering::AcqRel);
     STATUS_MORE_PROCESSING_REQUIRED
 }
 
@@ -302,16 +340,14 @@ unsafe extern "system" fn receive_event<R: StreamReceiver, C: SendCompletion>(
         }
         return STATUS_SUCCESS;
     }
-    if inner.closing.load(Ordering::Acquire) {
+    if inner.closing.load(Ordering::Acquire) || inner.aborted.load(Ordering::Acquire) {
         return STATUS_SUCCESS;
     }
     inner.delivering.fetch_add(1, Ordering::AcqRel);
-    inner.receiver.on_data(StreamData {
-        head: indication,
-        len: bytes_indicated,
-        flags,
-        _borrow: PhantomData,
-    });
+    let data = StreamData { head: indication, len: bytes_indicated, flags, _borrow: PhantomData };
+    if !inner.receiver.on_data(data) {
+        inner.abort();
+    }
     inner.delivering.fetch_sub(1, Ordering::AcqRel);
     STATUS_SUCCESS
 }
@@ -395,8 +431,10 @@ impl<R: StreamReceiver, C: SendCompletion> TcpSocket<R, C> {
                 delivering: AtomicUsize::new(0),
                 closing: AtomicBool::new(false),
                 disconnected: AtomicBool::new(false),
+                aborted: AtomicBool::new(false),
                 slots,
                 control_irp: null_mut(),
+                abort_irp: null_mut(),
                 control_event: UnsafeCell::new(MaybeUninit::zeroed()),
             },
             POOL_TAG,
@@ -415,6 +453,11 @@ impl<R: StreamReceiver, C: SendCompletion> TcpSocket<R, C> {
         // SAFETY: PASSIVE_LEVEL; one stack location is all a WSK client needs.
         inner.control_irp = unsafe { IoAllocateIrp(1, FALSE) };
         if inner.control_irp.is_null() {
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        }
+        // SAFETY: as above.
+        inner.abort_irp = unsafe { IoAllocateIrp(1, FALSE) };
+        if inner.abort_irp.is_null() {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         }
         for slot in inner.slots.as_mut_slice() {
@@ -522,7 +565,8 @@ impl<R: StreamReceiver, C: SendCompletion> TcpSocket<R, C> {
         self.inner.in_flight.load(Ordering::Acquire)
     }
 
-    /// Whether the peer closed or reset the connection (the disconnect event ran).
+    /// Whether the connection is over: the peer closed or reset it (the disconnect event ran), or the
+    /// receiver asked for a reset.
     pub fn is_disconnected(&self) -> bool {
         self.inner.disconnected.load(Ordering::Acquire)
     }
@@ -631,10 +675,12 @@ impl<R: StreamReceiver, C: SendCompletion> TcpSocket<R, C> {
                 slot.irp = null_mut();
             }
         }
-        if !inner.control_irp.is_null() {
-            // SAFETY: as above.
-            unsafe { IoFreeIrp(inner.control_irp) };
-            inner.control_irp = null_mut();
+        for irp in [&mut inner.control_irp, &mut inner.abort_irp] {
+            if !irp.is_null() {
+                // SAFETY: our IRP, not in flight (`in_flight` is zero).
+                unsafe { IoFreeIrp(*irp) };
+                *irp = null_mut();
+            }
         }
         Ok(())
     }

@@ -20,7 +20,9 @@
 //!   (`sim.not_simulated`); `WskRelease` of a data indication is therefore always `wsk.release_unknown`.
 //! * End of stream from the peer calls `WskDisconnectEvent(0)`, a reset `WskDisconnectEvent(WSK_FLAG_ABORTIVE)`,
 //!   once, at `DISPATCH_LEVEL`; sends after that fail with `STATUS_CONNECTION_DISCONNECTED`.
-//! * `WskDisconnect` shuts the sending side (`WSK_FLAG_ABORTIVE`: both); `WskCloseSocket` resets.
+//! * `WskDisconnect` shuts the sending side; with `WSK_FLAG_ABORTIVE` both sides (the host's stack then
+//!   ends the stream with a FIN, not an RST: `std` cannot set `SO_LINGER` 0). `WskCloseSocket` does the
+//!   same and forgets the socket.
 //!
 //! The IRQL, IRP and socket-lifetime rules are the datagram sockets' (`wsk.dispatch_irql`,
 //! `wsk.irp_misuse`, `wsk.irp_completed_twice`, `wsk.socket_leak_at_unload`).
