@@ -658,7 +658,8 @@ extern "system" {
 // `ns-wsk-_wsk_provider_connection_dispatch`, `nc-wsk-pfn_wsk_receive_event`,
 // `nc-wsk-pfn_wsk_disconnect_event`, `nc-wsk-pfn_wsk_connect`, `nc-wsk-pfn_wsk_send`,
 // `nc-wsk-pfn_wsk_disconnect`, `nc-wsk-pfn_wsk_release_data_indication_list`); the same order is what
-// ovpn-dco-win's `socket.cpp` initialises (`{ receive, disconnect, NULL }`).
+// ovpn-dco-win's `socket.cpp` initialises (`{ receive, disconnect, NULL }`). Wine 8.0's `ddk/wsk.h`
+// has both tables too; `tests/wine_layout.rs` checks the client table's size and both tables' offsets.
 
 /// `PFN_WSK_RECEIVE_EVENT`. IRQL <= DISPATCH_LEVEL. `data_indication` null means the socket is no
 /// longer functional; return `STATUS_SUCCESS` (consumed, `*bytes_accepted` = what was taken, all by
