@@ -1103,6 +1103,16 @@ impl Tunnel {
         Ok(ControlSend { to, offset, len })
     }
 
+    /// The stream transport (TCP) is gone: the peer closed or reset the connection, or its framing broke.
+    /// As after a client-mode keepalive timeout, the pending (or next) `ReadFile` fails with
+    /// `STATUS_CONNECTION_DISCONNECTED`, once; the glue then retries its parked reads. IRQL <=
+    /// DISPATCH_LEVEL.
+    pub fn transport_lost(&mut self) {
+        if self.mode == OvpnMode::P2p && !self.info.is_empty() {
+            self.disconnect_pending = true;
+        }
+    }
+
     /// The data path received a control packet from `from`: queues it for `ReadFile` (server mode with
     /// `from` as a `SOCKADDR_IN`/`SOCKADDR_IN6` prefix). A full queue or an oversized packet drops it and
     /// counts `LostInControlPackets` (`STATUS_INSUFFICIENT_RESOURCES` / `STATUS_INVALID_BUFFER_SIZE`).

@@ -216,7 +216,7 @@ pub(crate) fn context_of(object: *mut c_void) -> Option<&'static DeviceContext> 
 unsafe extern "system" fn evt_device_cleanup(device: WDFOBJECT) {
     let Some(ctx) = context_of(device.cast()) else { return };
     ctx.keepalive.stop();
-    ctx.rx.drop_queued();
+    ctx.rx.drop_queued(ctx);
     ctx.rx.flush_releases(ctx);
     crate::transport::close(ctx);
     if ctx.transport.holds_context() {

@@ -41,8 +41,9 @@ const POOL_BUFFERS: usize = CONTROL_BUFFERS + PING_BUFFERS;
 const PING_SLOT: usize = 128;
 /// Bytes of the pool's one block.
 const POOL_BYTES: usize = CONTROL_BUFFERS * PING_SIZE + PING_BUFFERS * PING_SLOT;
-/// Bytes per control buffer: a control packet (at most [`crate::control::MAX_CONTROL_PACKET`]).
-const PING_SIZE: usize = crate::control::MAX_CONTROL_PACKET;
+/// Bytes per control buffer: a control packet (at most [`crate::control::MAX_CONTROL_PACKET`]) behind the
+/// TCP length prefix (the ping slot's 128 bytes hold a sealed ping plus the prefix).
+const PING_SIZE: usize = crate::control::MAX_CONTROL_PACKET + crate::tcp::FRAME_HEADROOM;
 
 const FREE: u8 = 0;
 const BUSY: u8 = 1;
@@ -243,10 +244,12 @@ fn send_ping(ctx: &DeviceContext, peer: u32, now: datapath::Instant) {
     let (offset, len) = slot(index);
     // SAFETY: buffer `index` is ours (state BUSY) until its completion.
     let out = unsafe { core::slice::from_raw_parts_mut(block.wrapping_add(offset), len) };
+    let headroom = ctx.transport.headroom();
     let sealed = {
         let mut t = ctx.tunnel.lock();
         let to = t.peer_info(peer).map(|i| crate::transport::wsk_addr(&i.remote));
-        let s = t.peers().peer_mut(peer).and_then(|p| p.seal_keepalive(now, out).ok());
+        let sealed_at = out.get_mut(headroom..).unwrap_or_default();
+        let s = t.peers().peer_mut(peer).and_then(|p| p.seal_keepalive(now, sealed_at).ok());
         if let Some(s) = &s {
             t.count_link(peer, 0, s.len as u64);
         }
@@ -258,8 +261,12 @@ fn send_ping(ctx: &DeviceContext, peer: u32, now: datapath::Instant) {
         ping_done(ctx, index);
         return;
     };
+    let Some(framed) = crate::tcp::frame(out, headroom, s.len) else {
+        ping_done(ctx, index);
+        return;
+    };
     // SAFETY: the MDL describes the ping buffer, untouched until the completion frees it.
-    let Ok(buffer) = (unsafe { SendBuffer::new(mdl, 0, s.len) }) else {
+    let Ok(buffer) = (unsafe { SendBuffer::new(mdl, 0, framed) }) else {
         ping_done(ctx, index);
         return;
     };
@@ -282,7 +289,7 @@ pub(crate) fn send_control(
     packet: &[u8],
 ) -> Result<(), kernel::ffi::ntos::NTSTATUS> {
     use kernel::ffi::ntos::{STATUS_DEVICE_BUSY, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_BUFFER_SIZE};
-    if packet.is_empty() || packet.len() > PING_SIZE {
+    if packet.is_empty() || packet.len() > crate::control::MAX_CONTROL_PACKET {
         return Err(STATUS_INVALID_BUFFER_SIZE);
     }
     if !ctx.transport.is_open() {
@@ -297,13 +304,15 @@ pub(crate) fn send_control(
     let (offset, len) = slot(index);
     // SAFETY: buffer `index` is ours (state BUSY) until its completion.
     let out = unsafe { core::slice::from_raw_parts_mut(block.wrapping_add(offset), len) };
-    if let Some(dst) = out.get_mut(..packet.len()) {
+    let headroom = ctx.transport.headroom();
+    if let Some(dst) = out.get_mut(headroom..headroom + packet.len()) {
         dst.copy_from_slice(packet);
     }
+    let framed = crate::tcp::frame(out, headroom, packet.len()).unwrap_or(packet.len());
     // SAFETY: written only at start/stop.
     let mdl = unsafe { (*ctx.keepalive.mdls.get())[index] };
     // SAFETY: the MDL describes the buffer, untouched until the completion frees it.
-    let buffer = match unsafe { SendBuffer::new(mdl, 0, packet.len()) } {
+    let buffer = match unsafe { SendBuffer::new(mdl, 0, framed) } {
         Ok(b) => b,
         Err(status) => {
             ping_done(ctx, index);

@@ -12,6 +12,7 @@ mod device;
 pub mod ioctl;
 mod keepalive;
 mod rxq;
+mod tcp;
 mod transport;
 mod txq;
 
@@ -167,6 +168,39 @@ pub mod test_hooks {
         if let Some(c) = ctx(device) {
             crate::keepalive::poll(c);
         }
+    }
+
+    /// The TCP transport's counters, as plain numbers (`tcp::TcpCounters`), and the TCP Rx pool
+    /// buffers out now.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TcpCounters {
+        pub records: u64,
+        pub straddled: u64,
+        pub copied_records: u64,
+        pub copied_bytes: u64,
+        pub zero_length: u64,
+        pub too_long: u64,
+        pub disconnects: u64,
+        pub pool_exhausted: u64,
+        pub buffers_out: u64,
+    }
+
+    /// TEST HOOK: the TCP transport's counters.
+    pub fn tcp_counters(device: usize) -> Option<TcpCounters> {
+        use core::sync::atomic::Ordering::Relaxed;
+        let t = &ctx(device)?.transport.tcp;
+        let k = &t.counters;
+        Some(TcpCounters {
+            records: k.records.load(Relaxed),
+            straddled: k.straddled.load(Relaxed),
+            copied_records: k.copied_records.load(Relaxed),
+            copied_bytes: k.copied_bytes.load(Relaxed),
+            zero_length: k.zero_length.load(Relaxed),
+            too_long: k.too_long.load(Relaxed),
+            disconnects: k.disconnects.load(Relaxed),
+            pool_exhausted: k.pool_exhausted.load(Relaxed),
+            buffers_out: t.buffers_out() as u64,
+        })
     }
 
     /// TEST HOOK: the data path's counters.

@@ -56,16 +56,43 @@ const MAX_RX_FRAGMENTS: usize = 8;
 /// Scratch for datagrams that span several MDLs (an MTU-sized packet plus overhead).
 const LINEAR_SIZE: usize = 2048;
 
+/// What an Rx packet lends: a retained WSK datagram (UDP), or a TCP Rx pool buffer holding one
+/// record opened in place (`crate::tcp`), which goes back to its pool instead of to WSK.
+pub(crate) enum RxBuf {
+    Wsk(Datagram),
+    Tcp(crate::tcp::PoolRef),
+}
+
+impl RxBuf {
+    fn parts(&self) -> kernel::wsk::BufferParts {
+        match self {
+            RxBuf::Wsk(d) => d.buffer(),
+            RxBuf::Tcp(p) => p.parts(),
+        }
+    }
+}
+
+/// Gives a buffer back: a datagram joins the release batch, a pool buffer returns to its pool.
+fn release(ctx: &DeviceContext, inner: &mut RxInner, buffer: RxBuf) {
+    match buffer {
+        RxBuf::Wsk(d) => {
+            inner.releases.push(d);
+            inner.pending_releases += 1;
+        }
+        RxBuf::Tcp(p) => crate::tcp::give_back(ctx, p),
+    }
+}
+
 /// An opened datagram waiting for the ring: plaintext at `start .. start + len` of its bytes.
 struct Ready {
-    datagram: Datagram,
+    datagram: RxBuf,
     start: usize,
     len: usize,
 }
 
 /// A datagram lent to the OS; `fragments` return callbacks still to come.
 struct Lent {
-    datagram: Datagram,
+    datagram: RxBuf,
     fragments: u16,
 }
 
@@ -138,12 +165,11 @@ impl RxState {
     }
 
     /// Releases the datagrams waiting for the ring. IRQL <= DISPATCH_LEVEL.
-    pub(crate) fn drop_queued(&self) {
+    pub(crate) fn drop_queued(&self, ctx: &DeviceContext) {
         let mut g = self.inner.lock();
         if let Some(inner) = g.as_mut() {
             while let Some(r) = inner.ready.pop_front() {
-                inner.releases.push(r.datagram);
-                inner.pending_releases += 1;
+                release(ctx, inner, r.datagram);
             }
         }
     }
@@ -214,7 +240,7 @@ pub(crate) fn on_datagrams(ctx: &DeviceContext, mut chain: DatagramChain<'_>) ->
     for (k, datagram) in retained.enumerate() {
         match verdicts.get(k).copied().flatten() {
             Some((start, len)) if inner.ready.len() < RX_QUEUE_LEN => {
-                inner.ready.push_back(Ready { datagram, start, len });
+                inner.ready.push_back(Ready { datagram: RxBuf::Wsk(datagram), start, len });
                 ctx.counters.rx_opened.fetch_add(1, Ordering::Relaxed);
             }
             Some(_) => {
@@ -285,8 +311,36 @@ fn open_one(
     }
 }
 
+/// Queues a TCP record opened in place in a pool buffer for the Rx ring (as `on_datagrams` does for
+/// datagrams). IRQL <= DISPATCH_LEVEL; takes the Rx lock. Returns false (the caller keeps the buffer)
+/// when no Rx queue takes data or the queue is full (counted as dropped).
+pub(crate) fn push_pool_buffer(
+    ctx: &DeviceContext,
+    buffer: crate::tcp::PoolRef,
+    start: usize,
+    len: usize,
+) -> bool {
+    let accept = ctx.rx.queue.load(Ordering::Acquire) != 0 && !ctx.rx.cancelled.load(Ordering::Acquire);
+    {
+        let mut g = ctx.rx.inner.lock();
+        let Some(inner) = g.as_mut() else { return false };
+        if !accept || inner.ready.len() >= RX_QUEUE_LEN {
+            ctx.counters.rx_dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        inner.ready.push_back(Ready { datagram: RxBuf::Tcp(buffer), start, len });
+        ctx.counters.rx_opened.fetch_add(1, Ordering::Relaxed);
+    }
+    let queue = ctx.rx.queue.load(Ordering::Acquire);
+    if queue != 0 && ctx.rx.notify.swap(false, Ordering::AcqRel) {
+        // SAFETY: our live Rx queue with notification armed.
+        unsafe { netcx::notify(Direction::Rx, queue as NETPACKETQUEUE) };
+    }
+    true
+}
+
 /// Accounts for an opened datagram; returns the plaintext range of a data packet to deliver.
-fn verdict(
+pub(crate) fn verdict(
     ctx: &DeviceContext,
     tunnel: &mut crate::control::Tunnel,
     received: Result<Received, datapath::keys::OpenError>,
@@ -430,7 +484,7 @@ unsafe extern "system" fn evt_cancel(queue: NETPACKETQUEUE) {
     ctx.rx.cancelled.store(true, Ordering::Release);
     ctx.rx.queue.store(0, Ordering::Release);
     ctx.rx.notify.store(false, Ordering::Release);
-    ctx.rx.drop_queued();
+    ctx.rx.drop_queued(ctx);
     ctx.rx.flush_releases(ctx);
 }
 
@@ -468,8 +522,8 @@ struct Piece {
 }
 
 /// The MDLs that `start .. start + len` of `d` touches.
-fn pieces(d: &Datagram, start: usize, len: usize) -> Option<ArrayVec<Piece, MAX_RX_FRAGMENTS>> {
-    let parts = d.buffer();
+fn pieces(d: &RxBuf, start: usize, len: usize) -> Option<ArrayVec<Piece, MAX_RX_FRAGMENTS>> {
+    let parts = d.parts();
     let mut out = ArrayVec::new();
     let mut mdl = parts.mdl;
     let mut skip = parts.offset as usize + start;
@@ -537,8 +591,7 @@ unsafe extern "system" fn evt_advance(queue: NETPACKETQUEUE) {
             pr.BeginIndex = pr.EndIndex;
             fr.BeginIndex = fr.EndIndex;
             while let Some(x) = inner.ready.pop_front() {
-                inner.releases.push(x.datagram);
-                inner.pending_releases += 1;
+                release(ctx, inner, x.datagram);
             }
         } else {
             fill(ctx, inner, &r);
@@ -553,8 +606,7 @@ fn fill(ctx: &DeviceContext, inner: &mut RxInner, r: &RxRing) {
         let Some(pieces) = pieces(&front.datagram, front.start, front.len) else {
             if let Some(x) = inner.ready.pop_front() {
                 ctx.counters.rx_dropped.fetch_add(1, Ordering::Relaxed);
-                inner.releases.push(x.datagram);
-                inner.pending_releases += 1;
+                release(ctx, inner, x.datagram);
             }
             continue;
         };
@@ -623,8 +675,7 @@ pub(crate) unsafe extern "system" fn evt_return_rx_buffer(
         lent.fragments = lent.fragments.saturating_sub(1);
         if lent.fragments == 0 {
             if let Some(done) = entry.take() {
-                inner.releases.push(done.datagram);
-                inner.pending_releases += 1;
+                release(ctx, inner, done.datagram);
                 inner.outstanding = inner.outstanding.saturating_sub(1);
                 inner.free.push(slot as u16);
             }

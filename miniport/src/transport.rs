@@ -7,9 +7,17 @@
 //! the lock and closes it at PASSIVE_LEVEL outside it. A socket whose datagrams are still lent to the OS
 //! cannot close (`STATUS_DEVICE_BUSY`): it parks in `closing` and the close is retried at the next
 //! [`apply`] and at device cleanup (by then every Rx buffer came back).
+//!
+//! A TCP peer (`NEW_PEER` with `OVPN_PROTO_TCP`) gets a connection socket instead
+//! ([`crate::tcp::TcpSock`], `crate::tcp` has the stream's framing and Rx path): [`apply`] connects it
+//! at PASSIVE_LEVEL inside the IOCTL and the request completes with the connect's status (ovpn-dco-win
+//! pends `NEW_PEER` and completes it from `OvpnSocketTcpConnectComplete` with the connect IRP's status,
+//! `socket.cpp`; rdco waits for the same completion instead of pending). A failed connect
+//! (`STATUS_CONNECTION_REFUSED` when nothing listens) fails the request and the glue rolls the
+//! tunnel back to its state before `NEW_PEER` (`Tunnel::rollback`). The TCP socket lives beside the UDP one under its own lock with the same rules.
 use core::net::{IpAddr, SocketAddr as NetAddr};
 
-use kernel::ffi::ntos::{NTSTATUS, STATUS_INVALID_DEVICE_STATE, STATUS_NOT_SUPPORTED};
+use kernel::ffi::ntos::{NTSTATUS, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER};
 use kernel::sync::SpinLock;
 use kernel::wsk::{
     DatagramChain, Receiver, RetainDecision, SendBuffer, SendCompletion, SendError, SocketAddr, SocketConfig,
@@ -59,6 +67,10 @@ pub(crate) struct Transport {
     closing: SpinLock<Option<Socket>>,
     /// A socket that could not close was leaked: its callbacks still reach the device context.
     leaked: core::sync::atomic::AtomicBool,
+    /// The TCP socket (client mode with a TCP peer).
+    tcp_socket: SpinLock<Option<crate::tcp::TcpSock>>,
+    /// The TCP stream's state and Rx pool.
+    pub(crate) tcp: crate::tcp::TcpState,
 }
 
 impl Transport {
@@ -68,6 +80,8 @@ impl Transport {
             socket: SpinLock::new(None),
             closing: SpinLock::new(None),
             leaked: core::sync::atomic::AtomicBool::new(false),
+            tcp_socket: SpinLock::new(None),
+            tcp: crate::tcp::TcpState::new(),
         }
     }
 
@@ -75,6 +89,7 @@ impl Transport {
     /// context, which must then outlive the device (device cleanup leaks it rather than free it).
     pub(crate) fn holds_context(&self) -> bool {
         self.socket.lock().is_some()
+            || self.tcp_socket.lock().is_some()
             || self.closing.lock().is_some()
             || self.leaked.load(core::sync::atomic::Ordering::Acquire)
     }
@@ -88,17 +103,33 @@ impl Transport {
     /// Whether a send IRP is free now (or no socket is open: then nothing waits for one). A ping may
     /// still take the last one first; the send then fails with `STATUS_DEVICE_BUSY` and is dropped.
     pub(crate) fn has_send_slot(&self) -> bool {
+        if let Some(s) = self.tcp_socket.lock().as_ref() {
+            return s.sends_in_flight() < s.send_capacity();
+        }
         self.socket.lock().as_ref().is_none_or(|s| s.sends_in_flight() < s.send_capacity())
     }
 
     /// Whether a socket is open.
     pub(crate) fn is_open(&self) -> bool {
-        self.socket.lock().is_some()
+        self.socket.lock().is_some() || self.tcp_socket.lock().is_some()
+    }
+
+    /// Bytes a sender leaves in front of its packet for the stream's length prefix: 2 with a TCP
+    /// socket, else 0 (see [`crate::tcp::frame`]).
+    pub(crate) fn headroom(&self) -> usize {
+        if self.tcp_socket.lock().is_some() {
+            crate::tcp::FRAME_HEADROOM
+        } else {
+            0
+        }
     }
 
     /// The bound local address of the open socket (read by the tests' hook).
     #[cfg_attr(target_os = "windows", allow(dead_code))]
     pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        if let Some(s) = self.tcp_socket.lock().as_ref() {
+            return Some(s.local_addr());
+        }
         self.with_socket(UdpSocket::local_addr)
     }
 
@@ -109,6 +140,13 @@ impl Transport {
         buffers: &[SendBuffer],
         context: SendCtx,
     ) -> Result<(), SendError<SendCtx>> {
+        if let Some(s) = self.tcp_socket.lock().as_ref() {
+            // One framed packet per WskSend (the caller wrote the prefix into its headroom).
+            return match buffers {
+                [one] => s.send(*one, context),
+                _ => Err(SendError { status: STATUS_INVALID_PARAMETER, context }),
+            };
+        }
         let guard = self.socket.lock();
         match guard.as_ref() {
             Some(s) if buffers.len() == 1 && !s.supports_send_messages() => {
@@ -130,7 +168,8 @@ pub(crate) fn wsk_addr(a: &NetAddr) -> SocketAddr {
 
 /// Applies the transport and link effects of a control request. PASSIVE_LEVEL. Returns the bound local
 /// address when a socket was opened (the glue writes the port of `Listen` into the reply).
-/// `STATUS_NOT_SUPPORTED` for a TCP peer (not built yet); the WSK statuses of registration and bind.
+/// The WSK statuses of registration, bind and (TCP) connect; a failed TCP connect also undoes the
+/// `NEW_PEER` in the tunnel.
 pub(crate) fn apply(ctx: &'static DeviceContext, effects: &Effects) -> Result<Option<SocketAddr>, NTSTATUS> {
     retry_close(ctx);
     if effects.close_transport {
@@ -139,7 +178,23 @@ pub(crate) fn apply(ctx: &'static DeviceContext, effects: &Effects) -> Result<Op
     let mut bound = None;
     if let Some(request) = effects.open_transport {
         let local = match request {
-            TransportRequest::Connect { proto: OvpnProto::Tcp, .. } => return Err(STATUS_NOT_SUPPORTED),
+            TransportRequest::Connect { proto: OvpnProto::Tcp, local, remote } => {
+                close(ctx);
+                let connected = open_tcp(ctx, &wsk_addr(&local), &wsk_addr(&remote));
+                let addr = match connected {
+                    Ok(addr) => addr,
+                    Err(status) => {
+                        // Nothing was connected: the glue rolls the tunnel back to where it was before
+                        // NEW_PEER (`Tunnel::rollback`, as for a failed UDP bind).
+                        retry_close(ctx);
+                        return Err(status);
+                    }
+                };
+                if let Some(up) = effects.link {
+                    ctx.set_link(up);
+                }
+                return Ok(Some(addr));
+            }
             TransportRequest::Connect { local, .. } => wsk_addr(&local),
             TransportRequest::Listen { address, .. } => wsk_addr(&address),
         };
@@ -167,11 +222,41 @@ fn open(ctx: &'static DeviceContext, local: &SocketAddr) -> Result<SocketAddr, N
     Ok(addr)
 }
 
+/// Connects the TCP socket. PASSIVE_LEVEL, no socket open.
+fn open_tcp(
+    ctx: &'static DeviceContext,
+    local: &SocketAddr,
+    remote: &SocketAddr,
+) -> Result<SocketAddr, NTSTATUS> {
+    ctx.transport.tcp.prepare(remote)?;
+    let client = ctx.transport.client.lock().take();
+    let client = match client {
+        Some(c) => c,
+        None => WskClient::new()?,
+    };
+    let rx = crate::tcp::StreamRx { ctx };
+    let result = crate::tcp::TcpSock::connect(&client, local, remote, SEND_IRPS, rx, TxDone { ctx });
+    *ctx.transport.client.lock() = Some(client);
+    let socket = result?;
+    let addr = socket.local_addr();
+    *ctx.transport.tcp_socket.lock() = Some(socket);
+    Ok(addr)
+}
+
 /// Closes the socket (PASSIVE_LEVEL): queued datagrams are released first; a socket with datagrams still
 /// lent to the OS parks until they come back. With no socket left the WSK registration goes too.
 pub(crate) fn close(ctx: &'static DeviceContext) {
     let socket = ctx.transport.socket.lock().take();
-    ctx.rx.drop_queued();
+    let tcp = ctx.transport.tcp_socket.lock().take();
+    if let Some(t) = tcp {
+        // Nothing is ever retained from a TCP socket: the close only fails above PASSIVE_LEVEL (never
+        // here), and then the socket is leaked with its context rather than freed under a callback.
+        if let Err((t, _)) = t.close() {
+            ctx.transport.leaked.store(true, core::sync::atomic::Ordering::Release);
+            core::mem::forget(t);
+        }
+    }
+    ctx.rx.drop_queued(ctx);
     ctx.rx.flush_releases(ctx);
     if let Some(s) = socket {
         if let Err((s, _busy)) = s.close() {
@@ -202,7 +287,11 @@ fn retry_close(ctx: &'static DeviceContext) {
             return;
         }
     }
-    if ctx.transport.socket.lock().is_none() && ctx.transport.closing.lock().is_none() {
+    if ctx.transport.socket.lock().is_none()
+        && ctx.transport.tcp_socket.lock().is_none()
+        && ctx.transport.closing.lock().is_none()
+    {
+        ctx.transport.tcp.release();
         let client = ctx.transport.client.lock().take();
         drop(client);
     }

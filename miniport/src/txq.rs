@@ -377,7 +377,9 @@ fn submit(ctx: &DeviceContext, r: &TxRing) {
             // The buffer of this index is still out from an earlier queue (cancel): wait for it.
             break;
         }
-        if (batch.is_empty() || batch.is_full()) && !ctx.transport.has_send_slot() {
+        // TCP: 2 bytes of headroom for the stream's length prefix, and one packet per send.
+        let headroom = ctx.transport.headroom();
+        if (batch.is_empty() || batch.is_full() || headroom != 0) && !ctx.transport.has_send_slot() {
             // Every send IRP is in flight: leave the packet unsealed (sealing uses its packet id) until
             // a completion frees one; that completion notifies the queue.
             break;
@@ -391,7 +393,8 @@ fn submit(ctx: &DeviceContext, r: &TxRing) {
             break;
         }
         let p = *packet(r.packets, i);
-        let sealed = seal(ctx, r, &p, pool.buffer(i as usize), now);
+        let sealed = seal(ctx, r, &p, pool.buffer(i as usize).get_mut(headroom..).unwrap_or_default(), now)
+            .and_then(|(len, to)| Some((crate::tcp::frame(pool.buffer(i as usize), headroom, len)?, to)));
         let Some((len, to)) = sealed else {
             // Dropped: nothing to send; it retires in order.
             ctx.counters.tx_dropped.fetch_add(1, Ordering::Relaxed);
@@ -399,7 +402,8 @@ fn submit(ctx: &DeviceContext, r: &TxRing) {
             pr.NextIndex = NetRingIncrementIndex(pr, i);
             continue;
         };
-        let new_batch = batch_to.is_some_and(|t| t != to) || batch.is_full();
+        let own_send = headroom != 0 && !batch.is_empty();
+        let new_batch = batch_to.is_some_and(|t| t != to) || batch.is_full() || own_send;
         if new_batch {
             spare = spare.saturating_sub(1);
         }

@@ -186,6 +186,66 @@ fn rdco_dco_runs_sessions_through_the_miniport_control_device() {
     let stdout = String::from_utf8_lossy(&held.stdout);
     assert!(stdout.contains("tunnel up"), "{stdout}");
 
+    // TCP (`--proto tcp`): nothing listening fails NEW_PEER with the connect's status; a loopback
+    // listener of this test gets the miniport's connection, and the keepalive ping arrives on the stream
+    // behind its 2-byte length prefix.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let closed_addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let out = run(&["client", "--proto", "tcp", "--remote", &closed_addr, "--key", &key, "--direction", "0"]);
+    assert!(!out.status.success(), "a refused TCP connect must fail the session");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("STATUS_CONNECTION_REFUSED"), "{stderr}");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let tcp_remote = listener.local_addr().unwrap().to_string();
+    let tcp_holder = Command::new(&bin)
+        .args([
+            "dco",
+            "--sim-socket",
+            s,
+            "client",
+            "--proto",
+            "tcp",
+            "--remote",
+            &tcp_remote,
+            "--peer-id",
+            "7",
+            "--key",
+            &key,
+            "--direction",
+            "0",
+            "--keepalive",
+            "1,30",
+            "--hold-ms",
+            "4000",
+        ])
+        .env_remove("RDCO_SIM_SOCKET")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rdco");
+    let (mut stream, _) = listener.accept().expect("the miniport connects");
+    stream.set_read_timeout(Some(std::time::Duration::from_millis(50))).unwrap();
+    let mut framed = Vec::new();
+    for _ in 0..60 {
+        {
+            let _io = winsim::device::machine_lock();
+            winsim::sched::advance(std::time::Duration::from_secs(1));
+            winsim::wsk::pump();
+        }
+        let mut buf = [0u8; 256];
+        if let Ok(n) = std::io::Read::read(&mut stream, &mut buf) {
+            framed.extend_from_slice(&buf[..n]);
+        }
+        if framed.len() >= 42 {
+            break;
+        }
+    }
+    assert!(framed.len() >= 42, "no framed ping on the stream: {framed:02x?}");
+    assert_eq!(&framed[..6], &[0, 40, 0x48, 0, 0, 7], "{framed:02x?}");
+    let held = tcp_holder.wait_with_output().expect("rdco tcp holder");
+    assert!(held.status.success(), "tcp client: {}", String::from_utf8_lossy(&held.stderr));
+
     drop(server);
     let _io = winsim::device::machine_lock();
     winsim::netcx::device_remove(dev);

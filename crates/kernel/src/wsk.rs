@@ -66,6 +66,9 @@ use crate::ffi::wsk::{
 };
 use crate::pool::PoolBox;
 
+pub mod tcp;
+pub use tcp::{StreamData, StreamReceiver, StreamSegments, TcpSocket};
+
 /// Pool tag of every allocation this module makes: `rWsk` (the bytes in memory order).
 pub const POOL_TAG: u32 = u32::from_le_bytes(*b"rWsk");
 /// Most send IRPs one socket may preallocate.

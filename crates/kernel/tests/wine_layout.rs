@@ -406,6 +406,22 @@ fn generate() -> Checks {
         WskFreeAddressInfo,
         WskGetNameInfo
     );
+    size!(ch, WSK_CLIENT_CONNECTION_DISPATCH);
+    off!(ch, WSK_CLIENT_CONNECTION_DISPATCH, WskReceiveEvent, WskDisconnectEvent, WskSendBacklogEvent);
+    // Ours declares the WSK 1.0 members only (Wine's adds the RS2 ones after them): offsets, not size.
+    off!(
+        ch,
+        WSK_PROVIDER_CONNECTION_DISPATCH,
+        Basic,
+        WskBind,
+        WskConnect,
+        WskGetLocalAddress,
+        WskGetRemoteAddress,
+        WskSend,
+        WskReceive,
+        WskDisconnect,
+        WskRelease
+    );
     size!(ch, WSK_PROVIDER_BASIC_DISPATCH);
     off!(ch, WSK_PROVIDER_BASIC_DISPATCH, WskControlSocket, WskCloseSocket);
     size!(ch, WSK_PROVIDER_DATAGRAM_DISPATCH);

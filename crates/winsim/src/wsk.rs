@@ -32,12 +32,17 @@
 //! * **Faults** ([`set_faults`]): loss, duplication, reordering, a stall before completion, a send error
 //!   status, a backpressure window and socket-creation/bind errors, drawn from a seeded `ChaCha8` generator (`rand_chacha`) so runs repeat exactly.
 //!
-//! Not simulated (recorded as `sim.not_simulated`): stream/listen/connection sockets, `WskReceiveFrom`,
-//! `WskSocketConnect`, name resolution, UDP send/receive coalescing with a nonzero size.
+//! * **TCP client sockets** (`WskSocket` with `WSK_FLAG_CONNECTION_SOCKET`): see the `tcp` submodule.
+//!
+//! Not simulated (recorded as `sim.not_simulated`): stream/listen sockets, `WskReceiveFrom`,
+//! `WskReceive`, retained stream indications, `WskSocketConnect`, name resolution, UDP send/receive coalescing with a nonzero size.
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::c_void;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6, TcpStream, UdpSocket,
+};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,6 +76,9 @@ use kernel::ffi::wsk::{
 };
 
 use crate::context::{call_driver, current_driver, irql, require_irql_at_most, DriverId};
+use kernel::ffi::wsk::{IPPROTO_TCP, SOCK_STREAM, WSK_FLAG_CONNECTION_SOCKET};
+
+mod tcp;
 use crate::verifier::{violation, Rule};
 
 /// `SIO_WSK_SET_REMOTE_ADDRESS` = `_WSAIOW(IOC_WSK, 0x1)` with `IOC_WSK` = `IOC_WS2 | 0x07000000`
@@ -258,6 +266,19 @@ struct Socket {
     udp: Option<Arc<UdpSocket>>,
     remote: Option<SocketAddr>,
     pktinfo: bool,
+    /// Connection sockets (`WSK_FLAG_CONNECTION_SOCKET`) only.
+    connection: Option<Connection>,
+}
+
+/// The state of a simulated TCP connection socket: a real `std::net::TcpStream` on loopback once
+/// connected.
+struct Connection {
+    bound: Option<SocketAddr>,
+    stream: Option<Arc<TcpStream>>,
+    receive_event: Option<usize>,
+    disconnect_event: Option<usize>,
+    /// End of stream or reset seen (the disconnect event was delivered or is due).
+    finished: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -455,7 +476,7 @@ pub fn pump() -> usize {
         return 0;
     }
     let _guard = PumpGuard::enter();
-    pump_sends() + pump_receives()
+    pump_sends() + pump_receives() + tcp::pump_streams()
 }
 
 /// Pumps until `done()` holds or `timeout` passes; returns whether `done()` held.
@@ -1146,6 +1167,9 @@ fn execute_send(st: &mut State, op: SendOp) -> (NTSTATUS, usize) {
         st.stats.send_errors += 1;
         return (error, 0);
     }
+    if let Some(stream) = st.sockets.get(&op.socket).and_then(|s| s.connection.as_ref()?.stream.clone()) {
+        return tcp::write_stream(&stream, op.datagrams);
+    }
     let Some(udp) = st.sockets.get(&op.socket).and_then(|s| s.udp.clone()) else {
         return (STATUS_INVALID_DEVICE_STATE, 0);
     };
@@ -1504,6 +1528,16 @@ unsafe extern "system" fn sim_socket(
     let static_events = state().registrations.get(&(client as usize)).map(|r| r.static_receive_from);
     let status = if static_events.is_none() {
         STATUS_INVALID_PARAMETER
+    } else if flags == WSK_FLAG_CONNECTION_SOCKET && socket_type == SOCK_STREAM && protocol == IPPROTO_TCP {
+        if address_family != AF_INET && address_family != AF_INET6 {
+            STATUS_INVALID_PARAMETER
+        } else {
+            // SAFETY: for connection sockets `dispatch` is null or the client's
+            // WSK_CLIENT_CONNECTION_DISPATCH.
+            let object = unsafe { tcp::create(client as usize, address_family, socket_context, dispatch) };
+            // SAFETY: validated inside.
+            return unsafe { finish_inline(irp, ROUTINE, STATUS_SUCCESS, object) };
+        }
     } else if flags != WSK_FLAG_DATAGRAM_SOCKET || socket_type != SOCK_DGRAM || protocol != IPPROTO_UDP {
         violation(
             Rule::NotSimulated,
@@ -1538,6 +1572,7 @@ unsafe extern "system" fn sim_socket(
             udp: None,
             remote: None,
             pktinfo: false,
+            connection: None,
         },
     );
     // SAFETY: validated inside.
@@ -1640,7 +1675,9 @@ unsafe extern "system" fn sim_control_socket(
                 let mask = control.EventMask;
                 let mut st = state();
                 let s = st.sockets.get_mut(&key).expect("checked above");
-                if mask & !(WSK_EVENT_RECEIVE_FROM | WSK_EVENT_DISABLE) != 0
+                if let Some(c) = s.connection.as_ref() {
+                    tcp::set_events(c, &mut s.events, mask)
+                } else if mask & !(WSK_EVENT_RECEIVE_FROM | WSK_EVENT_DISABLE) != 0
                     || mask & WSK_EVENT_RECEIVE_FROM == 0
                 {
                     STATUS_INVALID_PARAMETER
@@ -1799,7 +1836,10 @@ unsafe extern "system" fn sim_get_local_address(
         // SAFETY: validated inside.
         return unsafe { finish_inline(irp, ROUTINE, STATUS_INVALID_PARAMETER, 0) };
     }
-    let local = state().sockets.get(&(socket as usize)).and_then(|s| s.udp.as_ref()?.local_addr().ok());
+    let local = state().sockets.get(&(socket as usize)).and_then(|s| match &s.connection {
+        Some(c) => c.stream.as_ref()?.local_addr().ok(),
+        None => s.udp.as_ref()?.local_addr().ok(),
+    });
     let status = match local {
         Some(addr) if !local_address.is_null() => {
             // SAFETY: the client passes a buffer of its socket's address size.
@@ -2041,7 +2081,9 @@ unsafe extern "system" fn sim_close_socket(socket: *mut WSK_SOCKET, irp: *mut IR
             continue;
         }
         let mut st = state();
-        st.sockets.remove(&key);
+        if let Some(stream) = st.sockets.remove(&key).and_then(|s| s.connection?.stream) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
         let (cancelled, kept): (VecDeque<SendOp>, VecDeque<SendOp>) =
             std::mem::take(&mut st.sends).into_iter().partition(|op| op.socket == key);
         st.sends = kept;

@@ -8,6 +8,7 @@ mod load;
 pub mod miniport;
 mod miniport_control;
 mod miniport_server;
+mod miniport_tcp;
 pub(crate) mod netcx;
 mod scenarios;
 mod traffic;
@@ -32,6 +33,7 @@ pub fn all() -> Vec<Test> {
     tests.extend(filter_send::tests());
     tests.extend(miniport::tests());
     tests.extend(miniport_server::tests());
+    tests.extend(miniport_tcp::tests());
     tests.extend(filter_two_hosts::tests());
     tests.extend(two_hosts_miniport::tests());
     tests.extend(verifier::tests());

@@ -195,6 +195,7 @@ pub(crate) fn status_name(status: i32) -> String {
         0xC000_02F0 => "STATUS_OBJECTID_NOT_FOUND",
         0xC000_0510 => "STATUS_ALREADY_INITIALIZED",
         0xC000_020C => "STATUS_CONNECTION_DISCONNECTED",
+        0xC000_0236 => "STATUS_CONNECTION_REFUSED",
         0x8000_0005 => "STATUS_BUFFER_OVERFLOW",
         _ => "",
     };

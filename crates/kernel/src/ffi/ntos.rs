@@ -102,6 +102,12 @@ pub const STATUS_REQUEST_ABORTED: NTSTATUS = st(0xC000_0240);
 /// `STATUS_CONNECTION_DISCONNECTED` (`ntstatus.h`; Win32 `ERROR_NETNAME_DELETED`): ovpn-dco-win completes a
 /// pending read with it when the peer's keepalive timeout expires (`timer.cpp`).
 pub const STATUS_CONNECTION_DISCONNECTED: NTSTATUS = st(0xC000_020C);
+/// `STATUS_CONNECTION_RESET` (`ntstatus.h`): the peer reset the connection.
+pub const STATUS_CONNECTION_RESET: NTSTATUS = st(0xC000_020D);
+/// `STATUS_CONNECTION_REFUSED` (`ntstatus.h`; Win32 `ERROR_CONNECTION_REFUSED`): nothing listens there.
+pub const STATUS_CONNECTION_REFUSED: NTSTATUS = st(0xC000_0236);
+/// `STATUS_CONNECTION_ABORTED` (`ntstatus.h`): the connection was aborted.
+pub const STATUS_CONNECTION_ABORTED: NTSTATUS = st(0xC000_0241);
 /// `STATUS_OBJECTID_EXISTS` (`ntstatus.h`): ovpn-dco-win's answer to a second `NEW_PEER` / a taken peer id.
 pub const STATUS_OBJECTID_EXISTS: NTSTATUS = st(0xC000_022B);
 /// `STATUS_OBJECTID_NOT_FOUND` (`ntstatus.h`): ovpn-dco-win's answer to a key for an unknown peer id.

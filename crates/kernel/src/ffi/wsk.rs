@@ -649,3 +649,109 @@ extern "system" {
         characteristics: *mut WSK_PROVIDER_CHARACTERISTICS,
     ) -> NTSTATUS;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Connection-oriented sockets (TCP)
+// ---------------------------------------------------------------------------------------------
+//
+// From the WDK `wsk.h` as published (windows-driver-docs `ns-wsk-_wsk_client_connection_dispatch`,
+// `ns-wsk-_wsk_provider_connection_dispatch`, `nc-wsk-pfn_wsk_receive_event`,
+// `nc-wsk-pfn_wsk_disconnect_event`, `nc-wsk-pfn_wsk_connect`, `nc-wsk-pfn_wsk_send`,
+// `nc-wsk-pfn_wsk_disconnect`, `nc-wsk-pfn_wsk_release_data_indication_list`); the same order is what
+// ovpn-dco-win's `socket.cpp` initialises (`{ receive, disconnect, NULL }`). Wine 8.0's `ddk/wsk.h`
+// has both tables too; `tests/wine_layout.rs` checks the client table's size and both tables' offsets.
+
+/// `PFN_WSK_RECEIVE_EVENT`. IRQL <= DISPATCH_LEVEL. `data_indication` null means the socket is no
+/// longer functional; return `STATUS_SUCCESS` (consumed, `*bytes_accepted` = what was taken, all by
+/// default), `STATUS_PENDING` (retained until `WskRelease`) or `STATUS_DATA_NOT_ACCEPTED`.
+pub type PFN_WSK_RECEIVE_EVENT = Option<
+    unsafe extern "system" fn(
+        socket_context: *mut c_void,
+        flags: u32,
+        data_indication: *mut WSK_DATA_INDICATION,
+        bytes_indicated: usize,
+        bytes_accepted: *mut usize,
+    ) -> NTSTATUS,
+>;
+/// `PFN_WSK_DISCONNECT_EVENT`. IRQL <= DISPATCH_LEVEL. `flags` has `WSK_FLAG_ABORTIVE` for a reset.
+pub type PFN_WSK_DISCONNECT_EVENT =
+    Option<unsafe extern "system" fn(socket_context: *mut c_void, flags: u32) -> NTSTATUS>;
+/// `PFN_WSK_SEND_BACKLOG_EVENT`. IRQL <= DISPATCH_LEVEL.
+pub type PFN_WSK_SEND_BACKLOG_EVENT =
+    Option<unsafe extern "system" fn(socket_context: *mut c_void, ideal_backlog_size: usize) -> NTSTATUS>;
+
+/// `WSK_CLIENT_CONNECTION_DISPATCH` (24 bytes): the `Dispatch` argument of `WskSocket` for
+/// connection-oriented sockets.
+#[repr(C)]
+#[derive(Debug)]
+pub struct WSK_CLIENT_CONNECTION_DISPATCH {
+    pub WskReceiveEvent: PFN_WSK_RECEIVE_EVENT,
+    pub WskDisconnectEvent: PFN_WSK_DISCONNECT_EVENT,
+    pub WskSendBacklogEvent: PFN_WSK_SEND_BACKLOG_EVENT,
+}
+const _: () = assert!(core::mem::size_of::<WSK_CLIENT_CONNECTION_DISPATCH>() == 24);
+const _: () = assert!(core::mem::offset_of!(WSK_CLIENT_CONNECTION_DISPATCH, WskDisconnectEvent) == 8);
+const _: () = assert!(core::mem::offset_of!(WSK_CLIENT_CONNECTION_DISPATCH, WskSendBacklogEvent) == 16);
+
+/// `PFN_WSK_CONNECT`. PASSIVE_LEVEL..DISPATCH_LEVEL; the socket must be bound first. `flags` reserved.
+pub type PFN_WSK_CONNECT = Option<
+    unsafe extern "system" fn(
+        socket: *mut WSK_SOCKET,
+        remote_address: *mut SOCKADDR,
+        flags: u32,
+        irp: *mut IRP,
+    ) -> NTSTATUS,
+>;
+/// `PFN_WSK_GET_REMOTE_ADDRESS`.
+pub type PFN_WSK_GET_REMOTE_ADDRESS = Option<
+    unsafe extern "system" fn(
+        socket: *mut WSK_SOCKET,
+        remote_address: *mut SOCKADDR,
+        irp: *mut IRP,
+    ) -> NTSTATUS,
+>;
+/// `PFN_WSK_SEND`. IRQL <= DISPATCH_LEVEL. Completes when every byte was sent (no buffering).
+pub type PFN_WSK_SEND = Option<
+    unsafe extern "system" fn(
+        socket: *mut WSK_SOCKET,
+        buffer: *mut WSK_BUF,
+        flags: u32,
+        irp: *mut IRP,
+    ) -> NTSTATUS,
+>;
+/// `PFN_WSK_RECEIVE`. IRQL <= DISPATCH_LEVEL.
+pub type PFN_WSK_RECEIVE = PFN_WSK_SEND;
+/// `PFN_WSK_DISCONNECT`. IRQL <= DISPATCH_LEVEL. `buffer` (optional) is sent before a graceful
+/// disconnect; `WSK_FLAG_ABORTIVE` resets.
+pub type PFN_WSK_DISCONNECT = PFN_WSK_SEND;
+/// `PFN_WSK_RELEASE_DATA_INDICATION_LIST` (`WskRelease` of a connection socket). IRQL <=
+/// DISPATCH_LEVEL.
+pub type PFN_WSK_RELEASE_DATA_INDICATION_LIST = Option<
+    unsafe extern "system" fn(socket: *mut WSK_SOCKET, data_indication: *mut WSK_DATA_INDICATION) -> NTSTATUS,
+>;
+
+/// `WSK_PROVIDER_CONNECTION_DISPATCH` (80 bytes, the WSK 1.0 members; Windows 10 RS2 appends
+/// `WskConnectEx`/`WskSendEx`/`WskReceiveEx`, which rdco neither calls nor assumes):
+/// `WSK_SOCKET.Dispatch` of a connection-oriented socket.
+#[repr(C)]
+#[derive(Debug)]
+pub struct WSK_PROVIDER_CONNECTION_DISPATCH {
+    pub Basic: WSK_PROVIDER_BASIC_DISPATCH,
+    pub WskBind: PFN_WSK_BIND,
+    pub WskConnect: PFN_WSK_CONNECT,
+    pub WskGetLocalAddress: PFN_WSK_GET_LOCAL_ADDRESS,
+    pub WskGetRemoteAddress: PFN_WSK_GET_REMOTE_ADDRESS,
+    pub WskSend: PFN_WSK_SEND,
+    pub WskReceive: PFN_WSK_RECEIVE,
+    pub WskDisconnect: PFN_WSK_DISCONNECT,
+    pub WskRelease: PFN_WSK_RELEASE_DATA_INDICATION_LIST,
+}
+const _: () = assert!(core::mem::size_of::<WSK_PROVIDER_CONNECTION_DISPATCH>() == 80);
+const _: () = assert!(core::mem::offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskBind) == 16);
+const _: () = assert!(core::mem::offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskConnect) == 24);
+const _: () = assert!(core::mem::offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskGetLocalAddress) == 32);
+const _: () = assert!(core::mem::offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskGetRemoteAddress) == 40);
+const _: () = assert!(core::mem::offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskSend) == 48);
+const _: () = assert!(core::mem::offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskReceive) == 56);
+const _: () = assert!(core::mem::offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskDisconnect) == 64);
+const _: () = assert!(core::mem::offset_of!(WSK_PROVIDER_CONNECTION_DISPATCH, WskRelease) == 72);
