@@ -897,3 +897,40 @@ fn ovpn_cipher_alg_numbers_map_by_key_length() {
         assert_eq!(Cipher::from_ovpn_alg(alg, c.key_len(), c.key_len()), Some(c));
     }
 }
+
+/// The classic usage count (plaintext blocks + packet id, against 7/8 of the usage limit) asks
+/// for a rekey at exactly the packet the reference formula names, from id 1 and from a later
+/// first id, for the scatter and the in-place seal alike.
+#[test]
+fn classic_usage_rekey_matches_reference() {
+    let cfg = config(Cipher::Aes256Gcm, KeyFormat::Classic, 0, false);
+    for first_id in [1u32, 11, 1000] {
+        for in_place in [false, true] {
+            let mut slot =
+                KeySlot::<DefaultAead>::with_tx_packet_id(&cfg, ReplayConfig::default(), first_id).unwrap();
+            // Rekey once packets + blocks pass 7/8 of 8 * 200 = 1400 (plus the ids before `first_id`).
+            slot.set_tx_usage_limit(8 * 200);
+            let mut p: Peer = Peer::new(&PeerConfig::new(3), t(0));
+            p.install_key_slot(KeySlotId::Primary, slot);
+            let mut blocks = 0u64;
+            let mut first_rekey = None;
+            for k in 0..300u64 {
+                let len = 1 + (k as usize * 37) % 150;
+                let mut out = vec![0u8; len + 64];
+                let s = if in_place {
+                    p.seal_in_place(t(0), &mut out, len).unwrap()
+                } else {
+                    p.seal(t(0), &[&vec![0x45; len]], &mut out).unwrap()
+                };
+                blocks += (len as u64).div_ceil(16);
+                let id = u64::from(first_id) + k;
+                assert_eq!(s.packet_id, id);
+                assert_eq!(s.rekey_needed, blocks + id > 1400, "first id {first_id} packet {k}");
+                if s.rekey_needed && first_rekey.is_none() {
+                    first_rekey = Some(k);
+                }
+            }
+            assert!(first_rekey.is_some_and(|k| k > 0 && k < 299), "{first_rekey:?}");
+        }
+    }
+}
