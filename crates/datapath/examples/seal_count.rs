@@ -61,6 +61,39 @@ mod run {
         black_box(k.seal(&[7; 12], &[1; 8], &[plain], &[], out).unwrap());
     }
 
+    #[inline(never)]
+    fn w_ring_open_raw(k: &RingAead, nonce: &[u8; 12], pkt: &mut [u8]) {
+        let (head, body) = pkt.split_at_mut(24);
+        let tag: &[u8; 16] = head[8..24].try_into().unwrap();
+        black_box(k.open_in_place(nonce, &head[..8], body, tag)).unwrap();
+    }
+    #[inline(never)]
+    fn w_engine_open(p: &mut Peer<RingAead>, pkt: &mut [u8]) {
+        black_box(p.open(Instant::ZERO, None, pkt).unwrap());
+    }
+
+    /// Opens `N` packets sealed by a peer, raw (ring) and through the engine.
+    fn open(size: usize, plain: &[u8]) {
+        let mut tx = peer::<RingAead>();
+        let mut rx = peer::<RingAead>();
+        let raw = RingAead::new(Cipher::Aes256Gcm, &[0x11; 32]).unwrap();
+        let len = size + 24;
+        let mut pool = vec![0u8; N * len];
+        let mut nonces = vec![[0u8; 12]; N];
+        for (i, p) in pool.chunks_exact_mut(len).enumerate() {
+            tx.seal(Instant::ZERO, &[plain], p).unwrap();
+            nonces[i][..4].copy_from_slice(&p[4..8]);
+            nonces[i][4..].copy_from_slice(&[0x22; 8]);
+        }
+        let mut copy = pool.clone();
+        for (i, p) in copy.chunks_exact_mut(len).enumerate() {
+            w_ring_open_raw(&raw, &nonces[i], p);
+        }
+        for p in pool.chunks_exact_mut(len) {
+            w_engine_open(&mut rx, p);
+        }
+    }
+
     pub fn main() {
         let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect::<Vec<_>>();
         let sizes = if sizes.is_empty() { vec![64, 1420] } else { sizes };
@@ -88,6 +121,7 @@ mod run {
                 w_rc_copy_then_seal(&mut pr, &segs, &mut lin, &mut out);
                 w_rc_raw(&rk, &plain, &mut out);
             }
+            open(size, &plain);
             println!("size {size}: {N} packets per wrapper");
         }
     }

@@ -35,12 +35,20 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit> G
 
     /// The keystream of `nonce`: the counter at J0, its first block taken as the tag mask
     /// E(K, J0); what follows is the keystream of the message.
-    fn keystream(&self, nonce: &[u8; NONCE_LEN]) -> Keystream<'_, C> {
+    fn keystream(&self, nonce: &[u8; NONCE_LEN], len: usize) -> Keystream<'_, C> {
         let mut j0 = Block::default();
         j0[..NONCE_LEN].copy_from_slice(nonce);
         j0[15] = 1;
         let core = CtrCore::<C>::inner_iv_init(&self.cipher, &j0);
-        let mut ks = Keystream { core, ahead: [0; KS_BATCH], pos: KS_BATCH, mask: Block::default() };
+        // The mask's block is made with the message's first blocks, in one call.
+        let mut ks = Keystream {
+            core,
+            ahead: [0; KS_BATCH],
+            pos: 0,
+            end: 0,
+            left: len.saturating_add(16),
+            mask: Block::default(),
+        };
         ks.refill();
         if let Some(m) = ks.ahead.first_chunk::<16>() {
             ks.mask.copy_from_slice(m);
@@ -76,7 +84,7 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit> G
         let len = super::total_len(segments);
         check_gcm_len(len)?;
         let ct = out.get_mut(..len).ok_or(CryptoError::BufferTooSmall)?;
-        let mut ks = self.keystream(nonce);
+        let mut ks = self.keystream(nonce, len);
         ks.apply_from_segments(segments, ct);
         apply_patches(ct, patches)?;
         Ok(self.tag(&ks.mask(), aad, ct))
@@ -91,7 +99,7 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit> G
     ) -> Result<[u8; TAG_LEN], CryptoError> {
         check_patches(buf.len(), patches)?;
         check_gcm_len(buf.len())?;
-        let mut ks = self.keystream(nonce);
+        let mut ks = self.keystream(nonce, buf.len());
         ks.apply_in_place(buf);
         // XOR commutes with the keystream: patching the ciphertext patches the plaintext.
         apply_patches(buf, patches)?;
@@ -106,7 +114,7 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16> + KeyInit> G
         tag: &[u8; TAG_LEN],
     ) -> Result<(), CryptoError> {
         check_gcm_len(buf.len()).map_err(|_| CryptoError::AuthFailed)?;
-        let mut ks = self.keystream(nonce);
+        let mut ks = self.keystream(nonce, buf.len());
         let expected = self.tag(&ks.mask(), aad, buf);
         if !bool::from(expected.ct_eq(tag)) {
             return Err(CryptoError::AuthFailed);
@@ -210,7 +218,12 @@ fn xor_in_place(b: &mut [u8], k: &[u8]) {
 struct Keystream<'a, C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16>> {
     core: CtrCore<'a, C>,
     ahead: [u8; KS_BATCH],
+    /// `ahead[pos..end]` is made and not used yet.
     pos: usize,
+    end: usize,
+    /// Keystream bytes the message still needs beyond what was made: a batch makes only the
+    /// blocks still needed (wasted blocks cost AES throughput the bulk pass needs).
+    left: usize,
     /// E(K, J0).
     mask: Block,
 }
@@ -220,19 +233,22 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16>> Keystream<'
         self.mask
     }
 
-    /// The next batch into `ahead`.
+    /// The next batch into `ahead`: up to 8 blocks, no more than the message still needs.
     fn refill(&mut self) {
-        self.ahead = [0; KS_BATCH];
-        let (blocks, _) = InOutBuf::from(&mut self.ahead[..]).into_chunks::<U16>();
-        self.core.apply_keystream_blocks_inout(blocks);
+        let n = self.left.min(KS_BATCH).div_ceil(16) * 16;
+        let (mut blocks, _) =
+            InOutBuf::from(self.ahead.get_mut(..n).unwrap_or_default()).into_chunks::<U16>();
+        self.core.write_keystream_blocks(blocks.get_out());
+        self.left = self.left.saturating_sub(n);
         self.pos = 0;
+        self.end = n;
     }
 
     /// `dst = src ^ keystream`, continuing the stream where the last call stopped; `dst` is as
     /// long as `src` (the caller's slices; a shorter `dst` ends the pass early).
     fn apply_b2b(&mut self, mut src: &[u8], mut dst: &mut [u8]) {
         loop {
-            let ahead = self.ahead.get(self.pos..).unwrap_or_default();
+            let ahead = self.ahead.get(self.pos..self.end).unwrap_or_default();
             let n = ahead.len().min(src.len()).min(dst.len());
             let (s, s_rest) = src.split_at(n);
             let (d, d_rest) = dst.split_at_mut(n);
@@ -252,6 +268,7 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16>> Keystream<'
                 if let Ok(io) = InOutBuf::new(s, d) {
                     self.core.apply_keystream_blocks_inout(io.into_chunks::<U16>().0);
                 }
+                self.left = self.left.saturating_sub(bulk);
                 (src, dst) = (s_rest, d_rest);
                 if src.is_empty() || dst.is_empty() {
                     return;
@@ -264,7 +281,7 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16>> Keystream<'
     /// `buf ^= keystream`, as [`Self::apply_b2b`] in place.
     fn apply_in_place(&mut self, mut buf: &mut [u8]) {
         loop {
-            let ahead = self.ahead.get(self.pos..).unwrap_or_default();
+            let ahead = self.ahead.get(self.pos..self.end).unwrap_or_default();
             let n = ahead.len().min(buf.len());
             let (b, rest) = buf.split_at_mut(n);
             xor_in_place(b, ahead);
@@ -277,6 +294,7 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16>> Keystream<'
             if bulk > 0 {
                 let (b, rest) = buf.split_at_mut(bulk);
                 self.core.apply_keystream_blocks_inout(InOutBuf::from(b).into_chunks::<U16>().0);
+                self.left = self.left.saturating_sub(bulk);
                 buf = rest;
                 if buf.is_empty() {
                     return;
@@ -293,7 +311,7 @@ impl<C: BlockCipher + BlockEncrypt + BlockSizeUser<BlockSize = U16>> Keystream<'
         let mut out = out;
         for s in segments {
             let (d, rest) = out.split_at_mut(s.len().min(out.len()));
-            match self.ahead.get(self.pos..).and_then(|a| a.get(..d.len())) {
+            match self.ahead.get(self.pos..self.end).and_then(|a| a.get(..d.len())) {
                 Some(k) => {
                     xor_b2b(d, s, k);
                     self.pos += d.len();
