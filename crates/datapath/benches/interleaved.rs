@@ -8,7 +8,8 @@
 //! the very packet buffer the engine's in-place seal uses, and the raw open on the very packets
 //! the engine opens (restored from a copy between the two, outside the timing).
 //!
-//! `cargo bench -p datapath --features ring-default --bench interleaved [-- ROUNDS] [CIPHER...]`
+//! `cargo bench -p datapath --features ring-default --bench interleaved [-- ROUNDS] [CIPHER...]`;
+//! `-- rustcrypto` instead times the `RustCrypto` backend's scatter seal against copy-then-seal.
 #![allow(clippy::pedantic, missing_docs)]
 
 #[cfg(feature = "ring")]
@@ -203,12 +204,86 @@ mod run {
         r.report("open", cipher, size);
     }
 
+    /// The `RustCrypto` backend (the host default, and the drivers' host benches): the engine's seal
+    /// from 3 segments split as `tests/benches/filter_send.rs` splits a packet over MDLs (28 bytes
+    /// of headers, a third of the rest, the rest) against gathering the 3 segments into one buffer
+    /// first and sealing that, the engine on one contiguous segment, and the backend's raw seal.
+    fn rustcrypto_scatter(size: usize, rounds: usize) {
+        use datapath::RustCryptoAead;
+        let cipher = Cipher::Aes256Gcm;
+        let plain = plaintext(size);
+        let (a, rest) = plain.split_at(28.min(size));
+        let (b, c) = rest.split_at(rest.len() / 3);
+        let mut p = Peer::<RustCryptoAead>::new(&PeerConfig::new(1), Instant::ZERO);
+        p.install_key(KeySlotId::Primary, &key_config(cipher, false)).unwrap();
+        let raw = RustCryptoAead::new(cipher, &TX_KEY).unwrap();
+        let mut out = vec![0u8; size + wire::MAX_OVERHEAD];
+        let mut linear = vec![0u8; size];
+        let (nonce, aad) = ([7u8; 12], [1u8; 8]);
+        let mut r = Rounds::new(&[
+            "engine copy-then-seal",
+            "engine 3 segments",
+            "engine 1 segment",
+            "RustCrypto raw seal",
+            "aes-gcm crate in place",
+        ]);
+        // The `aes-gcm` crate (the same `aes`/`ghash` primitives, its own CTR pass) as a fixed
+        // yardstick for the backend's own speed, in the same rounds.
+        let crate_key = {
+            use aes_gcm::aead::KeyInit;
+            aes_gcm::Aes256Gcm::new_from_slice(&TX_KEY).unwrap()
+        };
+        let mut crate_buf = plain.clone();
+        let mut ns = [0f64; 5];
+        for round in 0..rounds {
+            for k in 0..5 {
+                let v = if round % 2 == 0 { k } else { 4 - k };
+                ns[v] = match v {
+                    0 => timed(|_| {
+                        let (x, y, z) = (black_box(a), black_box(b), black_box(c));
+                        linear[..x.len()].copy_from_slice(x);
+                        linear[x.len()..x.len() + y.len()].copy_from_slice(y);
+                        linear[x.len() + y.len()..].copy_from_slice(z);
+                        black_box(p.seal(Instant::ZERO, &[&linear], &mut out).unwrap());
+                    }),
+                    1 => timed(|_| {
+                        black_box(p.seal(Instant::ZERO, &[black_box(a), b, c], &mut out).unwrap());
+                    }),
+                    2 => timed(|_| {
+                        black_box(p.seal(Instant::ZERO, &[black_box(&plain)], &mut out).unwrap());
+                    }),
+                    3 => timed(|_| {
+                        black_box(raw.seal(&nonce, &aad, &[black_box(&plain)], &[], &mut out).unwrap());
+                    }),
+                    _ => timed(|_| {
+                        use aes_gcm::aead::AeadInPlace;
+                        black_box(
+                            crate_key
+                                .encrypt_in_place_detached((&nonce).into(), &aad, &mut crate_buf)
+                                .unwrap(),
+                        );
+                    }),
+                };
+            }
+            for (v, x) in ns.iter().enumerate() {
+                r.ns[v].push(*x);
+            }
+        }
+        r.report("seal-rustcrypto", cipher, size);
+    }
+
     pub fn main() {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let rounds = args.iter().find_map(|a| a.parse::<usize>().ok()).unwrap_or(3000);
         // Cipher names given: only those.
         let only: Vec<Cipher> = args.iter().filter_map(|a| Cipher::from_name(a)).collect();
         println!("interleaved: {rounds} rounds of {BATCH} packets per variant; medians; ratio = variant / first, per round");
+        if args.iter().any(|a| a == "rustcrypto") {
+            for size in SIZES {
+                rustcrypto_scatter(size, rounds);
+            }
+            return;
+        }
         for cipher in CIPHERS.into_iter().filter(|c| only.is_empty() || only.contains(c)) {
             for size in SIZES {
                 seal(cipher, size, rounds);

@@ -326,6 +326,29 @@ fn classic_nonce(packet_id: u32, tail: [u8; NONCE_TAIL_LEN]) -> [u8; NONCE_LEN] 
     [h0, h1, h2, h3, h4, h5, h6, h7, t4, t5, t6, t7]
 }
 
+/// The classic AAD (header and packet id, the first 8 bytes of the packet) as one 8-byte word.
+#[inline]
+fn classic_aad(header: u32, id: u32) -> [u8; 8] {
+    (u64::from(header) << 32 | u64::from(id)).to_be_bytes()
+}
+
+/// Takes the next classic packet id for a packet of `plain_len` bytes and counts its AEAD usage
+/// (`usage` += its 16-byte blocks + 1). The flag: the key should be replaced (the id passed the
+/// wrap trigger, or the usage passed `rekey_blocks`).
+#[inline]
+fn classic_next_id(
+    pktid: &mut TxPacketId,
+    usage: &mut u64,
+    rekey_blocks: u64,
+    plain_len: usize,
+) -> Result<(u32, bool), SealError> {
+    let (id, rekey) = pktid.take_next().map_err(|PktIdError::Exhausted| SealError::KeyExhausted)?;
+    // `ceil(len / 16) + 1 = (len + 31) / 16`, exact: `plain_len` fits in a slice, so it is at most
+    // `isize::MAX` and the sum cannot wrap.
+    *usage = usage.saturating_add((plain_len as u64).wrapping_add(31) >> 4);
+    Ok((id, rekey || *usage > rekey_blocks))
+}
+
 /// A backend error on the seal path.
 fn seal_crypto_error(e: CryptoError) -> SealError {
     match e {
@@ -472,14 +495,15 @@ impl<A: Aead> EpochTx<A> {
 // The classic variants are the hot path and stay inline; the epoch state is boxed at install.
 #[allow(clippy::large_enum_variant)]
 enum TxState<A> {
-    /// `rekey_blocks`: "rekey needed" once packets + plaintext blocks pass it (7/8 of the AEAD
-    /// usage limit, `u64::MAX` without a limit), worked out when the limit is set rather than on
-    /// every packet.
+    /// `usage`: plaintext blocks sealed plus the current packet id (the AEAD usage `q + s` of
+    /// the key, counted as one sum: each packet adds its blocks + 1); `rekey_blocks`: "rekey
+    /// needed" once `usage` passes it (7/8 of the AEAD usage limit, `u64::MAX` without a limit),
+    /// worked out when the limit is set rather than on every packet.
     Classic {
         aead: A,
         tail: NonceTail,
         pktid: TxPacketId,
-        blocks: u64,
+        usage: u64,
         rekey_blocks: u64,
     },
     Epoch(Box<EpochTx<A>>),
@@ -604,6 +628,9 @@ pub struct OpenInfo {
 pub struct KeySlot<A: Aead> {
     key_id: u8,
     cipher: Cipher,
+    /// The header word of this key-id with peer-id 0 (opcode and key-id in the top byte), worked
+    /// out at install: a packet's header is this OR its peer-id.
+    header_base: u32,
     /// [`Self::headroom`], fixed by the key format and cipher at install.
     headroom: u8,
     /// [`Self::overhead`], likewise.
@@ -650,7 +677,8 @@ impl<A: Aead> KeySlot<A> {
                         aead: enc,
                         tail: NonceTail(config.encrypt.nonce_tail),
                         pktid: TxPacketId::starting_at(first_id, CLASSIC_REKEY_AT),
-                        blocks: 0,
+                        // The ids before `first_id` count as used.
+                        usage: u64::from(first_id.saturating_sub(1)),
                         rekey_blocks: classic_rekey_blocks(cipher.aead_usage_limit()),
                     },
                     RxState::Classic {
@@ -687,6 +715,7 @@ impl<A: Aead> KeySlot<A> {
         Ok(KeySlot {
             key_id: config.key_id,
             cipher,
+            header_base: u32::from_be_bytes(wire::header_word(config.key_id, 0)),
             headroom: u8::try_from(headroom).unwrap_or(u8::MAX),
             overhead: u8::try_from(overhead).unwrap_or(u8::MAX),
             tx,
@@ -753,9 +782,11 @@ impl<A: Aead> KeySlot<A> {
     /// Seals the concatenated `segments` (with `patches`) into `out` as one packet with header
     /// `peer_id`. Returns the length written.
     ///
-    /// Inline: the per-packet path (classic keys) merges with the caller's; the epoch path is out of
-    /// line.
-    #[inline]
+    /// Always inlined: the per-packet path (classic keys) merges with the caller's, where a
+    /// constant empty `patches` (the engine's fast path) removes the patch checks and pass; the
+    /// epoch path is out of line.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
     pub fn seal(
         &mut self,
         peer_id: u32,
@@ -770,8 +801,9 @@ impl<A: Aead> KeySlot<A> {
     /// (with `patches`, offsets into that plaintext), writing the header (and tag) around them:
     /// the packet is `packet[..len]`. No gather copy with any backend. `packet` must hold
     /// `plain_len` + [`Self::overhead`] bytes, else [`SealError::BufferTooSmall`] and nothing
-    /// changes.
-    #[inline]
+    /// changes. Always inlined, as [`Self::seal`].
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
     pub fn seal_in_place(
         &mut self,
         peer_id: u32,
@@ -797,49 +829,56 @@ impl<A: Aead> KeySlot<A> {
         patches: &[Patch],
         out: &mut [u8],
     ) -> Result<SealInfo, SealError> {
-        let total = plain_len.checked_add(self.overhead()).ok_or(SealError::BufferTooSmall)?;
-        if out.len() < total {
-            return Err(SealError::BufferTooSmall);
-        }
-        let header = wire::header_word(self.key_id, peer_id);
+        // `wire::header_word(self.key_id, peer_id)`, from the part fixed at install.
+        let header = self.header_base | (peer_id & wire::PEER_ID_MASK);
         match &mut self.tx {
-            TxState::Classic { aead, tail, pktid, blocks, rekey_blocks } => {
-                let (id, mut rekey) =
-                    pktid.take_next().map_err(|PktIdError::Exhausted| SealError::KeyExhausted)?;
-                *blocks = blocks.saturating_add((plain_len as u64).div_ceil(16));
-                if blocks.saturating_add(u64::from(id)) > *rekey_blocks {
-                    rekey = true;
-                }
-                let id_word = u64::from(u32::from_be_bytes(header)) << 32 | u64::from(id);
-                let nonce = classic_nonce(id, tail.0);
+            TxState::Classic { aead, tail, pktid, usage, rekey_blocks } => {
+                // Each layout's lengths are checked against its fixed header size (constants, so
+                // the compiler drops the checks the split already implies), and before a packet id
+                // is used: a refused seal changes nothing.
+                let gathered = plain.gathers(aead);
                 if self.cipher.is_aead() {
                     // [header 4][packet id 4][tag 16][ciphertext]: the tag goes straight into its
                     // field, the AAD is the first 8 bytes.
                     let (head, rest) = out
-                        .split_at_mut_checked(field::CLASSIC_AEAD_PAYLOAD)
+                        .split_first_chunk_mut::<{ field::CLASSIC_AEAD_PAYLOAD }>()
                         .ok_or(SealError::BufferTooSmall)?;
                     let body = rest.get_mut(..plain_len).ok_or(SealError::BufferTooSmall)?;
+                    let (id, rekey) = classic_next_id(pktid, usage, *rekey_blocks, plain_len)?;
                     let (aad, tag) = head.split_at_mut(field::CLASSIC_TAG.start);
                     let tag: &mut [u8; TAG_LEN] = tag.try_into().map_err(|_| SealError::BufferTooSmall)?;
-                    aad.copy_from_slice(&id_word.to_be_bytes());
-                    plain.seal(aead, &nonce, aad, patches, body, tag)?;
+                    aad.copy_from_slice(&classic_aad(header, id));
+                    plain.seal(aead, &classic_nonce(id, tail.0), aad, patches, body, tag)?;
+                    Ok(SealInfo {
+                        len: plain_len + wire::CLASSIC_AEAD_OVERHEAD,
+                        packet_id: u64::from(id),
+                        rekey_needed: rekey,
+                        gathered,
+                    })
                 } else {
                     let (head, rest) = out
-                        .split_at_mut_checked(field::CLASSIC_NONE_PAYLOAD)
+                        .split_first_chunk_mut::<{ field::CLASSIC_NONE_PAYLOAD }>()
                         .ok_or(SealError::BufferTooSmall)?;
                     let body = rest.get_mut(..plain_len).ok_or(SealError::BufferTooSmall)?;
-                    head.copy_from_slice(&id_word.to_be_bytes());
+                    let (id, rekey) = classic_next_id(pktid, usage, *rekey_blocks, plain_len)?;
+                    *head = classic_aad(header, id);
                     // `none` has no tag field; the backend writes zeros here.
-                    plain.seal(aead, &nonce, head, patches, body, &mut [0; TAG_LEN])?;
+                    plain.seal(aead, &classic_nonce(id, tail.0), head, patches, body, &mut [0; TAG_LEN])?;
+                    Ok(SealInfo {
+                        len: plain_len + wire::CLASSIC_NONE_OVERHEAD,
+                        packet_id: u64::from(id),
+                        rekey_needed: rekey,
+                        gathered,
+                    })
                 }
-                Ok(SealInfo {
-                    len: total,
-                    packet_id: u64::from(id),
-                    rekey_needed: rekey,
-                    gathered: plain.gathers(aead),
-                })
             }
-            TxState::Epoch(tx) => tx.seal(header, plain_len, total, plain, patches, out),
+            TxState::Epoch(tx) => {
+                let total = plain_len.checked_add(wire::EPOCH_OVERHEAD).ok_or(SealError::BufferTooSmall)?;
+                if out.len() < total {
+                    return Err(SealError::BufferTooSmall);
+                }
+                tx.seal(header.to_be_bytes(), plain_len, total, plain, patches, out)
+            }
         }
     }
 

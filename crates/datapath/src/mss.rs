@@ -142,6 +142,40 @@ pub fn plan(head: &[u8], total_len: usize, mss: u16) -> Option<MssEdit> {
     None
 }
 
+/// Whether [`patches`] could find anything to clamp in a packet whose first segment is `first`:
+/// a cheap test run before any header parsing, so that the seal path can skip the patch
+/// machinery for every packet that is certainly not a TCP SYN. `false` only when the clamp is
+/// off or the bytes present in `first` already rule it out (IP version, protocol / next header,
+/// the SYN flag of an IPv4 header of its stated length or of a plain IPv6 header); `true`
+/// whenever `first` is too short to tell (headers split over segments).
+#[inline]
+pub fn may_clamp(first: &[u8], mss: u16) -> bool {
+    if mss == 0 {
+        return false;
+    }
+    let Some(&b0) = first.first() else { return true };
+    let flags_at = match b0 >> 4 {
+        4 => {
+            match first.get(field::V4_PROTO) {
+                Some(&p) if p != IPPROTO_TCP => return false,
+                Some(_) => {}
+                None => return true,
+            }
+            usize::from(b0 & 0x0F) * 4 + field::TCP_FLAGS
+        }
+        6 => {
+            match first.get(field::V6_NEXT) {
+                Some(&n) if n != IPPROTO_TCP => return false,
+                Some(_) => {}
+                None => return true,
+            }
+            field::V6_HEADER_LEN + field::TCP_FLAGS
+        }
+        _ => return false,
+    };
+    first.get(flags_at).is_none_or(|f| f & TH_SYN != 0)
+}
+
 /// Plans the clamp for a packet given as segments and returns it as seal patches (XOR masks).
 /// Reads at most [`MAX_HEADER_PREFIX`] header bytes; never writes the segments.
 #[inline]
@@ -318,6 +352,52 @@ pub(crate) mod tests {
                 assert_eq!(got, expected, "cut {cut}");
             }
         }
+    }
+
+    /// `may_clamp` never says no where `patches` would clamp: SYNs in IPv4/IPv6 cut at every
+    /// offset, with every byte of the headers flipped in turn, and garbage.
+    #[test]
+    fn may_clamp_is_conservative() {
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for v6 in [false, true] {
+            let p = syn(v6, 1460, b"abc");
+            for i in 0..p.len().min(64) {
+                for bit in 0..8 {
+                    let mut q = p.clone();
+                    q[i] ^= 1 << bit;
+                    cases.push(q);
+                }
+            }
+            cases.push(p);
+        }
+        for len in 0..70 {
+            cases.push(alloc::vec![0x45u8; len]);
+            cases.push((0..len).map(|i| (i * 37) as u8).collect());
+        }
+        let mut skipped = 0;
+        for p in &cases {
+            for cut in 0..=p.len() {
+                let segs = [&p[..cut], &p[cut..]];
+                for mss in [0u16, 536, 1000, 1300] {
+                    let clamps = !patches(&segs, mss).is_empty();
+                    let may = may_clamp(segs[0], mss);
+                    assert!(may || !clamps, "may_clamp said no to a clamp: cut {cut} mss {mss} {p:02x?}");
+                    skipped += usize::from(!may);
+                }
+            }
+        }
+        // And it does rule out the common case: a non-SYN packet with whole headers.
+        let mut ack = syn(false, 1460, b"");
+        ack[33] = 0x10;
+        assert!(!may_clamp(&ack, 1300));
+        let mut ack6 = syn(true, 1460, b"");
+        ack6[53] = 0x10;
+        assert!(!may_clamp(&ack6, 1300));
+        let mut udp = syn(false, 1460, b"");
+        udp[9] = 17;
+        assert!(!may_clamp(&udp, 1300));
+        assert!(may_clamp(&syn(false, 1460, b""), 1300) && may_clamp(&syn(true, 1460, b""), 1300));
+        assert!(skipped > 0);
     }
 
     #[test]

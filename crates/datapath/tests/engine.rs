@@ -897,3 +897,81 @@ fn ovpn_cipher_alg_numbers_map_by_key_length() {
         assert_eq!(Cipher::from_ovpn_alg(alg, c.key_len(), c.key_len()), Some(c));
     }
 }
+
+/// The classic usage count (plaintext blocks + packet id, against 7/8 of the usage limit) asks
+/// for a rekey at exactly the packet the reference formula names, from id 1 and from a later
+/// first id, for the scatter and the in-place seal alike.
+#[test]
+fn classic_usage_rekey_matches_reference() {
+    let cfg = config(Cipher::Aes256Gcm, KeyFormat::Classic, 0, false);
+    for first_id in [1u32, 11, 1000] {
+        for in_place in [false, true] {
+            let mut slot =
+                KeySlot::<DefaultAead>::with_tx_packet_id(&cfg, ReplayConfig::default(), first_id).unwrap();
+            // Rekey once packets + blocks pass 7/8 of 8 * 200 = 1400 (plus the ids before `first_id`).
+            slot.set_tx_usage_limit(8 * 200);
+            let mut p: Peer = Peer::new(&PeerConfig::new(3), t(0));
+            p.install_key_slot(KeySlotId::Primary, slot);
+            let mut blocks = 0u64;
+            let mut first_rekey = None;
+            for k in 0..300u64 {
+                let len = 1 + (k as usize * 37) % 150;
+                let mut out = vec![0u8; len + 64];
+                let s = if in_place {
+                    p.seal_in_place(t(0), &mut out, len).unwrap()
+                } else {
+                    p.seal(t(0), &[&vec![0x45; len]], &mut out).unwrap()
+                };
+                blocks += (len as u64).div_ceil(16);
+                let id = u64::from(first_id) + k;
+                assert_eq!(s.packet_id, id);
+                assert_eq!(s.rekey_needed, blocks + id > 1400, "first id {first_id} packet {k}");
+                if s.rekey_needed && first_rekey.is_none() {
+                    first_rekey = Some(k);
+                }
+            }
+            assert!(first_rekey.is_some_and(|k| k > 0 && k < 299), "{first_rekey:?}");
+        }
+    }
+}
+
+/// The `RustCrypto` AES-GCM keystream is made 8 blocks ahead and runs of whole batches go through
+/// the counter directly: every length around the batch edges (the first batch holds 7 message
+/// blocks after the tag mask), split at every offset and into uneven many-way splits, seals (from
+/// segments and in place) and opens like the `aes-gcm` crate.
+#[test]
+fn rustcrypto_gcm_batches_match_reference() {
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    let nonce = [5u8; 12];
+    let aad = [9u8; 8];
+    let key = [0x42u8; 32];
+    let reference = aes_gcm::Aes256Gcm::new_from_slice(&key).unwrap();
+    let k = RustCryptoAead::new(Cipher::Aes256Gcm, &key).unwrap();
+    for len in [111usize, 112, 113, 127, 128, 129, 239, 240, 241, 255, 256, 257, 367, 368, 369, 500] {
+        let plain: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
+        let mut want = plain.clone();
+        let tag: [u8; 16] =
+            reference.encrypt_in_place_detached((&nonce).into(), &aad, &mut want).unwrap().into();
+        let mut splits: Vec<Vec<usize>> = (0..=len).map(|c| vec![c]).collect();
+        splits.push((1..len).step_by(5).collect());
+        splits.push(vec![3, 17, 130, 131, 260].into_iter().filter(|&c| c <= len).collect());
+        for cuts in splits {
+            let mut segs: Vec<&[u8]> = Vec::new();
+            let mut at = 0;
+            for &c in &cuts {
+                segs.push(&plain[at..c]);
+                at = c;
+            }
+            segs.push(&plain[at..]);
+            let mut out = vec![0u8; len];
+            assert_eq!(k.seal(&nonce, &aad, &segs, &[], &mut out).unwrap(), tag, "len {len} cuts {cuts:?}");
+            assert_eq!(out, want, "len {len} cuts {cuts:?}");
+        }
+        let mut buf = plain.clone();
+        let mut t = [0u8; 16];
+        k.seal_in_place(&nonce, &aad, &mut buf, &[], &mut t).unwrap();
+        assert_eq!((t, &buf), (tag, &want), "in place, len {len}");
+        k.open_in_place(&nonce, &aad, &mut buf, &tag).unwrap();
+        assert_eq!(buf, plain, "open, len {len}");
+    }
+}

@@ -12,10 +12,12 @@
 //! # Backends
 //! - [`RustCryptoAead`] (the default unless feature `ring-default`): GCM composed from the `aes`
 //!   block cipher in `ctr` mode and `ghash`, and ChaCha20-Poly1305 composed from `chacha20` and
-//!   `poly1305` (RFC 8439), so that the keystream is applied out of place, segment by segment
-//!   (`apply_keystream_b2b`), straight from the caller's plaintext into the output: the AEAD pass
-//!   is the only touch of the payload. No AES, GHASH, `ChaCha` or Poly1305 primitive is
-//!   hand-written here.
+//!   `poly1305` (RFC 8439), so that the keystream is applied out of place, segment by segment,
+//!   straight from the caller's plaintext into the output: the AEAD pass is the only touch of the
+//!   payload. For AES-GCM the counter keystream is made in batches of up to 8 blocks (the AES-NI
+//!   parallel width) that carry on across segment boundaries, the tag mask E(K, J0) included in
+//!   the first; `ChaCha` uses the `chacha20` stream wrapper (`apply_keystream_b2b`). No AES,
+//!   GHASH, `ChaCha` or Poly1305 primitive is hand-written here.
 //! - `RingAead` (feature `ring`; the default with feature `ring-default`, which the drivers' kernel
 //!   builds enable through their `crypto-ring` feature): ring 0.17 seals only in place, so it
 //!   gathers the segments into the output first (one plaintext copy, reported through
