@@ -55,7 +55,7 @@ use core::ffi::c_void;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
 
-use datapath::{Endpoint, OpenError, Received};
+use datapath::{Endpoint, OpenError, OpenStart, Received};
 use kernel::ffi::mdl::{
     IoAllocateMdl, IoFreeMdl, MdlMappingNoExecute, MmBuildMdlForNonPagedPool, MmGetMdlByteCount,
     MmGetSystemAddressForMdlSafe, NormalPagePriority, MDL,
@@ -603,31 +603,65 @@ enum Opened {
     Consumed,
 }
 
-/// Opens `datagram` (a UDP payload, in place) from `from` with the engine, under `control::CONFIG`
-/// and, when the cipher backend may use AVX, inside `KeSaveExtendedProcessorState`. Counts the outcome
-/// and queues what user mode must see (control packets, float events). IRQL <= DISPATCH_LEVEL.
-fn open(datagram: &mut [u8], from: Endpoint) -> Opened {
-    let now = control::now();
+/// Runs `f` inside `KeSaveExtendedProcessorState` when the cipher backend may use AVX (ring on x64),
+/// else directly. `None` if the state could not be saved (counted as `drop_other`). IRQL <=
+/// DISPATCH_LEVEL.
+fn with_extended_state<R>(f: impl FnOnce() -> R) -> Option<R> {
     let guard_needed = datapath::Cipher::Aes128Gcm.needs_extended_state()
         || datapath::Cipher::ChaCha20Poly1305.needs_extended_state();
-    let result = {
+    if !guard_needed {
+        return Some(f());
+    }
+    let mut save = XSTATE_SAVE::zeroed();
+    // SAFETY: IRQL <= DISPATCH_LEVEL; `save` stays on this frame until the restore.
+    let status = unsafe { KeSaveExtendedProcessorState(XSTATE_MASK_LEGACY | XSTATE_MASK_AVX, &raw mut save) };
+    if !NT_SUCCESS(status) {
+        bump(&STATS.drop_other, 1);
+        return None;
+    }
+    let r = f();
+    // SAFETY: restores the save above, same thread and IRQL.
+    unsafe { KeRestoreExtendedProcessorState(&raw mut save) };
+    Some(r)
+}
+
+/// Opens `datagram` (a UDP payload, in place) from `from` with the engine, and counts the outcome and
+/// queues what user mode must see (control packets, float events). IRQL <= DISPATCH_LEVEL.
+///
+/// Locking: the AEAD pass runs with **no lock held**. `control::CONFIG` is taken twice, briefly: once
+/// for the engine's `open_begin` (peer lookup by id, key slot, replay check; the receive key is lent
+/// as a reference-counted ticket) and once for `open_finish` (replay re-check and commit, keepalive,
+/// float, counters, MSS clamp). Between the two the ticket authenticates and decrypts in place, inside
+/// the extended-state guard when the backend needs it, so receives on different processors (and the
+/// control IOCTLs) never wait for each other's AEAD. Epoch keys, whose open may move the receive key
+/// to a new epoch, are opened whole under the lock.
+fn open(datagram: &mut [u8], from: Endpoint) -> Opened {
+    let now = control::now();
+    let begun = {
         let mut config = control::CONFIG.lock();
         let Some(config) = config.as_mut() else { return Opened::Consumed };
-        if guard_needed {
-            let mut save = XSTATE_SAVE::zeroed();
-            // SAFETY: DISPATCH_LEVEL (spin lock held); `save` stays on this frame until the restore.
-            let status =
-                unsafe { KeSaveExtendedProcessorState(XSTATE_MASK_LEGACY | XSTATE_MASK_AVX, &raw mut save) };
-            if !NT_SUCCESS(status) {
-                bump(&STATS.drop_other, 1);
+        config.peers.open_begin(now, datagram)
+    };
+    let result = match begun {
+        Ok(OpenStart::Control) => Ok(Received::Control),
+        Err(e) => Err(e),
+        Ok(OpenStart::Ticket(ticket)) => {
+            #[cfg(not(target_os = "windows"))]
+            crate::test_hooks::before_authenticate(ticket.peer_id());
+            let Some(auth) = with_extended_state(|| ticket.authenticate(datagram)) else {
                 return Opened::Consumed;
-            }
-            let r = config.peers.open(now, Some(&from), datagram);
-            // SAFETY: restores the save above, same thread and IRQL.
-            unsafe { KeRestoreExtendedProcessorState(&raw mut save) };
+            };
+            let mut config = control::CONFIG.lock();
+            let Some(config) = config.as_mut() else { return Opened::Consumed };
+            config.peers.open_finish(now, Some(&from), &ticket, auth, datagram)
+        }
+        Ok(OpenStart::Locked) => {
+            let mut config = control::CONFIG.lock();
+            let Some(config) = config.as_mut() else { return Opened::Consumed };
+            let Some(r) = with_extended_state(|| config.peers.open(now, Some(&from), datagram)) else {
+                return Opened::Consumed;
+            };
             r
-        } else {
-            config.peers.open(now, Some(&from), datagram)
         }
     };
     match result {
