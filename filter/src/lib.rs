@@ -146,6 +146,12 @@ pub mod test_hooks {
         crate::worker::tick_all();
     }
 
+    /// TEST HOOK: copies the receive path indicated from its reserve slots with
+    /// `NDIS_RECEIVE_FLAGS_RESOURCES` because the protocol held every other slot (a global atomic).
+    pub fn rx_reserve_indications() -> u64 {
+        crate::receive::RESERVE_INDICATIONS.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A test's observer of the receive path's AEAD pass (see [`set_before_authenticate`]).
     pub type AuthenticateHook = fn(peer_id: u32);
 

@@ -768,7 +768,8 @@ fn wsk_datagram(machine: &mut Machine) -> Outcome {
     if !sim::take_protocol_received(NIC).is_empty() {
         return Err("a replayed WSK datagram was indicated".into());
     }
-    let big = vec![0u8; 4000];
+    // Larger than every protocol slot together (32 x 2 KB): refused.
+    let big = vec![0u8; 70_000];
     let status = winsim::context::call_driver(t.driver(), PASSIVE_LEVEL, "test: WSK big", || {
         filter::test_hooks::indicate_datagram(m, &big, SocketAddr::from(REMOTE))
     });
@@ -791,6 +792,177 @@ fn wsk_datagram(machine: &mut Machine) -> Outcome {
     }
     t.down(machine)?;
     Ok(vec![("datagrams".into(), 1)])
+}
+
+/// The WSK path's datagram for a test: sealed `ip` from the peer, indicated on the module.
+fn wsk_indicate(t: &Tunnel, sealed: &[u8]) -> i32 {
+    let m = t.module();
+    winsim::context::call_driver(t.driver(), PASSIVE_LEVEL, "test: WSK datagram", || {
+        filter::test_hooks::indicate_datagram(m, sealed, SocketAddr::from(REMOTE))
+    })
+}
+
+/// The frame the protocol gets for a WSK datagram: the tunnel MAC as source.
+fn from_tunnel_mac(mut frame: Vec<u8>) -> Vec<u8> {
+    frame[6..12].copy_from_slice(&[0x02, 0x72, 0x64, 0x63, 0x6f, 0x01]);
+    frame
+}
+
+/// Jumbo datagrams (9000-byte inner packets, IPv4 and IPv6, over a 9 KB-MTU NIC) on every copy path:
+/// RESOURCES receives, a payload the NIC splits across MDLs, read-only receive data, and the WSK path.
+/// Each is copied once into a run of adjacent copy slots (no drop, no allocation), opened there and
+/// indicated byte for byte; the fast path still takes the ones it can open in place.
+fn jumbo_copy_path(machine: &mut Machine) -> Outcome {
+    let mut nic = NicConfig::ethernet(NIC);
+    nic.mtu = 9000;
+    let mut t = Tunnel::up(machine, nic, false)?;
+    let mut rounds = Vec::new();
+    for (i, len) in [8900usize, 8000, 5000, 2100].into_iter().enumerate() {
+        let id = 1300 + i as u16;
+        let (frame, ip) = inner(t.mac, id, i % 2 == 1, if i % 2 == 0 { Proto::Tcp } else { Proto::Udp }, len);
+        let sealed = t.seal(&ip)?;
+        rounds.push((frame, from_peer(t.mac, &sealed)));
+    }
+    let before = t.stats(ALL_PEERS)?;
+    // RESOURCES: one batch of all four.
+    let wire: Vec<Vec<u8>> = rounds.iter().map(|r| r.1.clone()).collect();
+    let want: Vec<Vec<u8>> = rounds.iter().map(|r| r.0.clone()).collect();
+    sim::nic_indicate(NIC, &wire, true);
+    expect_frames(&sim::take_protocol_received(NIC), &want, "jumbo RESOURCES receives")?;
+    sim::protocol_return_all(NIC);
+    // Read-only receive data (copied, never opened in place).
+    let mut wire2 = Vec::new();
+    let mut want2 = Vec::new();
+    for i in 0..2u16 {
+        let (frame, ip) = inner(t.mac, 1320 + i, i == 1, Proto::Udp, 8950);
+        wire2.push(from_peer(t.mac, &t.seal(&ip)?));
+        want2.push(frame);
+    }
+    sim::nic_indicate_with_flags(NIC, &wire2, false, kernel::ffi::nbl::NDIS_NBL_FLAGS_RECV_READ_ONLY);
+    expect_frames(&sim::take_protocol_received(NIC), &want2, "jumbo read-only receives")?;
+    sim::protocol_return_all(NIC);
+    // The WSK path: a 9000-byte inner packet reassembled by the stack.
+    let (frame, ip) = inner(t.mac, 1330, false, Proto::Tcp, 8900);
+    let sealed = t.seal(&ip)?;
+    check("jumbo indicate_datagram", wsk_indicate(&t, &sealed), NDIS_STATUS_SUCCESS)?;
+    expect_frames(&sim::take_protocol_received(NIC), &[from_tunnel_mac(frame)], "jumbo WSK datagram")?;
+    sim::protocol_return_all(NIC);
+    let s = t.stats(ALL_PEERS)?;
+    let copies = s.rx_copies - before.rx_copies;
+    if copies != 7
+        || s.rx_packets - before.rx_packets != 7
+        || s.rx_drop_no_buffer != before.rx_drop_no_buffer
+        || s.plaintext_copies != 0
+    {
+        return Err(format!("after 7 jumbo datagrams: {copies} copies, stats {s:?}"));
+    }
+    if t.outstanding() != Some(0) {
+        return Err(format!("{:?} outstanding after every return", t.outstanding()));
+    }
+    t.down(machine)?;
+    // A NIC that splits the jumbo payload across MDLs: the copy path again.
+    let mut nic = NicConfig::ethernet(NIC);
+    nic.mtu = 9000;
+    nic.rx_split = vec![7, 13, 40, 3000];
+    let mut t = Tunnel::up(machine, nic, true)?;
+    let before = t.stats(ALL_PEERS)?;
+    let (frame, ip) = inner(t.mac, 1340, true, Proto::Udp, 8900);
+    let sealed = t.seal(&ip)?;
+    let wire = outer_frame(t.mac, (&REMOTE6, REMOTE.1), (&LOCAL6, LOCAL.1), &sealed, Some(0x0064));
+    sim::nic_indicate(NIC, &[wire], false);
+    expect_frames(&sim::take_protocol_received(NIC), &[tagged(&frame, 0x0064)], "split jumbo receive")?;
+    sim::protocol_return_all(NIC);
+    let s = t.stats(ALL_PEERS)?;
+    if s.rx_copies - before.rx_copies != 1
+        || s.rx_packets - before.rx_packets != 1
+        || s.rx_drop_no_buffer != before.rx_drop_no_buffer
+    {
+        return Err(format!("split jumbo: stats {s:?}"));
+    }
+    t.down(machine)?;
+    Ok(vec![("jumbo_datagrams".into(), 8), ("copies".into(), copies + 1)])
+}
+
+/// The protocol keeps every one of the 32 copy slots (RESOURCES receives it does not return); more
+/// tunnel datagrams arrive (RESOURCES, split payloads, the WSK path, a jumbo one): every one is still
+/// delivered, copied into the reserve and indicated with NDIS_RECEIVE_FLAGS_RESOURCES (the protocol
+/// copies it; the slot is free again when the indication returns), and counted. None is dropped.
+fn slots_exhausted_resources(machine: &mut Machine) -> Outcome {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..32u16 {
+        let (frame, ip) = inner(t.mac, 1400 + i, i % 2 == 0, Proto::Udp, 100 + usize::from(i) * 30);
+        wire.push(from_peer(t.mac, &t.seal(&ip)?));
+        want.push(frame);
+    }
+    sim::nic_indicate(NIC, &wire, true);
+    expect_frames(&sim::take_protocol_received(NIC), &want, "the 32 held copies")?;
+    if sim::protocol_holding(NIC) != 32 || t.outstanding() != Some(32) {
+        return Err(format!(
+            "protocol holds {} (filter: {:?} outstanding), expected every slot",
+            sim::protocol_holding(NIC),
+            t.outstanding()
+        ));
+    }
+    let reserve_before = filter::test_hooks::rx_reserve_indications();
+    let before = t.stats(ALL_PEERS)?;
+    // Twelve more while every slot is held: RESOURCES receives, owned receives with split payloads
+    // (both copy), and a full-size one.
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..12u16 {
+        let len = if i == 5 { 1400 } else { 64 + usize::from(i) };
+        let (frame, ip) = inner(t.mac, 1450 + i, i % 3 == 0, Proto::Tcp, len);
+        wire.push(from_peer(t.mac, &t.seal(&ip)?));
+        want.push(frame);
+    }
+    sim::nic_indicate(NIC, &wire[..8], true);
+    sim::nic_indicate_with_flags(NIC, &wire[8..], false, kernel::ffi::nbl::NDIS_NBL_FLAGS_RECV_READ_ONLY);
+    // And two through the WSK path.
+    for i in 0..2u16 {
+        let (frame, ip) = inner(t.mac, 1470 + i, false, Proto::Udp, 200);
+        let sealed = t.seal(&ip)?;
+        check("indicate_datagram with every slot held", wsk_indicate(&t, &sealed), NDIS_STATUS_SUCCESS)?;
+        want.push(from_tunnel_mac(frame));
+    }
+    expect_frames(&sim::take_protocol_received(NIC), &want, "datagrams past the held slots")?;
+    let reserved = filter::test_hooks::rx_reserve_indications() - reserve_before;
+    let s = t.stats(ALL_PEERS)?;
+    if reserved != 14
+        || s.rx_drop_no_buffer != before.rx_drop_no_buffer
+        || s.rx_packets - before.rx_packets != 14
+    {
+        return Err(format!("{reserved} reserve indications (expected 14), stats {s:?}"));
+    }
+    // The reserve copies went up with RESOURCES: the protocol holds no more than before.
+    if sim::protocol_holding(NIC) != 32 || t.outstanding() != Some(32) {
+        return Err(format!(
+            "protocol holds {}, filter {:?} outstanding after the reserve indications",
+            sim::protocol_holding(NIC),
+            t.outstanding()
+        ));
+    }
+    // Back to normal once the protocol returns its slots: owned copies again, no reserve.
+    sim::protocol_return_all(NIC);
+    let (frame, ip) = inner(t.mac, 1480, false, Proto::Udp, 300);
+    let one = from_peer(t.mac, &t.seal(&ip)?);
+    sim::nic_indicate(NIC, &[one], true);
+    expect_frames(&sim::take_protocol_received(NIC), &[frame], "after the slots came back")?;
+    if filter::test_hooks::rx_reserve_indications() - reserve_before != 14 || sim::protocol_holding(NIC) != 1
+    {
+        return Err("a copy used the reserve while protocol slots were free".into());
+    }
+    sim::protocol_return_all(NIC);
+    if t.outstanding() != Some(0) {
+        return Err(format!("{:?} outstanding after every return", t.outstanding()));
+    }
+    let ledger = sim::ledger(NIC);
+    if ledger.received_corrupt != 0 {
+        return Err(format!("protocol ledger {ledger:?}"));
+    }
+    t.down(machine)?;
+    Ok(vec![("held_slots".into(), 32), ("reserve_indications".into(), reserved)])
 }
 
 /// Surprise removal while the protocol holds clones: the device event passes down through the filter
@@ -891,6 +1063,8 @@ pub fn tests() -> Vec<Test> {
         t("rdcofilter.pause_media_reset_while_receiving", pause_media_reset),
         t("rdcofilter.oid_status_passthrough", oid_passthrough),
         t("rdcofilter.wsk_datagram_indicated", wsk_datagram),
+        t("rdcofilter.jumbo_datagrams_copy_path", jumbo_copy_path),
+        t("rdcofilter.slots_exhausted_resources_indication", slots_exhausted_resources),
         t("rdcofilter.surprise_removal_with_clones_out", removal_with_clones_out),
         t("rdcofilter.alloc_failure_each_receive_site", alloc_failure_each_site),
     ]
