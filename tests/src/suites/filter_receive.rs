@@ -965,6 +965,154 @@ fn slots_exhausted_resources(machine: &mut Machine) -> Outcome {
     Ok(vec![("held_slots".into(), 32), ("reserve_indications".into(), reserved)])
 }
 
+/// What the AEAD hook of [`parallel_peers`] saw.
+mod parallel {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Armed: the next AEAD pass for peer 1 waits inside the hook.
+    pub static ARMED: AtomicBool = AtomicBool::new(false);
+    /// Peer 1's receive is inside its AEAD pass (the hook), and has left it.
+    pub static A_IN: AtomicBool = AtomicBool::new(false);
+    pub static A_OUT: AtomicBool = AtomicBool::new(false);
+    /// Peer 2's receive was indicated to the protocol.
+    pub static B_DONE: AtomicBool = AtomicBool::new(false);
+    /// AEAD passes seen, and how many of them ran with a spin lock held.
+    pub static PASSES: AtomicUsize = AtomicUsize::new(0);
+    pub static UNDER_LOCK: AtomicUsize = AtomicUsize::new(0);
+    pub static TIMED_OUT: AtomicBool = AtomicBool::new(false);
+
+    pub fn reset() {
+        for f in [&ARMED, &A_IN, &A_OUT, &B_DONE, &TIMED_OUT] {
+            f.store(false, Ordering::SeqCst);
+        }
+        PASSES.store(0, Ordering::SeqCst);
+        UNDER_LOCK.store(0, Ordering::SeqCst);
+    }
+
+    /// The filter's `before_authenticate` hook.
+    pub fn hook(peer_id: u32) {
+        PASSES.fetch_add(1, Ordering::SeqCst);
+        if winsim::context::spin_locks_held() != 0 {
+            UNDER_LOCK.fetch_add(1, Ordering::SeqCst);
+        }
+        if peer_id == 1 && ARMED.swap(false, Ordering::SeqCst) {
+            A_IN.store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !B_DONE.load(Ordering::SeqCst) {
+                if Instant::now() > deadline {
+                    TIMED_OUT.store(true, Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            A_OUT.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Two receive indications for two different peers at once, on two threads: peer 1's receive is held
+/// inside its AEAD pass (a test hook on the filter's split open) until peer 2's receive has been opened
+/// and indicated on the other thread. With the decryption under a driver-wide lock the second receive
+/// would wait for the first (and the hook times out). Every AEAD pass runs with no spin lock held.
+fn parallel_peers(machine: &mut Machine) -> Outcome {
+    use std::sync::atomic::Ordering;
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    // Peer 2 from another remote address, with its own keys.
+    const REMOTE2: ([u8; 4], u16) = ([203, 0, 113, 6], 1194);
+    let add = encode(&RdcoAddPeer {
+        peer_id: 2,
+        local: SocketAddr::from(LOCAL),
+        remote: SocketAddr::from(REMOTE2),
+    });
+    check(
+        "ADD_PEER 2",
+        device::device_io_control(t.h, RdcoFilterIoctl::AddPeer.code(), &add, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let (key2, tail2) = ([0x77u8; 32], [9u8; 8]);
+    let dir = |key: [u8; 32], tail: [u8; 8]| OvpnKeyDirection { key, key_len: 32, nonce_tail: tail };
+    let key = encode(&RdcoNewKey {
+        key: OvpnCryptoDataV2 {
+            v1: OvpnCryptoData {
+                encrypt: dir(TX_KEY, TX_TAIL),
+                decrypt: dir(key2, tail2),
+                key_slot: OvpnKeySlot::Primary,
+                cipher_alg: OvpnCipherAlg::AesGcm,
+                key_id: 0,
+                peer_id: 2,
+            },
+            crypto_options: 0,
+        },
+    });
+    check(
+        "NEW_KEY 2",
+        device::device_io_control(t.h, RdcoFilterIoctl::NewKey.code(), &key, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let mut peer2: Peer = Peer::new(&PeerConfig::new(2), Instant::from_millis(0));
+    peer2
+        .install_key(
+            KeySlotId::Primary,
+            &KeyConfig {
+                cipher: Cipher::Aes256Gcm,
+                format: KeyFormat::from_crypto_options(0),
+                key_id: 0,
+                encrypt: KeyDirection { key: key2, nonce_tail: tail2 },
+                decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
+            },
+        )
+        .map_err(|e| format!("peer 2 key: {e:?}"))?;
+    let (frame1, ip1) = inner(t.mac, 1500, false, Proto::Tcp, 1300);
+    let wire1 = from_peer(t.mac, &t.seal(&ip1)?);
+    let (frame2, ip2) = inner(t.mac, 1501, true, Proto::Udp, 900);
+    let mut sealed2 = vec![0u8; ip2.len() + 64];
+    let n = peer2.seal(Instant::from_millis(1), &[&ip2], &mut sealed2).map_err(|e| format!("{e:?}"))?.len;
+    sealed2.truncate(n);
+    let wire2 = outer_frame(t.mac, (&REMOTE2.0, REMOTE2.1), (&LOCAL.0, LOCAL.1), &sealed2, None);
+
+    parallel::reset();
+    filter::test_hooks::set_before_authenticate(Some(parallel::hook));
+    parallel::ARMED.store(true, Ordering::SeqCst);
+    let a = std::thread::spawn(move || sim::nic_indicate(NIC, &[wire1], false));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !parallel::A_IN.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let a_in = parallel::A_IN.load(Ordering::SeqCst);
+    // Peer 2's receive on this thread while peer 1's is inside its AEAD pass.
+    let b = sim::nic_indicate(NIC, &[wire2], false);
+    let b_while_a_held = !parallel::A_OUT.load(Ordering::SeqCst);
+    let got_b = sim::take_protocol_received(NIC);
+    parallel::B_DONE.store(true, Ordering::SeqCst);
+    let a = a.join().map_err(|_| "peer 1's receive thread panicked".to_string())?;
+    filter::test_hooks::set_before_authenticate(None);
+    let got_a = sim::take_protocol_received(NIC);
+    sim::protocol_return_all(NIC);
+    if !a_in {
+        return Err("peer 1's receive never reached its AEAD pass".into());
+    }
+    if a != 1 || b != 1 || !b_while_a_held || parallel::TIMED_OUT.load(Ordering::SeqCst) {
+        return Err(format!(
+            "peer 2's receive did not complete while peer 1's was inside its AEAD pass (b done while a held: {b_while_a_held}, hook timed out: {})",
+            parallel::TIMED_OUT.load(Ordering::SeqCst)
+        ));
+    }
+    expect_frames(&got_b, &[frame2], "peer 2 (while peer 1 decrypts)")?;
+    expect_frames(&got_a, &[frame1], "peer 1")?;
+    let (passes, under_lock) =
+        (parallel::PASSES.load(Ordering::SeqCst), parallel::UNDER_LOCK.load(Ordering::SeqCst));
+    if passes != 2 || under_lock != 0 {
+        return Err(format!("{passes} AEAD passes, {under_lock} of them with a spin lock held"));
+    }
+    let (p1, p2) = (t.stats(1)?, t.stats(2)?);
+    if p1.rx_packets != 1 || p2.rx_packets != 1 {
+        return Err(format!("peer stats {p1:?} / {p2:?}"));
+    }
+    t.down(machine)?;
+    Ok(vec![("parallel_receives".into(), 2), ("aead_passes_under_lock".into(), under_lock as u64)])
+}
+
 /// Surprise removal while the protocol holds clones: the device event passes down through the filter
 /// to the miniport, the stack pauses (the filter's pause pends until the protocol has given the clones
 /// back), every module detaches, and the driver unloads without a leak.
@@ -1065,6 +1213,7 @@ pub fn tests() -> Vec<Test> {
         t("rdcofilter.wsk_datagram_indicated", wsk_datagram),
         t("rdcofilter.jumbo_datagrams_copy_path", jumbo_copy_path),
         t("rdcofilter.slots_exhausted_resources_indication", slots_exhausted_resources),
+        t("rdcofilter.two_peers_decrypt_in_parallel", parallel_peers),
         t("rdcofilter.surprise_removal_with_clones_out", removal_with_clones_out),
         t("rdcofilter.alloc_failure_each_receive_site", alloc_failure_each_site),
     ]
