@@ -1113,6 +1113,247 @@ fn parallel_peers(machine: &mut Machine) -> Outcome {
     Ok(vec![("parallel_receives".into(), 2), ("aead_passes_under_lock".into(), under_lock as u64)])
 }
 
+/// The MSS the clamp tests configure.
+const CLAMP: u16 = 1200;
+
+/// An Ethernet frame carrying a TCP SYN (or SYN-ACK) with options (MSS 1460, SACK permitted,
+/// timestamps, window scale) from `src` to `dst` (IPv4 or IPv6 by length), with correct checksums.
+fn syn_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: &[u8], dst: &[u8], ack: bool) -> Vec<u8> {
+    let v6 = src.len() == 16;
+    let options: [u8; 20] = [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&40000u16.to_be_bytes());
+    tcp.extend_from_slice(&443u16.to_be_bytes());
+    tcp.extend_from_slice(&0x1000_0000u32.to_be_bytes());
+    tcp.extend_from_slice(&(if ack { 0x2000_0001u32 } else { 0 }).to_be_bytes());
+    tcp.push((((20 + options.len()) / 4) << 4) as u8);
+    tcp.push(if ack { 0x12 } else { 0x02 });
+    tcp.extend_from_slice(&64240u16.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 0]);
+    tcp.extend_from_slice(&options);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(src);
+    pseudo.extend_from_slice(dst);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+    let c = fold(sum16(&pseudo) + sum16(&tcp));
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    if v6 {
+        f.extend_from_slice(&0x86ddu16.to_be_bytes());
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[6, 64]);
+        f.extend_from_slice(src);
+        f.extend_from_slice(dst);
+    } else {
+        f.extend_from_slice(&0x0800u16.to_be_bytes());
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+        ip.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0]);
+        ip.extend_from_slice(src);
+        ip.extend_from_slice(dst);
+        let c = fold(sum16(&ip));
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+    }
+    f.extend_from_slice(&tcp);
+    f
+}
+
+/// Checks a frame carrying a TCP SYN or SYN-ACK: checksums verify and the MSS option is `mss` (IPv4;
+/// `mss - 20` for IPv6); every other byte equals `original`'s except the MSS value and the TCP checksum.
+fn check_clamped(frame: &[u8], original: &[u8], mss: u16, what: &str) -> Result<(), String> {
+    let l = winsim::offload::verify_packet(frame).map_err(|e| format!("{what}: does not verify: {e}"))?;
+    // IPv6 headers are 20 bytes longer: the engine clamps IPv6 to `mss - 20`, as OpenVPN's
+    // mss_fixup_ipv6 does (datapath::mss).
+    let mss = if l.v6 { mss - 20 } else { mss };
+    if frame.len() != original.len() {
+        return Err(format!("{what}: {} bytes, sent {}", frame.len(), original.len()));
+    }
+    let opt = l.l4 + 20;
+    if frame.get(opt..opt + 2) != Some(&[2, 4][..]) {
+        return Err(format!("{what}: no MSS option where it was sent"));
+    }
+    let got = u16::from_be_bytes([frame[opt + 2], frame[opt + 3]]);
+    if got != mss {
+        return Err(format!("{what}: MSS {got}, expected {mss}"));
+    }
+    let csum = l.l4 + 16..l.l4 + 18;
+    let mss_at = opt + 2..opt + 4;
+    let differs = (0..frame.len())
+        .filter(|i| !csum.contains(i) && !mss_at.contains(i))
+        .any(|i| frame[i] != original[i]);
+    if differs {
+        return Err(format!("{what}: bytes other than the MSS and the TCP checksum changed"));
+    }
+    Ok(())
+}
+
+/// MSS clamping through the filter, both ways, IPv4 and IPv6, with TCP options. Send: the protocol's
+/// SYN to a tunnel prefix is diverted; the peer (a real UDP socket, the engine with the mirrored key)
+/// opens it and finds the MSS clamped to the configured value with correct checksums. Receive: a
+/// SYN-ACK sealed by the peer (which does not clamp) is clamped in place by the filter before the
+/// protocol sees it, on the fast path and on the RESOURCES copy path.
+fn mss_clamp_both_ways(machine: &mut Machine) -> Outcome {
+    use std::net::UdpSocket;
+    sim::add_nic(NicConfig::ethernet(NIC)).map_err(|s| format!("add_nic: {s:#x}"))?;
+    let inf = install::inf_dir().join(uapi::names::FILTER_INF);
+    let installed = install::install_from_inf(machine, &inf, filter::driver_entry)?;
+    let h = device::open(uapi::names::FILTER_USER_PATH).map_err(|s| format!("open: {s:#x}"))?;
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("peer socket: {e}"))?;
+    socket.set_read_timeout(Some(std::time::Duration::from_millis(200))).map_err(|e| e.to_string())?;
+    let v4_peer = [198u8, 51, 100, 7];
+    let v6_peer: [u8; 16] = winsim::offload::V6_PEER;
+    let prefixes = [
+        uapi::rdco_filter::RdcoPrefix { addr: std::net::IpAddr::from(v4_peer), prefix_len: 32 },
+        uapi::rdco_filter::RdcoPrefix { addr: std::net::IpAddr::from(v6_peer), prefix_len: 128 },
+    ];
+    let policy = encode(&uapi::rdco_filter::RdcoSetPolicy::new(&prefixes).map_err(|e| format!("{e:?}"))?);
+    check(
+        "SET_POLICY",
+        device::device_io_control(h, RdcoFilterIoctl::SetPolicy.code(), &policy, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let remote = socket.local_addr().map_err(|e| e.to_string())?;
+    let add = encode(&RdcoAddPeer { peer_id: PEER_ID, local: SocketAddr::from(([127, 0, 0, 1], 0)), remote });
+    check(
+        "ADD_PEER",
+        device::device_io_control(h, RdcoFilterIoctl::AddPeer.code(), &add, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let dir = |key: [u8; 32], tail: [u8; 8]| OvpnKeyDirection { key, key_len: 32, nonce_tail: tail };
+    let key = encode(&RdcoNewKey {
+        key: OvpnCryptoDataV2 {
+            v1: OvpnCryptoData {
+                encrypt: dir(TX_KEY, TX_TAIL),
+                decrypt: dir(RX_KEY, RX_TAIL),
+                key_slot: OvpnKeySlot::Primary,
+                cipher_alg: OvpnCipherAlg::AesGcm,
+                key_id: 0,
+                peer_id: PEER_ID as i32,
+            },
+            crypto_options: 0,
+        },
+    });
+    check(
+        "NEW_KEY",
+        device::device_io_control(h, RdcoFilterIoctl::NewKey.code(), &key, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let keepalive = encode(&uapi::rdco_filter::RdcoKeepalive {
+        peer_id: PEER_ID,
+        keepalive_interval: 0,
+        keepalive_timeout: 0,
+        mss: CLAMP,
+    });
+    check(
+        "SET_KEEPALIVE (MSS)",
+        device::device_io_control(h, RdcoFilterIoctl::SetKeepalive.code(), &keepalive, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let mut peer: Peer = Peer::new(&PeerConfig::new(PEER_ID), Instant::from_millis(0));
+    peer.install_key(
+        KeySlotId::Primary,
+        &KeyConfig {
+            cipher: Cipher::Aes256Gcm,
+            format: KeyFormat::Classic,
+            key_id: 0,
+            encrypt: KeyDirection { key: RX_KEY, nonce_tail: RX_TAIL },
+            decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
+        },
+    )
+    .map_err(|e| format!("peer key: {e:?}"))?;
+    let mac = sim::nic_info(NIC).ok_or("no NIC")?.mac;
+    let local4 = [192u8, 0, 2, 1];
+    let local6 = LOCAL6;
+    // Send: SYNs from the protocol, IPv4 and IPv6.
+    let syns =
+        [syn_frame(GW_MAC, mac, &local4, &v4_peer, false), syn_frame(GW_MAC, mac, &local6, &v6_peer, false)];
+    sim::protocol_send(NIC, &syns);
+    let mut opened = Vec::new();
+    let mut buf = vec![0u8; 70_000];
+    let mut idle = 0;
+    while opened.len() < syns.len() && idle < 10 {
+        winsim::sched::run_until_idle();
+        winsim::wsk::pump();
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                idle = 0;
+                let packet = &mut buf[..n];
+                match peer.open(Instant::from_millis(0), None, packet) {
+                    Ok(::datapath::Received::Data(o)) => opened.push(packet[o.payload].to_vec()),
+                    Ok(::datapath::Received::Keepalive(_)) => {}
+                    other => return Err(format!("the peer could not open a datagram: {other:?}")),
+                }
+            }
+            Err(_) => idle += 1,
+        }
+    }
+    if opened.len() != syns.len() {
+        return Err(format!("the peer got {} of {} diverted SYNs", opened.len(), syns.len()));
+    }
+    for (inner_packet, syn) in opened.iter().zip(&syns) {
+        // Compare as Ethernet frames (the tunnel carries the IP packet).
+        let mut f = syn[..14].to_vec();
+        f.extend_from_slice(inner_packet);
+        check_clamped(&f, syn, CLAMP, "diverted SYN at the peer")?;
+    }
+    // Let the diverted originals complete.
+    sim::pump();
+    // Receive: SYN-ACKs from the tunnel, fast path and RESOURCES, IPv4 and IPv6.
+    let (rip, rport) = match remote {
+        SocketAddr::V4(a) => (a.ip().octets(), a.port()),
+        SocketAddr::V6(_) => return Err("peer socket is not IPv4".into()),
+    };
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    for (i, v6) in [false, true, false, true].into_iter().enumerate() {
+        let frame = if v6 {
+            syn_frame(mac, GW_MAC, &v6_peer, &local6, true)
+        } else {
+            syn_frame(mac, GW_MAC, &v4_peer, &local4, true)
+        };
+        let mut sealed = vec![0u8; frame.len() + 64];
+        let n = peer
+            .seal(Instant::from_millis(1 + i as u64), &[&frame[14..]], &mut sealed)
+            .map_err(|e| format!("{e:?}"))?
+            .len;
+        sealed.truncate(n);
+        // From the peer's socket address, as the filter knows it.
+        wire.push(outer_frame(mac, (&rip, rport), (&[127, 0, 0, 1], 1194), &sealed, None));
+        want.push(frame);
+    }
+    sim::nic_indicate(NIC, &wire[..2], false);
+    sim::nic_indicate(NIC, &wire[2..], true);
+    let got = sim::take_protocol_received(NIC);
+    if got.len() != want.len() {
+        return Err(format!("the protocol received {} SYN-ACKs of {}", got.len(), want.len()));
+    }
+    for (g, w) in got.iter().zip(&want) {
+        check_clamped(g, w, CLAMP, "received SYN-ACK")?;
+    }
+    sim::protocol_return_all(NIC);
+    let p = {
+        let (s, out) = device::device_io_control(
+            h,
+            RdcoFilterIoctl::GetStats.code(),
+            &encode(&RdcoPeerRef { peer_id: PEER_ID }),
+            RdcoStats::SIZE,
+        );
+        check("GET_STATS", s, STATUS_SUCCESS)?;
+        RdcoStats::parse(&out).map_err(|e| e.to_string())?
+    };
+    if p.rx_packets != 4 || p.tx_packets < 2 {
+        return Err(format!("peer stats {p:?}"));
+    }
+    let t = Tunnel { installed, h, mac, peer, now: 0 };
+    t.down(machine)?;
+    Ok(vec![("clamped_syns_sent".into(), 2), ("clamped_syn_acks_received".into(), 4)])
+}
+
 /// Surprise removal while the protocol holds clones: the device event passes down through the filter
 /// to the miniport, the stack pauses (the filter's pause pends until the protocol has given the clones
 /// back), every module detaches, and the driver unloads without a leak.
@@ -1214,6 +1455,7 @@ pub fn tests() -> Vec<Test> {
         t("rdcofilter.jumbo_datagrams_copy_path", jumbo_copy_path),
         t("rdcofilter.slots_exhausted_resources_indication", slots_exhausted_resources),
         t("rdcofilter.two_peers_decrypt_in_parallel", parallel_peers),
+        t("rdcofilter.mss_clamp_syn_both_ways", mss_clamp_both_ways),
         t("rdcofilter.surprise_removal_with_clones_out", removal_with_clones_out),
         t("rdcofilter.alloc_failure_each_receive_site", alloc_failure_each_site),
     ]
