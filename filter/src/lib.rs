@@ -167,6 +167,35 @@ pub mod test_hooks {
         crate::worker::tick_all();
     }
 
+    /// TEST HOOK: copies the receive path indicated from its reserve slots with
+    /// `NDIS_RECEIVE_FLAGS_RESOURCES` because the protocol held every other slot (a global atomic).
+    pub fn rx_reserve_indications() -> u64 {
+        crate::receive::RESERVE_INDICATIONS.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A test's observer of the receive path's AEAD pass (see [`set_before_authenticate`]).
+    pub type AuthenticateHook = fn(peer_id: u32);
+
+    static BEFORE_AUTHENTICATE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+    /// TEST HOOK: `hook(peer_id)` is called by the receive path right before each AEAD pass of a split
+    /// open (on the receiving thread, with no filter lock held), until replaced or cleared with `None`.
+    /// Tests use it to hold one receive inside its AEAD while another runs.
+    pub fn set_before_authenticate(hook: Option<AuthenticateHook>) {
+        BEFORE_AUTHENTICATE.store(hook.map_or(0, |f| f as usize), core::sync::atomic::Ordering::Release);
+    }
+
+    /// Calls the hook set with [`set_before_authenticate`], if any.
+    pub(crate) fn before_authenticate(peer_id: u32) {
+        let raw = BEFORE_AUTHENTICATE.load(core::sync::atomic::Ordering::Acquire);
+        if raw != 0 {
+            // SAFETY: `raw` was stored from an `AuthenticateHook` by `set_before_authenticate`; fn
+            // pointers and usize have the same size on every target this module builds for.
+            let hook = unsafe { core::mem::transmute::<usize, AuthenticateHook>(raw) };
+            hook(peer_id);
+        }
+    }
+
     /// TEST HOOK: how many events were dropped because the queue was full.
     pub fn events_lost() -> u64 {
         crate::control::EVENTS_LOST.load(core::sync::atomic::Ordering::Relaxed)

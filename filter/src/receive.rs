@@ -21,7 +21,12 @@
 //!   MDLs, or an NBL the miniport marked `NDIS_NBL_FLAGS_RECV_READ_ONLY`): the frame is copied once
 //!   into one of the module's copy slots (buffer, MDL and NBL made at attach), opened there and
 //!   indicated as the filter's own NBL (without RESOURCES, so the stack may keep it); on return the
-//!   slot is recycled. RESOURCES chains are indicated in runs and every link
+//!   slot is recycled. A datagram longer than one 2048-byte slot (jumbo frames) takes a run of
+//!   adjacent free slots (each slot's MDL runs to the end of the slot region). When the protocol holds
+//!   every one of the [`COPY_SLOTS`] slots, the copy goes into one of [`RESERVE_SLOTS`] reserve slots
+//!   and is indicated *with* `NDIS_RECEIVE_FLAGS_RESOURCES`: the protocol must copy what it keeps and
+//!   the NBL is the filter's again when `NdisFIndicateReceiveNetBufferLists` returns, so the reserve
+//!   slot is free at once (counted, `RESERVE_INDICATIONS`); nothing is dropped for want of slots. RESOURCES chains are indicated in runs and every link
 //!   the filter touched is restored before the handler returns.
 //! * Keepalive pings (after authentication), control-channel packets (queued for user mode's
 //!   `IRP_MJ_READ`, see `control::queue_control`) and packets that fail (no key, replay, forgery,
@@ -47,15 +52,22 @@
 //! The out-of-band 802.1Q information (`Ieee8021QNetBufferListInfo`) is carried over: the inner packet
 //! arrived on the same VLAN. Bypass receives are passed up untouched.
 //! # Locking and IRQL
-//! Both NDIS handlers run at IRQL <= DISPATCH_LEVEL. Classification and opening take
-//! `control::CONFIG` (a spin lock, DISPATCH_LEVEL) around the peer lookup and the engine's `open`
-//! only; no NDIS call is made under it. Copy slots are claimed and released with an atomic bitmap.
+//! Both NDIS handlers run at IRQL <= DISPATCH_LEVEL. The AEAD pass of a classic-key packet runs with
+//! **no lock held**: `control::CONFIG` (a spin lock, DISPATCH_LEVEL) is taken twice, briefly, around
+//! the engine's split open: `PeerTable::open_begin` (classify, peer and key-id lookup, replay
+//! pre-check; it lends the receive key as a reference-counted `PeerTicket`), then, after
+//! `PeerTicket::authenticate` has decrypted in place outside the lock, `open_finish` (the replay
+//! window is checked again and committed, float and counters; a key replaced in between is refused).
+//! So receives for different peers, or on different processors, decrypt in parallel, and a forged
+//! packet never moves the window. Epoch-key packets (whose receive keys may move to the next epoch
+//! while opening) open whole under the lock. No NDIS call is made under `CONFIG`. Copy slots are
+//! claimed and released with an atomic bitmap.
 //! `outstanding` counts NBLs indicated up and not yet returned; a pause pends until it drops to zero.
 use core::ffi::c_void;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
 
-use datapath::{Endpoint, OpenError, Received};
+use datapath::{Endpoint, OpenError, OpenStart, Received};
 use kernel::ffi::mdl::{
     IoAllocateMdl, IoFreeMdl, MdlMappingNoExecute, MmBuildMdlForNonPagedPool, MmGetMdlByteCount,
     MmGetSystemAddressForMdlSafe, NormalPagePriority, MDL,
@@ -93,11 +105,22 @@ const CLONE_POOL_TAG: u32 = u32::from_le_bytes(*b"rdRc");
 const COPY_POOL_TAG: u32 = u32::from_le_bytes(*b"rdRp");
 const COPY_BUFFER_TAG: u32 = u32::from_le_bytes(*b"rdRb");
 
-/// Copy slots per module (RESOURCES receives and WSK datagrams in flight at the protocol at once). At
-/// most 64: the free set is one atomic bitmap.
+/// Copy slots per module that the protocol may keep (copies indicated without RESOURCES). Together
+/// with [`RESERVE_SLOTS`] at most 64: the free set is one atomic bitmap.
 pub(crate) const COPY_SLOTS: usize = 32;
-/// Bytes per copy slot: a full 1500-byte-MTU frame with an 802.1Q tag, rounded up. Larger frames take
-/// the fast path only (or are dropped and counted when they cannot).
+/// Reserved copy slots: used only when the protocol holds every one of the [`COPY_SLOTS`]; a copy in
+/// them is indicated **with** `NDIS_RECEIVE_FLAGS_RESOURCES` and is free again when the indication
+/// returns ("NDIS_RECEIVE_FLAGS_RESOURCES ... the overlying driver must copy the data and the
+/// miniport driver (here: the filter) regains ownership as soon as
+/// NdisFIndicateReceiveNetBufferLists returns", `NdisFIndicateReceiveNetBufferLists` and
+/// `FILTER_RECEIVE_NET_BUFFER_LISTS` docs). 8 x 2 KB holds one 9 KB jumbo frame and more.
+pub(crate) const RESERVE_SLOTS: usize = 8;
+/// Every slot: the protocol's, then the reserve (one contiguous buffer, slot `i` at `i * COPY_SLOT_BYTES`).
+const ALL_SLOTS: usize = COPY_SLOTS + RESERVE_SLOTS;
+/// Bytes per copy slot: a full 1500-byte-MTU frame with an 802.1Q tag, rounded up. A larger frame (a
+/// jumbo frame, up to the whole region) takes a run of adjacent slots: the buffer is contiguous and
+/// slot `i`'s MDL describes everything from slot `i` to the end of its region, so a run needs no MDL
+/// chaining and the engine opens it as one contiguous datagram.
 pub(crate) const COPY_SLOT_BYTES: usize = 2048;
 /// Where a WSK datagram is placed in its slot: room in front for the inner Ethernet header.
 #[cfg_attr(target_os = "windows", allow(dead_code))] // used by the WSK path, not built yet (test hook)
@@ -141,8 +164,8 @@ pub(crate) struct RxState {
     clone_pool: NDIS_HANDLE,
     copy_pool: NDIS_HANDLE,
     buffers: *mut c_void,
-    slots: [Slot; COPY_SLOTS],
-    /// Bit i set: slot i is free.
+    slots: [Slot; ALL_SLOTS],
+    /// Bit i set: slot i is free (bits `0..COPY_SLOTS` the protocol's, then the reserve).
     free: AtomicU64,
     /// NBLs indicated up (clones, copies, bypassed originals) not yet returned.
     outstanding: AtomicI64,
@@ -172,7 +195,7 @@ impl RxState {
             clone_pool: null_mut(),
             copy_pool: null_mut(),
             buffers: null_mut(),
-            slots: [const { Slot { buffer: null_mut(), mdl: null_mut(), nbl: null_mut() } }; COPY_SLOTS],
+            slots: [const { Slot { buffer: null_mut(), mdl: null_mut(), nbl: null_mut() } }; ALL_SLOTS],
             free: AtomicU64::new(0),
             outstanding: AtomicI64::new(0),
             pause_pending: AtomicBool::new(false),
@@ -189,7 +212,7 @@ impl RxState {
         }
         // SAFETY: PASSIVE_LEVEL; a plain non-paged allocation, null on failure.
         rx.buffers =
-            unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, COPY_SLOTS * COPY_SLOT_BYTES, COPY_BUFFER_TAG) };
+            unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, ALL_SLOTS * COPY_SLOT_BYTES, COPY_BUFFER_TAG) };
         if rx.buffers.is_null() {
             return Err(NDIS_STATUS_RESOURCES);
         }
@@ -198,8 +221,12 @@ impl RxState {
         let mut free = 0u64;
         for (i, slot) in rx.slots.iter_mut().enumerate() {
             slot.buffer = base.wrapping_add(i * COPY_SLOT_BYTES);
-            // SAFETY: the slot's part of the non-paged buffer outlives the MDL (both freed in Drop).
-            slot.mdl = unsafe { IoAllocateMdl(slot.buffer.cast(), COPY_SLOT_BYTES as u32, 0, 0, null_mut()) };
+            // The MDL runs to the end of the slot's region, so that a run of slots starting here is one
+            // MDL (see COPY_SLOT_BYTES).
+            let region_end = if i < COPY_SLOTS { COPY_SLOTS } else { ALL_SLOTS };
+            let mdl_bytes = (region_end - i) * COPY_SLOT_BYTES;
+            // SAFETY: that part of the non-paged buffer outlives the MDL (both freed in Drop).
+            slot.mdl = unsafe { IoAllocateMdl(slot.buffer.cast(), mdl_bytes as u32, 0, 0, null_mut()) };
             if slot.mdl.is_null() {
                 return Err(NDIS_STATUS_RESOURCES);
             }
@@ -212,7 +239,8 @@ impl RxState {
             if slot.nbl.is_null() {
                 return Err(NDIS_STATUS_RESOURCES);
             }
-            // SAFETY: our own NBL: MiniportReserved belongs to the driver that allocated it.
+            // SAFETY: our own NBL: MiniportReserved belongs to the driver that allocated it. [0]: the
+            // slot's index + 1; [1]: how many slots its run holds (set when claimed).
             unsafe { (*slot.nbl).MiniportReserved[0] = (i + 1) as *mut c_void };
             free |= 1 << i;
         }
@@ -262,24 +290,51 @@ impl RxState {
         }
     }
 
-    fn take_slot(&self) -> Option<usize> {
+    /// Claims `n` adjacent free slots inside `region` (the protocol's slots or the reserve); returns
+    /// the first. Lock-free (one compare-exchange on the bitmap).
+    fn take_run(&self, n: usize, region: core::ops::Range<usize>) -> Option<usize> {
+        if n == 0 || n > region.len() {
+            return None;
+        }
+        let run: u64 = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
         let mut free = self.free.load(Ordering::Acquire);
         loop {
-            if free == 0 {
-                return None;
-            }
-            let i = free.trailing_zeros() as usize;
-            match self.free.compare_exchange_weak(free, free & !(1 << i), Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Some(i),
+            let first = (region.start..=region.end - n).find(|&i| (free >> i) & run == run)?;
+            match self.free.compare_exchange_weak(
+                free,
+                free & !(run << first),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    let slot = self.slots.get(first)?;
+                    // SAFETY: our slot NBL, claimed above: nobody else touches it.
+                    unsafe { (*slot.nbl).MiniportReserved[1] = n as *mut c_void };
+                    return Some(first);
+                }
                 Err(now) => free = now,
             }
         }
     }
 
-    /// Puts a slot back: its NB again describes the whole slot, its info is cleared.
+    /// Claims the slots for a copy of `bytes` bytes: from the protocol's slots if a run is free, else
+    /// from the reserve (`borrowed`: indicate with RESOURCES). `None` (counted by the caller) if neither
+    /// has room. Returns (first slot, bytes the run holds, borrowed).
+    fn claim(&self, bytes: usize) -> Option<(usize, usize, bool)> {
+        let n = bytes.div_ceil(COPY_SLOT_BYTES).max(1);
+        if let Some(i) = self.take_run(n, 0..COPY_SLOTS) {
+            return Some((i, n * COPY_SLOT_BYTES, false));
+        }
+        let i = self.take_run(n, COPY_SLOTS..ALL_SLOTS)?;
+        Some((i, n * COPY_SLOT_BYTES, true))
+    }
+
+    /// Puts a run of slots back (the run that starts at slot `i`): its NB again describes one slot,
+    /// its info is cleared.
     fn release_slot(&self, i: usize) {
         let Some(slot) = self.slots.get(i) else { return };
+        // SAFETY: our slot NBL, back with us; [1] holds its run's length (set by `take_run`).
+        let n = (unsafe { (*slot.nbl).MiniportReserved[1] } as usize).clamp(1, ALL_SLOTS - i);
         // SAFETY: the slot's NBL is ours and back with us; its NB was allocated with it.
         let nb = unsafe { (*slot.nbl).FirstNetBuffer };
         // SAFETY: as above.
@@ -294,7 +349,8 @@ impl RxState {
         unsafe { (*slot.nbl).NetBufferListInfo[Ieee8021QNetBufferListInfo] = null_mut() };
         // SAFETY: as above.
         unsafe { (*slot.nbl).Next = null_mut() };
-        self.free.fetch_or(1 << i, Ordering::AcqRel);
+        let run: u64 = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+        self.free.fetch_or(run << i, Ordering::AcqRel);
     }
 }
 
@@ -607,31 +663,65 @@ enum Opened {
     Consumed,
 }
 
-/// Opens `datagram` (a UDP payload, in place) from `from` with the engine, under `control::CONFIG`
-/// and, when the cipher backend may use AVX, inside `KeSaveExtendedProcessorState`. Counts the outcome
-/// and queues what user mode must see (control packets, float events). IRQL <= DISPATCH_LEVEL.
-fn open(datagram: &mut [u8], from: Endpoint) -> Opened {
-    let now = control::now();
+/// Runs `f` inside `KeSaveExtendedProcessorState` when the cipher backend may use AVX (ring on x64),
+/// else directly. `None` if the state could not be saved (counted as `drop_other`). IRQL <=
+/// DISPATCH_LEVEL.
+fn with_extended_state<R>(f: impl FnOnce() -> R) -> Option<R> {
     let guard_needed = datapath::Cipher::Aes128Gcm.needs_extended_state()
         || datapath::Cipher::ChaCha20Poly1305.needs_extended_state();
-    let result = {
+    if !guard_needed {
+        return Some(f());
+    }
+    let mut save = XSTATE_SAVE::zeroed();
+    // SAFETY: IRQL <= DISPATCH_LEVEL; `save` stays on this frame until the restore.
+    let status = unsafe { KeSaveExtendedProcessorState(XSTATE_MASK_LEGACY | XSTATE_MASK_AVX, &raw mut save) };
+    if !NT_SUCCESS(status) {
+        bump(&STATS.drop_other, 1);
+        return None;
+    }
+    let r = f();
+    // SAFETY: restores the save above, same thread and IRQL.
+    unsafe { KeRestoreExtendedProcessorState(&raw mut save) };
+    Some(r)
+}
+
+/// Opens `datagram` (a UDP payload, in place) from `from` with the engine, and counts the outcome and
+/// queues what user mode must see (control packets, float events). IRQL <= DISPATCH_LEVEL.
+///
+/// Locking: the AEAD pass runs with **no lock held**. `control::CONFIG` is taken twice, briefly: once
+/// for the engine's `open_begin` (peer lookup by id, key slot, replay check; the receive key is lent
+/// as a reference-counted ticket) and once for `open_finish` (replay re-check and commit, keepalive,
+/// float, counters, MSS clamp). Between the two the ticket authenticates and decrypts in place, inside
+/// the extended-state guard when the backend needs it, so receives on different processors (and the
+/// control IOCTLs) never wait for each other's AEAD. Epoch keys, whose open may move the receive key
+/// to a new epoch, are opened whole under the lock.
+fn open(datagram: &mut [u8], from: Endpoint) -> Opened {
+    let now = control::now();
+    let begun = {
         let mut config = control::CONFIG.lock();
         let Some(config) = config.as_mut() else { return Opened::Consumed };
-        if guard_needed {
-            let mut save = XSTATE_SAVE::zeroed();
-            // SAFETY: DISPATCH_LEVEL (spin lock held); `save` stays on this frame until the restore.
-            let status =
-                unsafe { KeSaveExtendedProcessorState(XSTATE_MASK_LEGACY | XSTATE_MASK_AVX, &raw mut save) };
-            if !NT_SUCCESS(status) {
-                bump(&STATS.drop_other, 1);
+        config.peers.open_begin(now, datagram)
+    };
+    let result = match begun {
+        Ok(OpenStart::Control) => Ok(Received::Control),
+        Err(e) => Err(e),
+        Ok(OpenStart::Ticket(ticket)) => {
+            #[cfg(not(target_os = "windows"))]
+            crate::test_hooks::before_authenticate(ticket.peer_id());
+            let Some(auth) = with_extended_state(|| ticket.authenticate(datagram)) else {
                 return Opened::Consumed;
-            }
-            let r = config.peers.open(now, Some(&from), datagram);
-            // SAFETY: restores the save above, same thread and IRQL.
-            unsafe { KeRestoreExtendedProcessorState(&raw mut save) };
+            };
+            let mut config = control::CONFIG.lock();
+            let Some(config) = config.as_mut() else { return Opened::Consumed };
+            config.peers.open_finish(now, Some(&from), &ticket, auth, datagram)
+        }
+        Ok(OpenStart::Locked) => {
+            let mut config = control::CONFIG.lock();
+            let Some(config) = config.as_mut() else { return Opened::Consumed };
+            let Some(r) = with_extended_state(|| config.peers.open(now, Some(&from), datagram)) else {
+                return Opened::Consumed;
+            };
             r
-        } else {
-            config.peers.open(now, Some(&from), datagram)
         }
     };
     match result {
@@ -717,7 +807,7 @@ unsafe fn describe_inner(nbl: *mut NET_BUFFER_LIST, original: *const NET_BUFFER_
 
 /// The fast path for one tunnel NBL held by the filter (no RESOURCES): opens in place and returns the
 /// clone to indicate, or `None` when the original is to go back to the miniport (consumed, dropped, or
-/// the copy path took it: then `copy` holds the slot NBL to indicate).
+/// the copy path took it: then `copy` says what to indicate).
 ///
 /// # Safety
 /// `nbl` must be a received NBL the filter holds.
@@ -725,7 +815,7 @@ unsafe fn fast_path(
     rx: &RxState,
     nbl: *mut NET_BUFFER_LIST,
     outer: &Outer,
-    copy: &mut *mut NET_BUFFER_LIST,
+    copy: &mut Copied,
 ) -> Option<*mut NET_BUFFER_LIST> {
     // SAFETY: the caller's NBL.
     let read_only = unsafe { (*nbl).NblFlags } & NDIS_NBL_FLAGS_RECV_READ_ONLY != 0;
@@ -780,27 +870,59 @@ unsafe fn fast_path(
     Some(clone)
 }
 
-/// The copy path: copies the frame once into a free slot, opens it there and returns the slot's NBL to
-/// indicate (null if consumed or dropped; the slot is then free again).
+/// What the copy path made.
+enum Copied {
+    /// Consumed or dropped (counted): nothing to indicate.
+    Nothing,
+    /// A slot NBL the protocol may keep: indicate without RESOURCES; it comes back through
+    /// `FilterReturnNetBufferLists`.
+    Owned(*mut NET_BUFFER_LIST),
+    /// A reserve slot NBL (every protocol slot was held): indicate it alone **with** RESOURCES, then
+    /// release it ([`indicate_borrowed`]).
+    Borrowed(*mut NET_BUFFER_LIST),
+}
+
+/// Copies a received frame indicated with `NDIS_RECEIVE_FLAGS_RESOURCES` that went up from a reserve
+/// slot, and were given back when the indication returned (every protocol slot was held).
+pub(crate) static RESERVE_INDICATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Indicates a reserve slot's NBL with `NDIS_RECEIVE_FLAGS_RESOURCES` and releases the slot once the
+/// call returns: with RESOURCES the protocol copies what it needs and the NBL is the filter's again
+/// when `NdisFIndicateReceiveNetBufferLists` returns. IRQL <= DISPATCH_LEVEL (`up_flags` says which);
+/// no lock held.
+///
+/// # Safety
+/// `nbl` must be one of `rx`'s slot NBLs, claimed and filled by the caller.
+unsafe fn indicate_borrowed(rx: &RxState, nbl: *mut NET_BUFFER_LIST, port: NDIS_PORT_NUMBER, up_flags: u32) {
+    // SAFETY: our slot NBL, filled; indicated with RESOURCES, so it is ours again when this returns.
+    unsafe {
+        NdisFIndicateReceiveNetBufferLists(rx.handle, nbl, port, 1, up_flags | NDIS_RECEIVE_FLAGS_RESOURCES)
+    };
+    bump(&RESERVE_INDICATIONS, 1);
+    // SAFETY: as above; MiniportReserved[0] holds the slot's index + 1.
+    let tag = unsafe { (*nbl).MiniportReserved[0] } as usize;
+    rx.release_slot(tag.wrapping_sub(1));
+}
+
+/// The copy path: copies the frame once into a free run of slots (the protocol's, else the reserve),
+/// opens it there and returns the slot NBL to indicate (nothing if consumed or dropped; the slots are
+/// then free again).
 ///
 /// # Safety
 /// `nbl` must be a received NBL the caller holds.
-unsafe fn copy_path(rx: &RxState, nbl: *mut NET_BUFFER_LIST, outer: &Outer) -> *mut NET_BUFFER_LIST {
+unsafe fn copy_path(rx: &RxState, nbl: *mut NET_BUFFER_LIST, outer: &Outer) -> Copied {
     // SAFETY: the caller's NBL.
     let nb = unsafe { (*nbl).FirstNetBuffer };
     // SAFETY: as above.
     let frame_len = unsafe { NET_BUFFER_DATA_LENGTH(nb) } as usize;
-    if frame_len > COPY_SLOT_BYTES {
+    let Some((i, bytes, borrowed)) = rx.claim(frame_len) else {
         bump(&STATS.rx_drop_no_buffer, 1);
-        return null_mut();
-    }
-    let Some(i) = rx.take_slot() else {
-        bump(&STATS.rx_drop_no_buffer, 1);
-        return null_mut();
+        return Copied::Nothing;
     };
-    let Some(slot) = rx.slots.get(i) else { return null_mut() };
-    // SAFETY: the slot is ours alone (claimed above); its buffer holds COPY_SLOT_BYTES bytes.
-    let buffer = unsafe { core::slice::from_raw_parts_mut(slot.buffer, COPY_SLOT_BYTES) };
+    let Some(slot) = rx.slots.get(i) else { return Copied::Nothing };
+    // SAFETY: the run is ours alone (claimed above); the contiguous buffer holds `bytes` bytes from
+    // the run's first slot.
+    let buffer = unsafe { core::slice::from_raw_parts_mut(slot.buffer, bytes) };
     // SAFETY: the caller's NB.
     let copied = unsafe { copy_out(nb, 0, buffer.get_mut(..frame_len).unwrap_or(&mut [])) };
     bump(&STATS.rx_copies, 1);
@@ -814,7 +936,7 @@ unsafe fn copy_path(rx: &RxState, nbl: *mut NET_BUFFER_LIST, outer: &Outer) -> *
                 bump(&rx.stats.rx_packets, 1);
                 bump(&rx.stats.rx_bytes, range.len() as u64);
                 // SAFETY: as above.
-                unsafe { fill_slot(rx, i, outer.payload, range, outer, nbl) }
+                unsafe { fill_slot(rx, i, bytes, outer.payload, range, outer, nbl) }
             }
             Opened::Consumed => false,
         },
@@ -822,27 +944,33 @@ unsafe fn copy_path(rx: &RxState, nbl: *mut NET_BUFFER_LIST, outer: &Outer) -> *
     };
     if !indicated {
         rx.release_slot(i);
-        return null_mut();
+        return Copied::Nothing;
     }
-    slot.nbl
+    if borrowed {
+        Copied::Borrowed(slot.nbl)
+    } else {
+        Copied::Owned(slot.nbl)
+    }
 }
 
-/// Writes the inner frame's Ethernet header in slot `i` in front of the inner packet (at
-/// `base + range`) and points the slot's NB at the inner frame. Returns false if the packet is not IP.
+/// Writes the inner frame's Ethernet header in the run of slots starting at `i` (`bytes` long) in
+/// front of the inner packet (at `base + range`) and points the slot's NB at the inner frame. Returns
+/// false if the packet is not IP.
 ///
 /// # Safety
-/// Slot `i` must be claimed by the caller; `original` null or a valid NBL the caller holds.
+/// The run must be claimed by the caller; `original` null or a valid NBL the caller holds.
 unsafe fn fill_slot(
     rx: &RxState,
     i: usize,
+    bytes: usize,
     base: usize,
     range: core::ops::Range<usize>,
     outer: &Outer,
     original: *const NET_BUFFER_LIST,
 ) -> bool {
     let Some(slot) = rx.slots.get(i) else { return false };
-    // SAFETY: the slot is claimed by the caller; its buffer holds COPY_SLOT_BYTES bytes.
-    let buffer = unsafe { core::slice::from_raw_parts_mut(slot.buffer, COPY_SLOT_BYTES) };
+    // SAFETY: the run is claimed by the caller; the contiguous buffer holds `bytes` bytes from here.
+    let buffer = unsafe { core::slice::from_raw_parts_mut(slot.buffer, bytes) };
     let inner = base + range.start;
     let Some(&first) = buffer.get(inner) else { return false };
     let Some((header, l2)) = outer.l2_header(first) else {
@@ -854,9 +982,11 @@ unsafe fn fill_slot(
         (Some(dst), Some(src)) => dst.copy_from_slice(src),
         _ => return false,
     }
-    // SAFETY: our slot NBL and its NB, describing the whole slot (reset at release).
+    // SAFETY: our slot NBL and its NB, describing one slot (reset at release).
     let nb = unsafe { (*slot.nbl).FirstNetBuffer };
-    // SAFETY: advancing within the slot's data (start < COPY_SLOT_BYTES); the MDL is ours, not freed.
+    // SAFETY: our NB over our MDL, which runs to the end of the slot's region (>= `bytes`).
+    unsafe { NET_BUFFER_SET_DATA_LENGTH(nb, bytes as u32) };
+    // SAFETY: advancing within the run's data (start < bytes); the MDL is ours, not freed.
     unsafe { NdisAdvanceNetBufferDataStart(nb, start as u32, 0, None) };
     // SAFETY: shrinking our NB's data to the inner frame.
     unsafe { NET_BUFFER_SET_DATA_LENGTH(nb, (l2 + range.len()) as u32) };
@@ -983,15 +1113,25 @@ unsafe fn receive_owned(
                 unsafe { up.push(nbl) };
             }
             Some(outer) => {
-                let mut copy = null_mut();
+                let mut copy = Copied::Nothing;
                 // SAFETY: as above.
                 match unsafe { fast_path(rx, nbl, &outer, &mut copy) } {
                     // SAFETY: our clone; the original stays with us until the clone returns.
                     Some(clone) => unsafe { up.push(clone) },
                     None => {
-                        if !copy.is_null() {
+                        match copy {
                             // SAFETY: our slot NBL.
-                            unsafe { up.push(copy) };
+                            Copied::Owned(c) => unsafe { up.push(c) },
+                            Copied::Borrowed(c) => {
+                                // In order: what is pending goes up first, then the borrowed copy.
+                                // SAFETY: NBLs we hold or own; then our claimed slot NBL.
+                                unsafe { indicate_owned(rx, &mut up, port, flags) };
+                                // SAFETY: as above.
+                                unsafe {
+                                    indicate_borrowed(rx, c, port, flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL)
+                                };
+                            }
+                            Copied::Nothing => {}
                         }
                         // SAFETY: the original goes back to the miniport.
                         unsafe { back.push(nbl) };
@@ -1007,12 +1147,24 @@ unsafe fn receive_owned(
         // SAFETY: originals we hold and did not indicate.
         unsafe { NdisFReturnNetBufferLists(rx.handle, back.head, return_flags) };
     }
-    if !up.head.is_null() {
-        rx.outstanding.fetch_add(i64::from(up.count), Ordering::AcqRel);
-        let up_flags = flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL;
-        // SAFETY: NBLs we hold (originals) or own (clones, copies), in arrival order.
-        unsafe { NdisFIndicateReceiveNetBufferLists(rx.handle, up.head, port, up.count, up_flags) };
+    // SAFETY: NBLs we hold (originals) or own (clones, copies), in arrival order.
+    unsafe { indicate_owned(rx, &mut up, port, flags) };
+}
+
+/// Indicates (and empties) a chain of NBLs the protocol may keep: bypassed originals of an owned
+/// indication, clones, protocol-slot copies. Counted in `outstanding` until they come back.
+///
+/// # Safety
+/// Every NBL of `up` is one the filter holds or owns.
+unsafe fn indicate_owned(rx: &RxState, up: &mut Chain, port: NDIS_PORT_NUMBER, flags: u32) {
+    let up = up.take();
+    if up.head.is_null() {
+        return;
     }
+    rx.outstanding.fetch_add(i64::from(up.count), Ordering::AcqRel);
+    let up_flags = flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL;
+    // SAFETY: the caller's NBLs, in arrival order.
+    unsafe { NdisFIndicateReceiveNetBufferLists(rx.handle, up.head, port, up.count, up_flags) };
 }
 
 /// A RESOURCES chain: the filter may not keep any of it. Bypass NBLs go up in runs with RESOURCES
@@ -1072,10 +1224,15 @@ unsafe fn receive_resources(rx: &RxState, nbls: *mut NET_BUFFER_LIST, port: NDIS
             Some(outer) => {
                 flush_run(&mut run_head, &mut run_tail, &mut run_len);
                 // SAFETY: as above.
-                let copy = unsafe { copy_path(rx, nbl, &outer) };
-                if !copy.is_null() {
+                match unsafe { copy_path(rx, nbl, &outer) } {
                     // SAFETY: our slot NBL.
-                    unsafe { copies.push(copy) };
+                    Copied::Owned(copy) => unsafe { copies.push(copy) },
+                    Copied::Borrowed(copy) => {
+                        flush_copies(&mut copies);
+                        // SAFETY: our claimed, filled slot NBL.
+                        unsafe { indicate_borrowed(rx, copy, port, up_flags) };
+                    }
+                    Copied::Nothing => {}
                 }
             }
         }
@@ -1138,9 +1295,14 @@ pub(crate) unsafe extern "system" fn filter_return(
 /// with the NIC's MAC as destination. IRQL <= DISPATCH_LEVEL; the module must be Running and the
 /// caller must keep it attached for the call.
 ///
-/// Errors: `NDIS_STATUS_PAUSED` (module not Running), `NDIS_STATUS_INVALID_PARAMETER` (larger than a
-/// slot), `NDIS_STATUS_RESOURCES` (no free slot), `NDIS_STATUS_SUCCESS` also when the datagram was
-/// consumed (control, keepalive) or dropped (counted).
+/// A datagram larger than a slot takes a run of adjacent slots. When the protocol holds every one of
+/// its slots the copy goes into the reserve and is indicated with `NDIS_RECEIVE_FLAGS_RESOURCES`
+/// (free again when the indication returns).
+///
+/// Errors: `NDIS_STATUS_PAUSED` (module not Running), `NDIS_STATUS_INVALID_PARAMETER` (larger than the
+/// protocol's slots together, or the parts do not add up to `len`), `NDIS_STATUS_RESOURCES` (no run
+/// free, the reserve included), `NDIS_STATUS_SUCCESS` also when the datagram was consumed (control,
+/// keepalive) or dropped (counted).
 pub(crate) fn indicate_datagram<'a>(
     m: &Module,
     len: usize,
@@ -1151,17 +1313,18 @@ pub(crate) fn indicate_datagram<'a>(
     if !module_running(m) {
         return NDIS_STATUS_PAUSED;
     }
-    if len + DATAGRAM_HEADROOM > COPY_SLOT_BYTES {
+    if len + DATAGRAM_HEADROOM > COPY_SLOTS * COPY_SLOT_BYTES {
         bump(&STATS.rx_drop_no_buffer, 1);
         return NDIS_STATUS_INVALID_PARAMETER;
     }
-    let Some(i) = rx.take_slot() else {
+    let Some((i, bytes, borrowed)) = rx.claim(len + DATAGRAM_HEADROOM) else {
         bump(&STATS.rx_drop_no_buffer, 1);
         return NDIS_STATUS_RESOURCES;
     };
     let Some(slot) = rx.slots.get(i) else { return NDIS_STATUS_RESOURCES };
-    // SAFETY: the slot is ours alone (claimed above); its buffer holds COPY_SLOT_BYTES bytes.
-    let buffer = unsafe { core::slice::from_raw_parts_mut(slot.buffer, COPY_SLOT_BYTES) };
+    // SAFETY: the run is ours alone (claimed above); the contiguous buffer holds `bytes` bytes from
+    // its first slot.
+    let buffer = unsafe { core::slice::from_raw_parts_mut(slot.buffer, bytes) };
     let end = DATAGRAM_HEADROOM + len;
     let Some(room) = buffer.get_mut(DATAGRAM_HEADROOM..end) else {
         rx.release_slot(i);
@@ -1198,7 +1361,7 @@ pub(crate) fn indicate_datagram<'a>(
             bump(&rx.stats.rx_packets, 1);
             bump(&rx.stats.rx_bytes, range.len() as u64);
             // SAFETY: the slot is claimed; no original NBL.
-            unsafe { fill_slot(rx, i, DATAGRAM_HEADROOM, range, &outer, null_mut()) }
+            unsafe { fill_slot(rx, i, bytes, DATAGRAM_HEADROOM, range, &outer, null_mut()) }
         }
         Opened::Consumed => false,
     };
@@ -1206,10 +1369,15 @@ pub(crate) fn indicate_datagram<'a>(
         rx.release_slot(i);
         return NDIS_STATUS_SUCCESS;
     }
-    rx.outstanding.fetch_add(1, Ordering::AcqRel);
     // SAFETY: KeGetCurrentIrql is callable at any IRQL.
     let irql = unsafe { kernel::ffi::ntos::KeGetCurrentIrql() };
     let flags = if irql >= kernel::ffi::ntos::DISPATCH_LEVEL { NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL } else { 0 };
+    if borrowed {
+        // SAFETY: our claimed, filled reserve slot NBL.
+        unsafe { indicate_borrowed(rx, slot.nbl, 0, flags) };
+        return NDIS_STATUS_SUCCESS;
+    }
+    rx.outstanding.fetch_add(1, Ordering::AcqRel);
     // SAFETY: our own slot NBL, indicated on our module.
     unsafe { NdisFIndicateReceiveNetBufferLists(rx.handle, slot.nbl, 0, 1, flags) };
     NDIS_STATUS_SUCCESS

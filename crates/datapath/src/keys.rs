@@ -33,6 +33,7 @@ use crate::replay::{ReplayConfig, ReplayError, ReplayWindow};
 use crate::time::Instant;
 use crate::wire::{self, field, WireError};
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use core::fmt;
 use core::ops::Range;
 use hkdf::Hkdf;
@@ -592,7 +593,13 @@ impl<A: Aead> EpochRx<A> {
 
 #[allow(clippy::large_enum_variant)]
 enum RxState<A> {
-    Classic { aead: A, tail: NonceTail, window: ReplayWindow },
+    /// The AEAD key is shared (`Arc`) so that [`KeySlot::open_begin`] can lend it to an open that
+    /// runs outside the caller's lock; the count moves only there, never on [`KeySlot::open`].
+    Classic {
+        aead: Arc<A>,
+        tail: NonceTail,
+        window: ReplayWindow,
+    },
     Epoch(Box<EpochRx<A>>),
 }
 
@@ -682,7 +689,7 @@ impl<A: Aead> KeySlot<A> {
                         rekey_blocks: classic_rekey_blocks(cipher.aead_usage_limit()),
                     },
                     RxState::Classic {
-                        aead: dec,
+                        aead: Arc::new(dec),
                         tail: NonceTail(config.decrypt.nonce_tail),
                         window: ReplayWindow::new(replay),
                     },
@@ -921,6 +928,107 @@ impl<A: Aead> KeySlot<A> {
     }
 }
 
+/// A classic receive key lent out by [`KeySlot::open_begin`]: the shared AEAD key and the nonce of
+/// one packet. [`OpenTicket::authenticate`] runs the AEAD with no lock held (the key is read-only);
+/// [`KeySlot::open_commit`] then commits the packet id under the caller's lock. The nonce is wiped on
+/// drop; the key is zeroized when its last holder (slot or ticket) drops it.
+pub struct OpenTicket<A: Aead> {
+    aead: Arc<A>,
+    nonce: [u8; NONCE_LEN],
+    packet_id: u32,
+    payload_at: usize,
+    is_aead: bool,
+}
+
+impl<A: Aead> fmt::Debug for OpenTicket<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenTicket").field("packet_id", &self.packet_id).finish_non_exhaustive()
+    }
+}
+
+impl<A: Aead> Drop for OpenTicket<A> {
+    fn drop(&mut self) {
+        self.nonce.zeroize();
+    }
+}
+
+impl<A: Aead> OpenTicket<A> {
+    /// The packet id this ticket is for.
+    pub fn packet_id(&self) -> u32 {
+        self.packet_id
+    }
+
+    /// Verifies the tag and decrypts `packet` (the datagram [`KeySlot::open_begin`] looked at) in
+    /// place. Needs no lock: it reads only the shared key and `packet`. Never allocates.
+    pub fn authenticate(&self, packet: &mut [u8]) -> Result<(), OpenError> {
+        let malformed = OpenError::Malformed(WireError::Truncated);
+        if !self.is_aead {
+            return Ok(());
+        }
+        let (head, body) = packet.split_at_mut_checked(self.payload_at).ok_or(malformed)?;
+        let (aad, tag) = head.split_at_checked(field::CLASSIC_TAG.start).ok_or(malformed)?;
+        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| malformed)?;
+        self.aead.open_in_place(&self.nonce, aad, body, tag).map_err(|_| OpenError::AuthFailed)
+    }
+}
+
+/// What [`KeySlot::open_begin`] decided.
+#[derive(Debug)]
+pub enum OpenBegin<A: Aead> {
+    /// Authenticate outside the lock with the ticket, then [`KeySlot::open_commit`].
+    Ticket(OpenTicket<A>),
+    /// This key's format is opened whole under the lock ([`KeySlot::open`]): epoch keys, whose
+    /// receive state may move to a new epoch as part of the open.
+    Locked,
+}
+
+impl<A: Aead> KeySlot<A> {
+    /// The first half of a split [`Self::open`], under the caller's lock: parses the classic header,
+    /// checks the packet id against the replay window (nothing is committed) and lends the shared
+    /// receive key. Errors as [`Self::open`]'s before the AEAD; nothing changes. Never allocates
+    /// (the key's reference count moves).
+    pub fn open_begin(&self, now: Instant, packet: &[u8]) -> Result<OpenBegin<A>, OpenError> {
+        let malformed = OpenError::Malformed(WireError::Truncated);
+        let RxState::Classic { aead, tail, window } = &self.rx else { return Ok(OpenBegin::Locked) };
+        let is_aead = self.cipher.is_aead();
+        let payload_at = if is_aead { field::CLASSIC_AEAD_PAYLOAD } else { field::CLASSIC_NONE_PAYLOAD };
+        if packet.len() < payload_at {
+            return Err(malformed);
+        }
+        let id =
+            packet.get(field::CLASSIC_PKTID).and_then(|b| b.try_into().ok()).map_or(0, u32::from_be_bytes);
+        window.check(u64::from(id), now).map_err(OpenError::Replay)?;
+        Ok(OpenBegin::Ticket(OpenTicket {
+            aead: Arc::clone(aead),
+            nonce: classic_nonce(id, tail.0),
+            packet_id: id,
+            payload_at,
+            is_aead,
+        }))
+    }
+
+    /// The second half of a split open, under the caller's lock again, after
+    /// [`OpenTicket::authenticate`] succeeded on `packet_len` bytes: checks the replay window once
+    /// more (another processor may have committed the same id meanwhile) and commits. Fails with
+    /// [`OpenError::NoKey`] (nothing changes) if this slot no longer holds the ticket's key (it was
+    /// replaced between the halves).
+    pub fn open_commit(
+        &mut self,
+        now: Instant,
+        ticket: &OpenTicket<A>,
+        packet_len: usize,
+    ) -> Result<OpenInfo, OpenError> {
+        let RxState::Classic { aead, window, .. } = &mut self.rx else { return Err(OpenError::NoKey) };
+        if !Arc::ptr_eq(aead, &ticket.aead) {
+            return Err(OpenError::NoKey);
+        }
+        let id = u64::from(ticket.packet_id);
+        window.check(id, now).map_err(OpenError::Replay)?;
+        window.commit(id, now);
+        Ok(OpenInfo { payload: ticket.payload_at..packet_len, packet_id: id, epoch_advanced: false })
+    }
+}
+
 /// Opens one epoch-format packet (see [`KeySlot::open`]). Out of line, so that the classic path
 /// inlines into its callers without it.
 #[inline(never)]
@@ -1034,6 +1142,15 @@ impl<A: Aead> KeySet<A> {
     /// The secondary slot.
     pub fn secondary(&self) -> Option<&KeySlot<A>> {
         self.secondary.as_ref()
+    }
+
+    /// The slot with `key_id`, primary first (shared).
+    #[inline]
+    pub fn by_key_id(&self, key_id: u8) -> Option<&KeySlot<A>> {
+        if self.primary.as_ref().is_some_and(|k| k.key_id == key_id) {
+            return self.primary.as_ref();
+        }
+        self.secondary.as_ref().filter(|k| k.key_id == key_id)
     }
 
     /// The slot with `key_id`, primary first.

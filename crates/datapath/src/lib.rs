@@ -45,5 +45,8 @@ pub mod wire;
 
 pub use crypto::{Aead, Cipher, DefaultAead, RustCryptoAead};
 pub use keys::{KeyConfig, KeyDirection, KeyFormat, KeySlotId};
-pub use peer::{Endpoint, OpenError, Opened, Peer, PeerConfig, PeerTable, Received, SealError, Sealed};
+pub use peer::{
+    Endpoint, OpenError, OpenStart, Opened, Peer, PeerConfig, PeerTable, PeerTicket, Received, SealError,
+    Sealed,
+};
 pub use time::Instant;

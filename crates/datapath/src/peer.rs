@@ -10,7 +10,7 @@
 
 use crate::crypto::{Aead, DefaultAead};
 use crate::keepalive::{Keepalive, KeepaliveAction};
-use crate::keys::{KeyConfig, KeySet, KeySlot, KeySlotId, SealInfo};
+use crate::keys::{KeyConfig, KeySet, KeySlot, KeySlotId, OpenBegin, OpenTicket, SealInfo};
 pub use crate::keys::{KeyError, OpenError, SealError};
 use crate::mss;
 use crate::replay::{ReplayConfig, ReplayError};
@@ -157,6 +157,38 @@ pub enum Received {
     Keepalive(Opened),
     /// A control-channel packet (not `P_DATA_V2`), untouched, for user mode.
     Control,
+}
+
+/// A received data packet whose key was lent out by [`Peer::open_begin`] /
+/// [`PeerTable::open_begin`]: authenticate it with no lock held, then finish with `open_finish`.
+#[derive(Debug)]
+pub struct PeerTicket<A: Aead = DefaultAead> {
+    peer_id: u32,
+    key_id: u8,
+    ticket: OpenTicket<A>,
+}
+
+impl<A: Aead> PeerTicket<A> {
+    /// The peer the packet names.
+    pub fn peer_id(&self) -> u32 {
+        self.peer_id
+    }
+
+    /// Verifies and decrypts `packet` in place (the datagram `open_begin` looked at). Needs no lock.
+    pub fn authenticate(&self, packet: &mut [u8]) -> Result<(), OpenError> {
+        self.ticket.authenticate(packet)
+    }
+}
+
+/// What the first half of a split open decided.
+#[derive(Debug)]
+pub enum OpenStart<A: Aead = DefaultAead> {
+    /// A control-channel packet (not `P_DATA_V2`), untouched, for user mode.
+    Control,
+    /// A data packet: authenticate with the ticket, then `open_finish`.
+    Ticket(PeerTicket<A>),
+    /// Open it whole under the lock (`open`): epoch keys.
+    Locked,
 }
 
 /// One peer's data path.
@@ -420,6 +452,66 @@ impl<A: Aead> Peer<A> {
             Ok(info) => info,
             Err(e) => return Err(self.stats.count_drop(e)),
         };
+        Ok(self.opened(now, from, key_id, &info, packet))
+    }
+
+    /// The first half of a split [`Self::open`], under the caller's lock: classifies `packet`, finds
+    /// the key slot and checks replay (nothing is committed). A classic key is lent as a
+    /// [`PeerTicket`]: [`PeerTicket::authenticate`] runs the AEAD with no lock held, then
+    /// [`Self::open_finish`] completes the open under the lock. Epoch keys answer
+    /// [`OpenStart::Locked`] (call [`Self::open`] under the lock). Drops are counted as by `open`.
+    pub fn open_begin(&mut self, now: Instant, packet: &[u8]) -> Result<OpenStart<A>, OpenError> {
+        let key_id = match wire::classify(packet).map_err(OpenError::Malformed)? {
+            PacketKind::Control { .. } => return Ok(OpenStart::Control),
+            PacketKind::Data { key_id, .. } => key_id,
+        };
+        let result = match self.keys.by_key_id(key_id) {
+            Some(slot) => slot.open_begin(now, packet),
+            None => Err(OpenError::NoKey),
+        };
+        match result {
+            Ok(OpenBegin::Ticket(ticket)) => {
+                Ok(OpenStart::Ticket(PeerTicket { peer_id: self.id, key_id, ticket }))
+            }
+            Ok(OpenBegin::Locked) => Ok(OpenStart::Locked),
+            Err(e) => Err(self.stats.count_drop(e)),
+        }
+    }
+
+    /// The second half of a split open, under the caller's lock: `auth` is what
+    /// [`PeerTicket::authenticate`] said about `packet`. Counts a failure; on success commits the
+    /// packet id (re-checked: another processor may have opened the same id meanwhile) and does
+    /// what [`Self::open`] does after the AEAD (keepalive, float, counters, MSS clamp). A key
+    /// replaced between the halves is [`OpenError::NoKey`].
+    pub fn open_finish(
+        &mut self,
+        now: Instant,
+        from: Option<&Endpoint>,
+        ticket: &PeerTicket<A>,
+        auth: Result<(), OpenError>,
+        packet: &mut [u8],
+    ) -> Result<Received, OpenError> {
+        let result = auth.and_then(|()| match self.keys.by_key_id_mut(ticket.key_id) {
+            Some(slot) => slot.open_commit(now, &ticket.ticket, packet.len()),
+            None => Err(OpenError::NoKey),
+        });
+        let info = match result {
+            Ok(info) => info,
+            Err(e) => return Err(self.stats.count_drop(e)),
+        };
+        Ok(self.opened(now, from, ticket.key_id, &info, packet))
+    }
+
+    /// After an authenticated open: keepalive, float, counters, keepalive ping, MSS clamp.
+    #[inline]
+    fn opened(
+        &mut self,
+        now: Instant,
+        from: Option<&Endpoint>,
+        key_id: u8,
+        info: &crate::keys::OpenInfo,
+        packet: &mut [u8],
+    ) -> Received {
         self.keepalive.on_received(now);
         let floated = match from {
             Some(f) if self.remote.is_some_and(|r| r != *f) => {
@@ -441,16 +533,16 @@ impl<A: Aead> Peer<A> {
             floated,
             epoch_advanced: info.epoch_advanced,
         };
-        let Some(payload) = packet.get_mut(info.payload) else { return Ok(Received::Data(opened)) };
+        let Some(payload) = packet.get_mut(info.payload.clone()) else { return Received::Data(opened) };
         if payload == KEEPALIVE_PING {
             self.stats.rx_keepalives += 1;
-            return Ok(Received::Keepalive(opened));
+            return Received::Keepalive(opened);
         }
         self.stats.rx_bytes += payload.len() as u64;
         if self.mss != 0 && mss::clamp_in_place(payload, self.mss) {
             self.stats.mss_clamped += 1;
         }
-        Ok(Received::Data(opened))
+        Received::Data(opened)
     }
 
     /// What the keepalive timers want at `now` (send a ping with [`Self::seal_keepalive`], or the
@@ -908,6 +1000,32 @@ impl<A: Aead> PeerTable<A> {
                 self.peer_mut(peer_id).ok_or(OpenError::UnknownPeer)?.open(now, from, packet)
             }
         }
+    }
+
+    /// The first half of a split [`Self::open`] for the peer the packet's peer-id names (see
+    /// [`Peer::open_begin`]).
+    pub fn open_begin(&mut self, now: Instant, packet: &[u8]) -> Result<OpenStart<A>, OpenError> {
+        match wire::classify(packet).map_err(OpenError::Malformed)? {
+            PacketKind::Control { .. } => Ok(OpenStart::Control),
+            PacketKind::Data { peer_id, .. } => {
+                self.peer_mut(peer_id).ok_or(OpenError::UnknownPeer)?.open_begin(now, packet)
+            }
+        }
+    }
+
+    /// The second half of a split open (see [`Peer::open_finish`]); [`OpenError::UnknownPeer`] if
+    /// the peer was removed between the halves.
+    pub fn open_finish(
+        &mut self,
+        now: Instant,
+        from: Option<&Endpoint>,
+        ticket: &PeerTicket<A>,
+        auth: Result<(), OpenError>,
+        packet: &mut [u8],
+    ) -> Result<Received, OpenError> {
+        self.peer_mut(ticket.peer_id)
+            .ok_or(OpenError::UnknownPeer)?
+            .open_finish(now, from, ticket, auth, packet)
     }
 
     /// Polls every peer's timers, calling `f(peer_id, action)` for each that wants something.

@@ -975,3 +975,93 @@ fn rustcrypto_gcm_batches_match_reference() {
         assert_eq!(buf, plain, "open, len {len}");
     }
 }
+
+fn sealed(from: &mut Peer, plain: &[u8], now: Instant) -> Vec<u8> {
+    let mut out = vec![0u8; plain.len() + wire::MAX_OVERHEAD];
+    let s = from.seal(now, &[plain], &mut out).unwrap();
+    out.truncate(s.len);
+    out
+}
+
+/// The split open (begin under a lock, AEAD outside, finish under the lock) gives what `open` gives,
+/// for every classic cipher, and counts the same.
+#[test]
+fn split_open_matches_open() {
+    for cipher in [Cipher::Aes128Gcm, Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305, Cipher::None] {
+        let (mut a, mut b) = pair(cipher, KeyFormat::Classic);
+        let (_, mut c) = pair(cipher, KeyFormat::Classic);
+        for (i, plain) in
+            [&b"\x45split open one"[..], &[0x60; 300][..], &KEEPALIVE_PING[..]].iter().enumerate()
+        {
+            let now = t(10 + i as u64);
+            let mut whole = sealed(&mut a, plain, now);
+            let mut split = whole.clone();
+            let expected = c.open(now, Some(&Endpoint::V4 { addr: [1, 2, 3, 4], port: 5 }), &mut whole);
+            let Ok(datapath::OpenStart::Ticket(ticket)) = b.open_begin(now, &split) else {
+                panic!("no ticket")
+            };
+            assert_eq!(ticket.peer_id(), 7);
+            let auth = ticket.authenticate(&mut split);
+            let from = Endpoint::V4 { addr: [1, 2, 3, 4], port: 5 };
+            let got = b.open_finish(now, Some(&from), &ticket, auth, &mut split);
+            assert_eq!(got, expected, "{cipher:?} {i}");
+            assert_eq!(split, whole);
+        }
+        assert_eq!(b.stats(), c.stats());
+    }
+}
+
+/// A packet opened twice at once (two processors, the same id): both begin, both authenticate, the
+/// first finish commits and the second is a replay; a forged packet commits nothing; a key replaced
+/// between the halves is refused; epoch keys open whole under the lock.
+#[test]
+fn split_open_races_and_refusals() {
+    let (mut a, mut b) = pair(Cipher::Aes256Gcm, KeyFormat::Classic);
+    let now = t(5);
+    let pkt = sealed(&mut a, b"\x45duplicate", now);
+    let (mut p1, mut p2) = (pkt.clone(), pkt.clone());
+    let Ok(datapath::OpenStart::Ticket(t1)) = b.open_begin(now, &p1) else { panic!() };
+    let Ok(datapath::OpenStart::Ticket(t2)) = b.open_begin(now, &p2) else { panic!() };
+    let (r1, r2) = (t1.authenticate(&mut p1), t2.authenticate(&mut p2));
+    assert!(matches!(b.open_finish(now, None, &t1, r1, &mut p1), Ok(Received::Data(_))));
+    assert_eq!(b.open_finish(now, None, &t2, r2, &mut p2), Err(OpenError::Replay(ReplayError::Duplicate)));
+    assert!(matches!(b.open_begin(now, &pkt), Err(OpenError::Replay(ReplayError::Duplicate))));
+    // Forged: authentication fails, the id stays open for the real packet.
+    let real = sealed(&mut a, b"\x45real", now);
+    let mut forged = real.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    let Ok(datapath::OpenStart::Ticket(tf)) = b.open_begin(now, &forged) else { panic!() };
+    let auth = tf.authenticate(&mut forged);
+    assert_eq!(auth, Err(OpenError::AuthFailed));
+    assert_eq!(b.open_finish(now, None, &tf, auth, &mut forged), Err(OpenError::AuthFailed));
+    assert_eq!(b.stats().rx_auth_failed, 1);
+    let mut ok = real.clone();
+    assert!(matches!(b.open(now, None, &mut ok), Ok(Received::Data(_))));
+    // Replaced between the halves: the lent key still authenticates, the commit refuses it.
+    let next = sealed(&mut a, b"\x45next", now);
+    let mut p = next.clone();
+    let Ok(datapath::OpenStart::Ticket(tk)) = b.open_begin(now, &p) else { panic!() };
+    b.install_key(KeySlotId::Primary, &config(Cipher::Aes256Gcm, KeyFormat::Classic, 1, true)).unwrap();
+    let auth = tk.authenticate(&mut p);
+    assert_eq!(auth, Ok(()));
+    assert_eq!(b.open_finish(now, None, &tk, auth, &mut p), Err(OpenError::NoKey));
+    // Control packets and epoch keys.
+    assert!(matches!(b.open_begin(now, &[0x38, 1, 2]), Ok(datapath::OpenStart::Control)));
+    let (mut ea, mut eb) = pair(Cipher::Aes128Gcm, KeyFormat::Epoch);
+    let ep = sealed(&mut ea, b"\x45epoch", now);
+    assert!(matches!(eb.open_begin(now, &ep), Ok(datapath::OpenStart::Locked)));
+    // Through the table: an unknown peer id, and a peer removed between the halves.
+    let mut table: PeerTable = PeerTable::new();
+    table.add_peer(&PeerConfig::new(7), now).unwrap();
+    table
+        .peer_mut(7)
+        .unwrap()
+        .install_key(KeySlotId::Primary, &config(Cipher::Aes256Gcm, KeyFormat::Classic, 1, true))
+        .unwrap();
+    let mut p = sealed(&mut a, b"\x45table", now);
+    let Ok(datapath::OpenStart::Ticket(tt)) = table.open_begin(now, &p) else { panic!() };
+    let auth = tt.authenticate(&mut p);
+    table.remove_peer(7).unwrap();
+    assert_eq!(table.open_finish(now, None, &tt, auth, &mut p), Err(OpenError::UnknownPeer));
+    assert!(matches!(table.open_begin(now, &p), Err(OpenError::UnknownPeer)));
+}

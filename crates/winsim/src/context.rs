@@ -68,6 +68,11 @@ fn held_count() -> usize {
     HELD.with(|h| h.borrow().len())
 }
 
+/// Spin locks the calling thread holds now (tests: proves a piece of driver code runs with no lock).
+pub fn spin_locks_held() -> usize {
+    held_count()
+}
+
 /// Calls into `driver` at `irql`, as the kernel calls a driver callback, and checks the processor state
 /// the callback leaves behind. `what` names the callback in violation details.
 pub fn call_driver<R>(driver: DriverId, irql: KIRQL, what: &str, f: impl FnOnce() -> R) -> R {

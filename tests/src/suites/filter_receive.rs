@@ -768,7 +768,8 @@ fn wsk_datagram(machine: &mut Machine) -> Outcome {
     if !sim::take_protocol_received(NIC).is_empty() {
         return Err("a replayed WSK datagram was indicated".into());
     }
-    let big = vec![0u8; 4000];
+    // Larger than every protocol slot together (32 x 2 KB): refused.
+    let big = vec![0u8; 70_000];
     let status = winsim::context::call_driver(t.driver(), PASSIVE_LEVEL, "test: WSK big", || {
         filter::test_hooks::indicate_datagram(m, &big, SocketAddr::from(REMOTE))
     });
@@ -791,6 +792,566 @@ fn wsk_datagram(machine: &mut Machine) -> Outcome {
     }
     t.down(machine)?;
     Ok(vec![("datagrams".into(), 1)])
+}
+
+/// The WSK path's datagram for a test: sealed `ip` from the peer, indicated on the module.
+fn wsk_indicate(t: &Tunnel, sealed: &[u8]) -> i32 {
+    let m = t.module();
+    winsim::context::call_driver(t.driver(), PASSIVE_LEVEL, "test: WSK datagram", || {
+        filter::test_hooks::indicate_datagram(m, sealed, SocketAddr::from(REMOTE))
+    })
+}
+
+/// The frame the protocol gets for a WSK datagram: the tunnel MAC as source.
+fn from_tunnel_mac(mut frame: Vec<u8>) -> Vec<u8> {
+    frame[6..12].copy_from_slice(&[0x02, 0x72, 0x64, 0x63, 0x6f, 0x01]);
+    frame
+}
+
+/// Jumbo datagrams (9000-byte inner packets, IPv4 and IPv6, over a 9 KB-MTU NIC) on every copy path:
+/// RESOURCES receives, a payload the NIC splits across MDLs, read-only receive data, and the WSK path.
+/// Each is copied once into a run of adjacent copy slots (no drop, no allocation), opened there and
+/// indicated byte for byte; the fast path still takes the ones it can open in place.
+fn jumbo_copy_path(machine: &mut Machine) -> Outcome {
+    let mut nic = NicConfig::ethernet(NIC);
+    nic.mtu = 9000;
+    let mut t = Tunnel::up(machine, nic, false)?;
+    let mut rounds = Vec::new();
+    for (i, len) in [8900usize, 8000, 5000, 2100].into_iter().enumerate() {
+        let id = 1300 + i as u16;
+        let (frame, ip) = inner(t.mac, id, i % 2 == 1, if i % 2 == 0 { Proto::Tcp } else { Proto::Udp }, len);
+        let sealed = t.seal(&ip)?;
+        rounds.push((frame, from_peer(t.mac, &sealed)));
+    }
+    let before = t.stats(ALL_PEERS)?;
+    // RESOURCES: one batch of all four.
+    let wire: Vec<Vec<u8>> = rounds.iter().map(|r| r.1.clone()).collect();
+    let want: Vec<Vec<u8>> = rounds.iter().map(|r| r.0.clone()).collect();
+    sim::nic_indicate(NIC, &wire, true);
+    expect_frames(&sim::take_protocol_received(NIC), &want, "jumbo RESOURCES receives")?;
+    sim::protocol_return_all(NIC);
+    // Read-only receive data (copied, never opened in place).
+    let mut wire2 = Vec::new();
+    let mut want2 = Vec::new();
+    for i in 0..2u16 {
+        let (frame, ip) = inner(t.mac, 1320 + i, i == 1, Proto::Udp, 8950);
+        wire2.push(from_peer(t.mac, &t.seal(&ip)?));
+        want2.push(frame);
+    }
+    sim::nic_indicate_with_flags(NIC, &wire2, false, kernel::ffi::nbl::NDIS_NBL_FLAGS_RECV_READ_ONLY);
+    expect_frames(&sim::take_protocol_received(NIC), &want2, "jumbo read-only receives")?;
+    sim::protocol_return_all(NIC);
+    // The WSK path: a 9000-byte inner packet reassembled by the stack.
+    let (frame, ip) = inner(t.mac, 1330, false, Proto::Tcp, 8900);
+    let sealed = t.seal(&ip)?;
+    check("jumbo indicate_datagram", wsk_indicate(&t, &sealed), NDIS_STATUS_SUCCESS)?;
+    expect_frames(&sim::take_protocol_received(NIC), &[from_tunnel_mac(frame)], "jumbo WSK datagram")?;
+    sim::protocol_return_all(NIC);
+    let s = t.stats(ALL_PEERS)?;
+    let copies = s.rx_copies - before.rx_copies;
+    if copies != 7
+        || s.rx_packets - before.rx_packets != 7
+        || s.rx_drop_no_buffer != before.rx_drop_no_buffer
+        || s.plaintext_copies != 0
+    {
+        return Err(format!("after 7 jumbo datagrams: {copies} copies, stats {s:?}"));
+    }
+    if t.outstanding() != Some(0) {
+        return Err(format!("{:?} outstanding after every return", t.outstanding()));
+    }
+    t.down(machine)?;
+    // A NIC that splits the jumbo payload across MDLs: the copy path again.
+    let mut nic = NicConfig::ethernet(NIC);
+    nic.mtu = 9000;
+    nic.rx_split = vec![7, 13, 40, 3000];
+    let mut t = Tunnel::up(machine, nic, true)?;
+    let before = t.stats(ALL_PEERS)?;
+    let (frame, ip) = inner(t.mac, 1340, true, Proto::Udp, 8900);
+    let sealed = t.seal(&ip)?;
+    let wire = outer_frame(t.mac, (&REMOTE6, REMOTE.1), (&LOCAL6, LOCAL.1), &sealed, Some(0x0064));
+    sim::nic_indicate(NIC, &[wire], false);
+    expect_frames(&sim::take_protocol_received(NIC), &[tagged(&frame, 0x0064)], "split jumbo receive")?;
+    sim::protocol_return_all(NIC);
+    let s = t.stats(ALL_PEERS)?;
+    if s.rx_copies - before.rx_copies != 1
+        || s.rx_packets - before.rx_packets != 1
+        || s.rx_drop_no_buffer != before.rx_drop_no_buffer
+    {
+        return Err(format!("split jumbo: stats {s:?}"));
+    }
+    t.down(machine)?;
+    Ok(vec![("jumbo_datagrams".into(), 8), ("copies".into(), copies + 1)])
+}
+
+/// The protocol keeps every one of the 32 copy slots (RESOURCES receives it does not return); more
+/// tunnel datagrams arrive (RESOURCES, split payloads, the WSK path, a jumbo one): every one is still
+/// delivered, copied into the reserve and indicated with NDIS_RECEIVE_FLAGS_RESOURCES (the protocol
+/// copies it; the slot is free again when the indication returns), and counted. None is dropped.
+fn slots_exhausted_resources(machine: &mut Machine) -> Outcome {
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..32u16 {
+        let (frame, ip) = inner(t.mac, 1400 + i, i % 2 == 0, Proto::Udp, 100 + usize::from(i) * 30);
+        wire.push(from_peer(t.mac, &t.seal(&ip)?));
+        want.push(frame);
+    }
+    sim::nic_indicate(NIC, &wire, true);
+    expect_frames(&sim::take_protocol_received(NIC), &want, "the 32 held copies")?;
+    if sim::protocol_holding(NIC) != 32 || t.outstanding() != Some(32) {
+        return Err(format!(
+            "protocol holds {} (filter: {:?} outstanding), expected every slot",
+            sim::protocol_holding(NIC),
+            t.outstanding()
+        ));
+    }
+    let reserve_before = filter::test_hooks::rx_reserve_indications();
+    let before = t.stats(ALL_PEERS)?;
+    // Twelve more while every slot is held: RESOURCES receives, owned receives with split payloads
+    // (both copy), and a full-size one.
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..12u16 {
+        let len = if i == 5 { 1400 } else { 64 + usize::from(i) };
+        let (frame, ip) = inner(t.mac, 1450 + i, i % 3 == 0, Proto::Tcp, len);
+        wire.push(from_peer(t.mac, &t.seal(&ip)?));
+        want.push(frame);
+    }
+    sim::nic_indicate(NIC, &wire[..8], true);
+    sim::nic_indicate_with_flags(NIC, &wire[8..], false, kernel::ffi::nbl::NDIS_NBL_FLAGS_RECV_READ_ONLY);
+    // And two through the WSK path.
+    for i in 0..2u16 {
+        let (frame, ip) = inner(t.mac, 1470 + i, false, Proto::Udp, 200);
+        let sealed = t.seal(&ip)?;
+        check("indicate_datagram with every slot held", wsk_indicate(&t, &sealed), NDIS_STATUS_SUCCESS)?;
+        want.push(from_tunnel_mac(frame));
+    }
+    expect_frames(&sim::take_protocol_received(NIC), &want, "datagrams past the held slots")?;
+    let reserved = filter::test_hooks::rx_reserve_indications() - reserve_before;
+    let s = t.stats(ALL_PEERS)?;
+    if reserved != 14
+        || s.rx_drop_no_buffer != before.rx_drop_no_buffer
+        || s.rx_packets - before.rx_packets != 14
+    {
+        return Err(format!("{reserved} reserve indications (expected 14), stats {s:?}"));
+    }
+    // The reserve copies went up with RESOURCES: the protocol holds no more than before.
+    if sim::protocol_holding(NIC) != 32 || t.outstanding() != Some(32) {
+        return Err(format!(
+            "protocol holds {}, filter {:?} outstanding after the reserve indications",
+            sim::protocol_holding(NIC),
+            t.outstanding()
+        ));
+    }
+    // Back to normal once the protocol returns its slots: owned copies again, no reserve.
+    sim::protocol_return_all(NIC);
+    let (frame, ip) = inner(t.mac, 1480, false, Proto::Udp, 300);
+    let one = from_peer(t.mac, &t.seal(&ip)?);
+    sim::nic_indicate(NIC, &[one], true);
+    expect_frames(&sim::take_protocol_received(NIC), &[frame], "after the slots came back")?;
+    if filter::test_hooks::rx_reserve_indications() - reserve_before != 14 || sim::protocol_holding(NIC) != 1
+    {
+        return Err("a copy used the reserve while protocol slots were free".into());
+    }
+    sim::protocol_return_all(NIC);
+    if t.outstanding() != Some(0) {
+        return Err(format!("{:?} outstanding after every return", t.outstanding()));
+    }
+    let ledger = sim::ledger(NIC);
+    if ledger.received_corrupt != 0 {
+        return Err(format!("protocol ledger {ledger:?}"));
+    }
+    t.down(machine)?;
+    Ok(vec![("held_slots".into(), 32), ("reserve_indications".into(), reserved)])
+}
+
+/// What the AEAD hook of [`parallel_peers`] saw.
+mod parallel {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// Armed: the next AEAD pass for peer 1 waits inside the hook.
+    pub static ARMED: AtomicBool = AtomicBool::new(false);
+    /// Peer 1's receive is inside its AEAD pass (the hook), and has left it.
+    pub static A_IN: AtomicBool = AtomicBool::new(false);
+    pub static A_OUT: AtomicBool = AtomicBool::new(false);
+    /// Peer 2's receive was indicated to the protocol.
+    pub static B_DONE: AtomicBool = AtomicBool::new(false);
+    /// AEAD passes seen, and how many of them ran with a spin lock held.
+    pub static PASSES: AtomicUsize = AtomicUsize::new(0);
+    pub static UNDER_LOCK: AtomicUsize = AtomicUsize::new(0);
+    pub static TIMED_OUT: AtomicBool = AtomicBool::new(false);
+
+    pub fn reset() {
+        for f in [&ARMED, &A_IN, &A_OUT, &B_DONE, &TIMED_OUT] {
+            f.store(false, Ordering::SeqCst);
+        }
+        PASSES.store(0, Ordering::SeqCst);
+        UNDER_LOCK.store(0, Ordering::SeqCst);
+    }
+
+    /// The filter's `before_authenticate` hook.
+    pub fn hook(peer_id: u32) {
+        PASSES.fetch_add(1, Ordering::SeqCst);
+        if winsim::context::spin_locks_held() != 0 {
+            UNDER_LOCK.fetch_add(1, Ordering::SeqCst);
+        }
+        if peer_id == 1 && ARMED.swap(false, Ordering::SeqCst) {
+            A_IN.store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !B_DONE.load(Ordering::SeqCst) {
+                if Instant::now() > deadline {
+                    TIMED_OUT.store(true, Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            A_OUT.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Two receive indications for two different peers at once, on two threads: peer 1's receive is held
+/// inside its AEAD pass (a test hook on the filter's split open) until peer 2's receive has been opened
+/// and indicated on the other thread. With the decryption under a driver-wide lock the second receive
+/// would wait for the first (and the hook times out). Every AEAD pass runs with no spin lock held.
+fn parallel_peers(machine: &mut Machine) -> Outcome {
+    use std::sync::atomic::Ordering;
+    let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
+    // Peer 2 from another remote address, with its own keys.
+    const REMOTE2: ([u8; 4], u16) = ([203, 0, 113, 6], 1194);
+    let add = encode(&RdcoAddPeer {
+        peer_id: 2,
+        local: SocketAddr::from(LOCAL),
+        remote: SocketAddr::from(REMOTE2),
+    });
+    check(
+        "ADD_PEER 2",
+        device::device_io_control(t.h, RdcoFilterIoctl::AddPeer.code(), &add, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let (key2, tail2) = ([0x77u8; 32], [9u8; 8]);
+    let dir = |key: [u8; 32], tail: [u8; 8]| OvpnKeyDirection { key, key_len: 32, nonce_tail: tail };
+    let key = encode(&RdcoNewKey {
+        key: OvpnCryptoDataV2 {
+            v1: OvpnCryptoData {
+                encrypt: dir(TX_KEY, TX_TAIL),
+                decrypt: dir(key2, tail2),
+                key_slot: OvpnKeySlot::Primary,
+                cipher_alg: OvpnCipherAlg::AesGcm,
+                key_id: 0,
+                peer_id: 2,
+            },
+            crypto_options: 0,
+        },
+    });
+    check(
+        "NEW_KEY 2",
+        device::device_io_control(t.h, RdcoFilterIoctl::NewKey.code(), &key, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let mut peer2: Peer = Peer::new(&PeerConfig::new(2), Instant::from_millis(0));
+    peer2
+        .install_key(
+            KeySlotId::Primary,
+            &KeyConfig {
+                cipher: Cipher::Aes256Gcm,
+                format: KeyFormat::from_crypto_options(0),
+                key_id: 0,
+                encrypt: KeyDirection { key: key2, nonce_tail: tail2 },
+                decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
+            },
+        )
+        .map_err(|e| format!("peer 2 key: {e:?}"))?;
+    let (frame1, ip1) = inner(t.mac, 1500, false, Proto::Tcp, 1300);
+    let wire1 = from_peer(t.mac, &t.seal(&ip1)?);
+    let (frame2, ip2) = inner(t.mac, 1501, true, Proto::Udp, 900);
+    let mut sealed2 = vec![0u8; ip2.len() + 64];
+    let n = peer2.seal(Instant::from_millis(1), &[&ip2], &mut sealed2).map_err(|e| format!("{e:?}"))?.len;
+    sealed2.truncate(n);
+    let wire2 = outer_frame(t.mac, (&REMOTE2.0, REMOTE2.1), (&LOCAL.0, LOCAL.1), &sealed2, None);
+
+    parallel::reset();
+    filter::test_hooks::set_before_authenticate(Some(parallel::hook));
+    parallel::ARMED.store(true, Ordering::SeqCst);
+    let a = std::thread::spawn(move || sim::nic_indicate(NIC, &[wire1], false));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !parallel::A_IN.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let a_in = parallel::A_IN.load(Ordering::SeqCst);
+    // Peer 2's receive on this thread while peer 1's is inside its AEAD pass.
+    let b = sim::nic_indicate(NIC, &[wire2], false);
+    let b_while_a_held = !parallel::A_OUT.load(Ordering::SeqCst);
+    let got_b = sim::take_protocol_received(NIC);
+    parallel::B_DONE.store(true, Ordering::SeqCst);
+    let a = a.join().map_err(|_| "peer 1's receive thread panicked".to_string())?;
+    filter::test_hooks::set_before_authenticate(None);
+    let got_a = sim::take_protocol_received(NIC);
+    sim::protocol_return_all(NIC);
+    if !a_in {
+        return Err("peer 1's receive never reached its AEAD pass".into());
+    }
+    if a != 1 || b != 1 || !b_while_a_held || parallel::TIMED_OUT.load(Ordering::SeqCst) {
+        return Err(format!(
+            "peer 2's receive did not complete while peer 1's was inside its AEAD pass (b done while a held: {b_while_a_held}, hook timed out: {})",
+            parallel::TIMED_OUT.load(Ordering::SeqCst)
+        ));
+    }
+    expect_frames(&got_b, &[frame2], "peer 2 (while peer 1 decrypts)")?;
+    expect_frames(&got_a, &[frame1], "peer 1")?;
+    let (passes, under_lock) =
+        (parallel::PASSES.load(Ordering::SeqCst), parallel::UNDER_LOCK.load(Ordering::SeqCst));
+    if passes != 2 || under_lock != 0 {
+        return Err(format!("{passes} AEAD passes, {under_lock} of them with a spin lock held"));
+    }
+    let (p1, p2) = (t.stats(1)?, t.stats(2)?);
+    if p1.rx_packets != 1 || p2.rx_packets != 1 {
+        return Err(format!("peer stats {p1:?} / {p2:?}"));
+    }
+    t.down(machine)?;
+    Ok(vec![("parallel_receives".into(), 2), ("aead_passes_under_lock".into(), under_lock as u64)])
+}
+
+/// The MSS the clamp tests configure.
+const CLAMP: u16 = 1200;
+
+/// An Ethernet frame carrying a TCP SYN (or SYN-ACK) with options (MSS 1460, SACK permitted,
+/// timestamps, window scale) from `src` to `dst` (IPv4 or IPv6 by length), with correct checksums.
+fn syn_frame(dst_mac: [u8; 6], src_mac: [u8; 6], src: &[u8], dst: &[u8], ack: bool) -> Vec<u8> {
+    let v6 = src.len() == 16;
+    let options: [u8; 20] = [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&40000u16.to_be_bytes());
+    tcp.extend_from_slice(&443u16.to_be_bytes());
+    tcp.extend_from_slice(&0x1000_0000u32.to_be_bytes());
+    tcp.extend_from_slice(&(if ack { 0x2000_0001u32 } else { 0 }).to_be_bytes());
+    tcp.push((((20 + options.len()) / 4) << 4) as u8);
+    tcp.push(if ack { 0x12 } else { 0x02 });
+    tcp.extend_from_slice(&64240u16.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 0]);
+    tcp.extend_from_slice(&options);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(src);
+    pseudo.extend_from_slice(dst);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+    let c = fold(sum16(&pseudo) + sum16(&tcp));
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    if v6 {
+        f.extend_from_slice(&0x86ddu16.to_be_bytes());
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[6, 64]);
+        f.extend_from_slice(src);
+        f.extend_from_slice(dst);
+    } else {
+        f.extend_from_slice(&0x0800u16.to_be_bytes());
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+        ip.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0]);
+        ip.extend_from_slice(src);
+        ip.extend_from_slice(dst);
+        let c = fold(sum16(&ip));
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+    }
+    f.extend_from_slice(&tcp);
+    f
+}
+
+/// Checks a frame carrying a TCP SYN or SYN-ACK: checksums verify and the MSS option is `mss` (IPv4;
+/// `mss - 20` for IPv6); every other byte equals `original`'s except the MSS value and the TCP checksum.
+fn check_clamped(frame: &[u8], original: &[u8], mss: u16, what: &str) -> Result<(), String> {
+    let l = winsim::offload::verify_packet(frame).map_err(|e| format!("{what}: does not verify: {e}"))?;
+    // IPv6 headers are 20 bytes longer: the engine clamps IPv6 to `mss - 20`, as OpenVPN's
+    // mss_fixup_ipv6 does (datapath::mss).
+    let mss = if l.v6 { mss - 20 } else { mss };
+    if frame.len() != original.len() {
+        return Err(format!("{what}: {} bytes, sent {}", frame.len(), original.len()));
+    }
+    let opt = l.l4 + 20;
+    if frame.get(opt..opt + 2) != Some(&[2, 4][..]) {
+        return Err(format!("{what}: no MSS option where it was sent"));
+    }
+    let got = u16::from_be_bytes([frame[opt + 2], frame[opt + 3]]);
+    if got != mss {
+        return Err(format!("{what}: MSS {got}, expected {mss}"));
+    }
+    let csum = l.l4 + 16..l.l4 + 18;
+    let mss_at = opt + 2..opt + 4;
+    let differs = (0..frame.len())
+        .filter(|i| !csum.contains(i) && !mss_at.contains(i))
+        .any(|i| frame[i] != original[i]);
+    if differs {
+        return Err(format!("{what}: bytes other than the MSS and the TCP checksum changed"));
+    }
+    Ok(())
+}
+
+/// MSS clamping through the filter, both ways, IPv4 and IPv6, with TCP options. Send: the protocol's
+/// SYN to a tunnel prefix is diverted; the peer (a real UDP socket, the engine with the mirrored key)
+/// opens it and finds the MSS clamped to the configured value with correct checksums. Receive: a
+/// SYN-ACK sealed by the peer (which does not clamp) is clamped in place by the filter before the
+/// protocol sees it, on the fast path and on the RESOURCES copy path.
+fn mss_clamp_both_ways(machine: &mut Machine) -> Outcome {
+    use std::net::UdpSocket;
+    sim::add_nic(NicConfig::ethernet(NIC)).map_err(|s| format!("add_nic: {s:#x}"))?;
+    let inf = install::inf_dir().join(uapi::names::FILTER_INF);
+    let installed = install::install_from_inf(machine, &inf, filter::driver_entry)?;
+    let h = device::open(uapi::names::FILTER_USER_PATH).map_err(|s| format!("open: {s:#x}"))?;
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("peer socket: {e}"))?;
+    socket.set_read_timeout(Some(std::time::Duration::from_millis(200))).map_err(|e| e.to_string())?;
+    let v4_peer = [198u8, 51, 100, 7];
+    let v6_peer: [u8; 16] = winsim::offload::V6_PEER;
+    let prefixes = [
+        uapi::rdco_filter::RdcoPrefix { addr: std::net::IpAddr::from(v4_peer), prefix_len: 32 },
+        uapi::rdco_filter::RdcoPrefix { addr: std::net::IpAddr::from(v6_peer), prefix_len: 128 },
+    ];
+    let policy = encode(&uapi::rdco_filter::RdcoSetPolicy::new(&prefixes).map_err(|e| format!("{e:?}"))?);
+    check(
+        "SET_POLICY",
+        device::device_io_control(h, RdcoFilterIoctl::SetPolicy.code(), &policy, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let remote = socket.local_addr().map_err(|e| e.to_string())?;
+    let add = encode(&RdcoAddPeer { peer_id: PEER_ID, local: SocketAddr::from(([127, 0, 0, 1], 0)), remote });
+    check(
+        "ADD_PEER",
+        device::device_io_control(h, RdcoFilterIoctl::AddPeer.code(), &add, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let dir = |key: [u8; 32], tail: [u8; 8]| OvpnKeyDirection { key, key_len: 32, nonce_tail: tail };
+    let key = encode(&RdcoNewKey {
+        key: OvpnCryptoDataV2 {
+            v1: OvpnCryptoData {
+                encrypt: dir(TX_KEY, TX_TAIL),
+                decrypt: dir(RX_KEY, RX_TAIL),
+                key_slot: OvpnKeySlot::Primary,
+                cipher_alg: OvpnCipherAlg::AesGcm,
+                key_id: 0,
+                peer_id: PEER_ID as i32,
+            },
+            crypto_options: 0,
+        },
+    });
+    check(
+        "NEW_KEY",
+        device::device_io_control(h, RdcoFilterIoctl::NewKey.code(), &key, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let keepalive = encode(&uapi::rdco_filter::RdcoKeepalive {
+        peer_id: PEER_ID,
+        keepalive_interval: 0,
+        keepalive_timeout: 0,
+        mss: CLAMP,
+    });
+    check(
+        "SET_KEEPALIVE (MSS)",
+        device::device_io_control(h, RdcoFilterIoctl::SetKeepalive.code(), &keepalive, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let mut peer: Peer = Peer::new(&PeerConfig::new(PEER_ID), Instant::from_millis(0));
+    peer.install_key(
+        KeySlotId::Primary,
+        &KeyConfig {
+            cipher: Cipher::Aes256Gcm,
+            format: KeyFormat::Classic,
+            key_id: 0,
+            encrypt: KeyDirection { key: RX_KEY, nonce_tail: RX_TAIL },
+            decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
+        },
+    )
+    .map_err(|e| format!("peer key: {e:?}"))?;
+    let mac = sim::nic_info(NIC).ok_or("no NIC")?.mac;
+    let local4 = [192u8, 0, 2, 1];
+    let local6 = LOCAL6;
+    // Send: SYNs from the protocol, IPv4 and IPv6.
+    let syns =
+        [syn_frame(GW_MAC, mac, &local4, &v4_peer, false), syn_frame(GW_MAC, mac, &local6, &v6_peer, false)];
+    sim::protocol_send(NIC, &syns);
+    let mut opened = Vec::new();
+    let mut buf = vec![0u8; 70_000];
+    let mut idle = 0;
+    while opened.len() < syns.len() && idle < 10 {
+        winsim::sched::run_until_idle();
+        winsim::wsk::pump();
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                idle = 0;
+                let packet = &mut buf[..n];
+                match peer.open(Instant::from_millis(0), None, packet) {
+                    Ok(::datapath::Received::Data(o)) => opened.push(packet[o.payload].to_vec()),
+                    Ok(::datapath::Received::Keepalive(_)) => {}
+                    other => return Err(format!("the peer could not open a datagram: {other:?}")),
+                }
+            }
+            Err(_) => idle += 1,
+        }
+    }
+    if opened.len() != syns.len() {
+        return Err(format!("the peer got {} of {} diverted SYNs", opened.len(), syns.len()));
+    }
+    for (inner_packet, syn) in opened.iter().zip(&syns) {
+        // Compare as Ethernet frames (the tunnel carries the IP packet).
+        let mut f = syn[..14].to_vec();
+        f.extend_from_slice(inner_packet);
+        check_clamped(&f, syn, CLAMP, "diverted SYN at the peer")?;
+    }
+    // Let the diverted originals complete.
+    sim::pump();
+    // Receive: SYN-ACKs from the tunnel, fast path and RESOURCES, IPv4 and IPv6.
+    let (rip, rport) = match remote {
+        SocketAddr::V4(a) => (a.ip().octets(), a.port()),
+        SocketAddr::V6(_) => return Err("peer socket is not IPv4".into()),
+    };
+    let mut wire = Vec::new();
+    let mut want = Vec::new();
+    for (i, v6) in [false, true, false, true].into_iter().enumerate() {
+        let frame = if v6 {
+            syn_frame(mac, GW_MAC, &v6_peer, &local6, true)
+        } else {
+            syn_frame(mac, GW_MAC, &v4_peer, &local4, true)
+        };
+        let mut sealed = vec![0u8; frame.len() + 64];
+        let n = peer
+            .seal(Instant::from_millis(1 + i as u64), &[&frame[14..]], &mut sealed)
+            .map_err(|e| format!("{e:?}"))?
+            .len;
+        sealed.truncate(n);
+        // From the peer's socket address, as the filter knows it.
+        wire.push(outer_frame(mac, (&rip, rport), (&[127, 0, 0, 1], 1194), &sealed, None));
+        want.push(frame);
+    }
+    sim::nic_indicate(NIC, &wire[..2], false);
+    sim::nic_indicate(NIC, &wire[2..], true);
+    let got = sim::take_protocol_received(NIC);
+    if got.len() != want.len() {
+        return Err(format!("the protocol received {} SYN-ACKs of {}", got.len(), want.len()));
+    }
+    for (g, w) in got.iter().zip(&want) {
+        check_clamped(g, w, CLAMP, "received SYN-ACK")?;
+    }
+    sim::protocol_return_all(NIC);
+    let p = {
+        let (s, out) = device::device_io_control(
+            h,
+            RdcoFilterIoctl::GetStats.code(),
+            &encode(&RdcoPeerRef { peer_id: PEER_ID }),
+            RdcoStats::SIZE,
+        );
+        check("GET_STATS", s, STATUS_SUCCESS)?;
+        RdcoStats::parse(&out).map_err(|e| e.to_string())?
+    };
+    if p.rx_packets != 4 || p.tx_packets < 2 {
+        return Err(format!("peer stats {p:?}"));
+    }
+    let t = Tunnel { installed, h, mac, peer, now: 0 };
+    t.down(machine)?;
+    Ok(vec![("clamped_syns_sent".into(), 2), ("clamped_syn_acks_received".into(), 4)])
 }
 
 /// Surprise removal while the protocol holds clones: the device event passes down through the filter
@@ -891,6 +1452,10 @@ pub fn tests() -> Vec<Test> {
         t("rdcofilter.pause_media_reset_while_receiving", pause_media_reset),
         t("rdcofilter.oid_status_passthrough", oid_passthrough),
         t("rdcofilter.wsk_datagram_indicated", wsk_datagram),
+        t("rdcofilter.jumbo_datagrams_copy_path", jumbo_copy_path),
+        t("rdcofilter.slots_exhausted_resources_indication", slots_exhausted_resources),
+        t("rdcofilter.two_peers_decrypt_in_parallel", parallel_peers),
+        t("rdcofilter.mss_clamp_syn_both_ways", mss_clamp_both_ways),
         t("rdcofilter.surprise_removal_with_clones_out", removal_with_clones_out),
         t("rdcofilter.alloc_failure_each_receive_site", alloc_failure_each_site),
     ]
