@@ -255,12 +255,23 @@ fn round(path: &SendPath, done: &mut NblChain) -> Round {
     let mut out = Outbox { remote: None, items: ArrayVec::new() };
     let time = control::now();
     let mut result = Round::More;
-    for _ in 0..ROUND_NBLS {
-        let nbl = path.queue.lock().pop();
-        if nbl.is_null() {
-            result = Round::Empty;
-            break;
+    // The round's NBLs are taken under one acquisition of the queue lock, not one per NBL (a measured
+    // ~10 % of the filter's own per-packet instructions at 64 B; docs/performance.md). Taken NBLs are
+    // off the queue exactly as the single NBL being sealed was before: evictions do not see them, and
+    // each is completed (or put back in order) by this round.
+    let mut taken: ArrayVec<*mut NET_BUFFER_LIST, ROUND_NBLS> = ArrayVec::new();
+    {
+        let mut q = path.queue.lock();
+        while !taken.is_full() {
+            let nbl = q.pop();
+            if nbl.is_null() {
+                result = Round::Empty;
+                break;
+            }
+            taken.push(nbl);
         }
+    }
+    for (i, &nbl) in taken.iter().enumerate() {
         let copy = path.is_copy(nbl);
         match seal_nbl(path, t, &mut config.peers, time, nbl, &mut out) {
             Ok(()) => {
@@ -273,7 +284,11 @@ fn round(path: &SendPath, done: &mut NblChain) -> Round {
                 }
             }
             Err(Stop::NotReady) => {
-                path.queue.lock().push_front(nbl);
+                // This NBL and the rest of the round go back to the head, in order.
+                let mut q = path.queue.lock();
+                for &back in taken[i..].iter().rev() {
+                    q.push_front(back);
+                }
                 result = Round::Stopped;
                 break;
             }
