@@ -1,25 +1,33 @@
-//! The filter's send path inside the simulated kernel, per packet, at 64/512/1420-byte inner packets:
+//! The filter's send path per packet at 64/512/1420-byte inner packets, all rows of a size interleaved
+//! in one run (see `harness`), ratios to `raw-aead` from the same run:
 //!
-//! * `filter_send/divert-zero-copy`: the protocol sends a chain of 32 IPv4/UDP packets to a policy
-//!   prefix; the real filter classifies, queues the originals, its worker DPC seals each straight from
-//!   the MDL chain and sends through WSK (`WskSendMessages`), and completes the originals. Includes the
-//!   simulation's own cost (building the protocol's NBLs, tracking them, the simulated WSK provider);
-//!   datagrams are dropped at the provider (`loss = 1.0`) so no syscall is measured.
-//! * `filter_send/divert-deep-copy`: the same with the hold budget at 0, so every diverted NBL is
-//!   deep-copied (NBL + NB + MDL + payload) and completed before it is sealed: the forced slow path.
-//! * `engine/seal-segments` (what the worker does per packet: seal from a 3-segment scatter list, an IP
-//!   packet split over MDLs), `engine/copy-then-seal` (the double-copy baseline the zero-copy path
-//!   replaces: gather into a linear buffer, then seal), `engine/engine-seal-linear` (the engine on one
-//!   contiguous buffer) and `engine/raw-aead` (the backend's AEAD alone, no OpenVPN framing).
+//! * `divert-zero-copy`: the protocol sends a chain of 32 IPv4/UDP packets to a policy prefix; the real
+//!   filter classifies (`FilterSendNetBufferLists`), queues the originals, its worker DPC seals each
+//!   straight from the MDL chain, sends through `WskSendMessages` and completes the originals. Runs in
+//!   winsim's bench profile (`winsim::bench`): the protocol resends NBLs it built once, WSK sends
+//!   complete inline into an in-memory sink (no system call); NBL ownership tracking, IRQL and lock
+//!   checks, IRP bookkeeping stay on.
+//! * `divert-deep-copy`: the same with the hold budget at 0, so every diverted NBL is deep-copied (NBL +
+//!   NB + MDL + payload) and completed before it is sealed: the forced slow path.
+//! * `seal-segments` (what the worker does per packet: the engine seals from a 3-segment scatter list,
+//!   an IP packet split over MDLs), `copy-then-seal` (the double-copy baseline the zero-copy path
+//!   replaces: gather the segments into a linear buffer, then seal), `engine-seal-linear` (the engine on
+//!   one contiguous buffer) and `raw-aead` (the backend's AEAD alone, no OpenVPN framing).
 //!
-//! Run: `cargo bench -p ndistest --bench filter_send`. See docs/performance.md.
+//! Run: `cargo bench -p ndistest --features bench --bench filter_send`. The split of the instructions
+//! between driver, engine and simulation: `tests/benches/callgrind_split.py`. See docs/performance.md.
 #![allow(clippy::pedantic, missing_docs)]
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+mod harness;
+
+use std::hint::black_box;
+
 use datapath::{Aead, Cipher, DefaultAead, KeyConfig, KeyDirection, KeyFormat, KeySlotId, Peer, PeerConfig};
+use harness::{region, Row};
 use ndistest::install;
 use uapi::ovpn::{OvpnCipherAlg, OvpnCryptoData, OvpnCryptoDataV2, OvpnKeyDirection, OvpnKeySlot};
 use uapi::rdco_filter::{RdcoAddPeer, RdcoFilterIoctl, RdcoNewKey, RdcoPrefix, RdcoSetPolicy};
@@ -36,7 +44,7 @@ fn encode<T: Wire>(value: &T) -> Vec<u8> {
     out
 }
 
-/// Boots a machine with the filter on one NIC, configured and keyed; WSK drops every datagram.
+/// Boots a machine with the filter on one NIC, configured and keyed (verified, default profile).
 fn machine() -> winsim::Machine {
     let mut m = winsim::Machine::boot();
     sim::add_nic(NicConfig::ethernet(NIC)).expect("nic");
@@ -78,46 +86,37 @@ fn machine() -> winsim::Machine {
             },
         }),
     );
-    winsim::wsk::set_faults(winsim::wsk::Faults { loss: 1.0, ..winsim::wsk::Faults::NONE });
     m
 }
 
-/// One batch through the filter: send, run the worker DPC, complete the WSK sends and the NIC's.
-fn one_batch(sends: &[IpSend]) {
-    sim::protocol_send_ip(NIC, sends);
+/// One batch through the filter: the protocol's send, the worker DPC, WSK completions (inline) and the
+/// NIC's completions.
+fn one_batch(batch: &winsim::bench::FilterSendBatch) {
+    assert_eq!(batch.send(), BATCH, "a batch NBL is still in flight");
     winsim::sched::run_until_idle();
     winsim::wsk::pump();
     sim::pump();
 }
 
-fn filter_path(c: &mut Criterion) {
-    let _m = machine();
-    let mut g = c.benchmark_group("filter_send");
-    g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(20);
-    for size in SIZES {
-        // An inner IP packet of `size` bytes: 20 IPv4 + 8 UDP + payload.
-        let send = IpSend {
-            v6: false,
-            proto: Proto::Udp,
-            payload_len: size - 28,
-            request_checksum: false,
-            mss: 1472,
-        };
-        let sends = vec![send; BATCH];
-        g.throughput(Throughput::Elements(BATCH as u64));
-        filter::test_hooks::set_hold_policy(1 << 20, 60_000, 64 << 20, 5_000);
-        g.bench_with_input(BenchmarkId::new("divert-zero-copy", size), &size, |b, _| {
-            b.iter(|| one_batch(&sends))
-        });
-        filter::test_hooks::set_hold_policy(0, 60_000, 64 << 20, 5_000);
-        g.bench_with_input(BenchmarkId::new("divert-deep-copy", size), &size, |b, _| {
-            b.iter(|| one_batch(&sends))
-        });
-        filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+/// A row that runs `f` on `BATCH` packets per timed call.
+fn each<'a>(
+    peer: &'a RefCell<Peer>,
+    out: &'a RefCell<Vec<u8>>,
+    linear: &'a RefCell<Vec<u8>>,
+    f: impl Fn(&mut Peer, &mut [u8], &mut [u8]) + 'a,
+) -> impl FnMut(usize) -> Duration + 'a {
+    move |calls: usize| {
+        let (mut peer, mut out, mut linear) = (peer.borrow_mut(), out.borrow_mut(), linear.borrow_mut());
+        let mut t = Duration::ZERO;
+        for _ in 0..calls {
+            t += region(|| {
+                for _ in 0..BATCH {
+                    f(&mut peer, &mut out, &mut linear);
+                }
+            });
+        }
+        t
     }
-    g.finish();
-    let c = filter::test_hooks::send_counters();
-    assert!(c.copies_budget > 0, "the deep-copy runs made no copies: {c:?}");
 }
 
 fn packet(n: usize) -> Vec<u8> {
@@ -127,7 +126,9 @@ fn packet(n: usize) -> Vec<u8> {
     p
 }
 
-fn engine(c: &mut Criterion) {
+fn main() {
+    let _m = machine();
+    let profile = winsim::bench::Profile::enter();
     let dir = || KeyDirection { key: [0x11; 32], nonce_tail: [0x22; 8] };
     let config = KeyConfig {
         cipher: Cipher::Aes256Gcm,
@@ -136,42 +137,84 @@ fn engine(c: &mut Criterion) {
         encrypt: dir(),
         decrypt: dir(),
     };
-    let mut peer: Peer = Peer::new(&PeerConfig::new(1), datapath::Instant::from_millis(0));
-    peer.install_key(KeySlotId::Primary, &config).unwrap();
     let now = datapath::Instant::from_millis(0);
-    let mut g = c.benchmark_group("engine");
-    g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(20);
+    let raw = DefaultAead::new(Cipher::Aes256Gcm, &[0x11; 32]).unwrap();
+    let (nonce, aad) = ([7u8; 12], [1u8; 8]);
+    println!(
+        "filter send path, ns per packet (median of {} interleaved rounds), ratio to raw-aead",
+        harness::ROUNDS
+    );
     for size in SIZES {
+        if harness::skip_size("filter_send", size) {
+            continue;
+        }
+        // An inner IP packet of `size` bytes: 20 IPv4 + 8 UDP + payload.
+        let send = IpSend {
+            v6: false,
+            proto: Proto::Udp,
+            payload_len: size - 28,
+            request_checksum: false,
+            mss: 1472,
+        };
+        let batch = winsim::bench::FilterSendBatch::new(NIC, &vec![send; BATCH]);
+        assert_eq!(batch.len(), BATCH);
+        let divert = |budget: u32| {
+            let batch = &batch;
+            move |calls: usize| {
+                filter::test_hooks::set_hold_policy(budget, 60_000, 64 << 20, 5_000);
+                let _ = winsim::bench::sink_take();
+                let mut t = Duration::ZERO;
+                for _ in 0..calls {
+                    t += region(|| one_batch(batch));
+                }
+                let (sent, _, last) = winsim::bench::sink_take();
+                assert_eq!(sent, (calls * BATCH) as u64, "datagrams on the wire");
+                assert!(last.len() > size, "a sealed datagram is longer than its packet");
+                t
+            }
+        };
         let p = packet(size);
         // As the protocol's MDLs split it: headers, a piece, the rest.
         let (a, rest) = p.split_at(28.min(size));
         let (b2, c2) = rest.split_at(rest.len() / 3);
-        let mut out = vec![0u8; size + 64];
-        let mut linear = vec![0u8; size];
-        g.throughput(Throughput::Elements(1));
-        g.bench_with_input(BenchmarkId::new("seal-segments", size), &size, |b, _| {
-            b.iter(|| black_box(peer.seal(now, &[black_box(a), b2, c2], &mut out).unwrap()))
+        let peer = RefCell::new({
+            let mut peer: Peer = Peer::new(&PeerConfig::new(1), now);
+            peer.install_key(KeySlotId::Primary, &config).unwrap();
+            peer
         });
-        g.bench_with_input(BenchmarkId::new("copy-then-seal", size), &size, |b, _| {
-            b.iter(|| {
-                linear[..a.len()].copy_from_slice(black_box(a));
-                linear[a.len()..a.len() + b2.len()].copy_from_slice(b2);
-                linear[a.len() + b2.len()..].copy_from_slice(c2);
-                black_box(peer.seal(now, &[&linear], &mut out).unwrap())
-            })
-        });
-        g.bench_with_input(BenchmarkId::new("engine-seal-linear", size), &size, |b, _| {
-            b.iter(|| black_box(peer.seal(now, &[black_box(&p)], &mut out).unwrap()))
-        });
-        // The raw AEAD of the engine's backend on one contiguous input (no OpenVPN framing).
-        let raw = DefaultAead::new(Cipher::Aes256Gcm, &[0x11; 32]).unwrap();
-        let (nonce, aad) = ([7u8; 12], [1u8; 8]);
-        g.bench_with_input(BenchmarkId::new("raw-aead", size), &size, |b, _| {
-            b.iter(|| black_box(raw.seal(&nonce, &aad, &[black_box(&p)], &[], &mut out).unwrap()))
-        });
+        let out = RefCell::new(vec![0u8; size + 64]);
+        let linear = RefCell::new(vec![0u8; size]);
+        let seal_segments = |peer: &mut Peer, out: &mut [u8], _: &mut [u8]| {
+            black_box(peer.seal(now, &[black_box(a), b2, c2], out).unwrap());
+        };
+        let copy_then_seal = |peer: &mut Peer, out: &mut [u8], linear: &mut [u8]| {
+            linear[..a.len()].copy_from_slice(black_box(a));
+            linear[a.len()..a.len() + b2.len()].copy_from_slice(b2);
+            linear[a.len() + b2.len()..].copy_from_slice(c2);
+            black_box(peer.seal(now, &[linear], out).unwrap());
+        };
+        let seal_linear = |peer: &mut Peer, out: &mut [u8], _: &mut [u8]| {
+            black_box(peer.seal(now, &[black_box(&p)], out).unwrap());
+        };
+        let raw_aead = |_: &mut Peer, out: &mut [u8], _: &mut [u8]| {
+            black_box(raw.seal(&nonce, &aad, &[black_box(&p)], &[], out).unwrap());
+        };
+        let mut rows = [
+            Row::new("raw-aead", BATCH, each(&peer, &out, &linear, raw_aead)),
+            Row::new("engine-seal-linear", BATCH, each(&peer, &out, &linear, seal_linear)),
+            Row::new("seal-segments", BATCH, each(&peer, &out, &linear, seal_segments)),
+            Row::new("copy-then-seal", BATCH, each(&peer, &out, &linear, copy_then_seal)),
+            Row::new("divert-zero-copy", BATCH, divert(1 << 20)),
+            Row::new("divert-deep-copy", BATCH, divert(0)),
+        ];
+        harness::run("filter_send", size, "raw-aead", &mut rows);
+        drop(rows);
+        drop(batch);
     }
-    g.finish();
+    drop(profile);
+    filter::test_hooks::set_hold_policy(256, 50, 4 << 20, 5_000);
+    let c = filter::test_hooks::send_counters();
+    if std::env::var_os("RDCO_BENCH_ONLY").is_none() {
+        assert!(c.copies_budget > 0, "the deep-copy runs made no copies: {c:?}");
+    }
 }
-
-criterion_group!(benches, engine, filter_path);
-criterion_main!(benches);

@@ -1,33 +1,43 @@
-//! Criterion benches of the miniport's data path in the simulated kernel, beside raw AEAD in the same
-//! run, and the copy baselines the zero-copy paths replace. See docs/performance.md ("Miniport").
+//! The miniport's data path per packet at 64/512/1420-byte packets, beside raw AEAD and the copy
+//! baselines the zero-copy paths replace; all rows of a direction and size interleaved in one run (see
+//! `harness`), ratios to `raw-aead` from the same run. Batches of 16 packets.
 //!
-//! * `tx/miniport`: 16 IPv4 packets of `size` bytes posted on the Tx ring (`winsim::netcx::stack_send`),
-//!   sealed from their fragments by the miniport, sent with `WskSendMessages` over real loopback UDP,
-//!   completed and retired, until the peer socket read all 16 datagrams.
-//! * `rx/miniport`: 16 datagrams sealed beforehand (untimed) sent to the miniport's socket, indicated by
-//!   WSK, opened in place, attached to the Rx ring, received by the stack and returned.
-//! * `tx/raw-aead`, `rx/raw-aead`: the engine backend's AEAD seal / open in place of the same 16
-//!   packets, nothing else.
-//! * `tx/gather-copy`: the baseline Tx: gather the packet's three fragments into one buffer, then seal
-//!   it (what the miniport avoids by sealing from the fragments). `tx/engine-segments` seals the same
-//!   fragments straight into the output buffer (the miniport's way).
-//! * `rx/copy-into-pool`: the baseline Rx: open in place, then copy the plaintext into a pooled buffer
-//!   to lend (what lending the WSK buffer avoids). `rx/engine-in-place` opens only.
+//! * `tx/miniport`: 16 IPv4 packets posted on the Tx ring (`winsim::netcx::stack_send`), sealed from
+//!   their fragments by the miniport's `EvtPacketQueueAdvance`, sent with `WskSendMessages`, completed
+//!   and retired from the ring.
+//! * `rx/miniport`: 16 datagrams sealed beforehand by the peer (untimed) indicated to the miniport's
+//!   `WskReceiveFromEvent`, opened in place, attached to the Rx ring, received by the stack and returned
+//!   (`EvtAdapterReturnRxBuffer`, `WskRelease`).
 //!
-//! The simulated rows include the simulation's own costs (loopback UDP syscalls, the simulated
-//! kernel's bookkeeping and verifier), so they are an upper bound of the driver's cost.
+//!   Both run in winsim's bench profile (`winsim::bench`): sends complete inline into an in-memory sink
+//!   and datagrams are indicated from memory (no system calls); the NetAdapterCx ring verifier (ring
+//!   snapshots around every advance, Rx poisoning) is off and the stack counts packets instead of
+//!   copying them out. IRQL and lock checks and IRP/indication bookkeeping stay on.
+//! * `raw-aead`: the engine backend's AEAD seal / open in place of the same packets, nothing else.
+//! * `tx/engine-segments` seals a packet's three fragments straight into the output buffer (the
+//!   miniport's way); `tx/gather-copy` is the baseline: gather the three fragments into one buffer, then
+//!   seal it.
+//! * `rx/engine-in-place` opens in place (the miniport's way); `rx/copy-into-pool` is the baseline: open
+//!   in place, then copy the plaintext into a pooled buffer to lend.
+//!
+//! Run: `cargo bench -p ndistest --features bench --bench miniport`. Instruction split by crate:
+//! `tests/benches/callgrind_split.py`. See docs/performance.md.
 #![allow(clippy::pedantic, missing_docs)]
 
-use std::time::{Duration, Instant};
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::time::Duration;
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use datapath::crypto::{Aead, Cipher, RustCryptoAead};
 use datapath::keys::{KeyConfig, KeyDirection, KeyFormat, KeySlotId};
 use datapath::peer::{Peer, PeerConfig};
 use datapath::wire;
+use harness::{region, Row};
 use ndistest::netcx_client::ipv4_packet;
-use ndistest::suites::miniport::{bring_up, peer_collect, stack_collect, tear_down};
-use winsim::{netcx, wsk, Machine};
+use ndistest::suites::miniport::{bring_up, tear_down};
+use winsim::{bench, netcx, Machine};
+
+mod harness;
 
 const SIZES: [usize; 3] = [64, 512, 1420];
 const BATCH: usize = 16;
@@ -50,131 +60,157 @@ fn thirds(p: &[u8]) -> [&[u8]; 3] {
     [&p[..a], &p[a..2 * a], &p[2 * a..]]
 }
 
-fn tx(c: &mut Criterion) {
+fn main() {
     let mut m = Machine::boot();
-    let mut rig = bring_up(&mut m, None).expect("miniport up");
-    let mut g = c.benchmark_group("tx");
+    let rig = RefCell::new(bring_up(&mut m, None).expect("miniport up"));
+    let profile = bench::Profile::enter();
+    let from = rig.borrow().peer.socket.local_addr().expect("peer address");
+    let port = rig.borrow().port;
+    let adapter = rig.borrow().adapter;
+    println!(
+        "miniport data path, ns per packet (median of {} interleaved rounds), ratio to raw-aead",
+        harness::ROUNDS
+    );
+    let key = [0x11u8; 32];
+    let raw = RustCryptoAead::new(Cipher::Aes256Gcm, &key).unwrap();
+    let (nonce, aad) = ([7u8; 12], [1u8; 8]);
     for size in SIZES {
-        g.throughput(Throughput::Elements(BATCH as u64));
-        let packets: Vec<Vec<u8>> = (0..BATCH as u16).map(|k| ipv4_packet(k, size)).collect();
-        g.bench_with_input(BenchmarkId::new("miniport", size), &size, |b, _| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    assert_eq!(netcx::stack_send(rig.adapter, &packets), BATCH);
-                    let mut n = 0;
-                    let mut buf = [0u8; 2048];
-                    wsk::pump_until(Duration::from_secs(5), || {
-                        while rig.peer.socket.recv(&mut buf).is_ok() {
-                            n += 1;
-                        }
-                        n >= BATCH
-                    });
-                    netcx::pump(rig.adapter);
-                }
-                start.elapsed()
-            })
-        });
-        let key = [0x11u8; 32];
-        let raw = RustCryptoAead::new(Cipher::Aes256Gcm, &key).unwrap();
-        let mut out = vec![0u8; size + wire::MAX_OVERHEAD];
-        let (nonce, aad) = ([7u8; 12], [1u8; 8]);
-        g.bench_with_input(BenchmarkId::new("raw-aead", size), &size, |b, _| {
-            b.iter(|| {
-                for p in &packets {
-                    black_box(raw.seal(&nonce, &aad, &[black_box(p)], &[], &mut out).unwrap());
-                }
-            })
-        });
-        let mut peer = engine_peer(false);
-        g.bench_with_input(BenchmarkId::new("engine-segments", size), &size, |b, _| {
-            b.iter(|| {
-                for p in &packets {
-                    black_box(peer.seal(datapath::Instant::ZERO, &thirds(p), &mut out).unwrap());
-                }
-            })
-        });
-        let mut gather = vec![0u8; 2048];
-        g.bench_with_input(BenchmarkId::new("gather-copy", size), &size, |b, _| {
-            b.iter(|| {
-                for p in &packets {
-                    let mut at = 0;
-                    for f in thirds(p) {
-                        gather[at..at + f.len()].copy_from_slice(f);
-                        at += f.len();
-                    }
-                    black_box(peer.seal(datapath::Instant::ZERO, &[&gather[..at]], &mut out).unwrap());
-                }
-            })
-        });
-    }
-    g.finish();
-    let _ = peer_collect(&mut rig, 0);
-    tear_down(&mut m, rig).expect("tear down");
-    let _ = m.shutdown();
-}
-
-fn rx(c: &mut Criterion) {
-    let mut m = Machine::boot();
-    let mut rig = bring_up(&mut m, None).expect("miniport up");
-    let mut g = c.benchmark_group("rx");
-    for size in SIZES {
-        g.throughput(Throughput::Elements(BATCH as u64));
-        let packets: Vec<Vec<u8>> = (0..BATCH as u16).map(|k| ipv4_packet(k, size)).collect();
-        g.bench_with_input(BenchmarkId::new("miniport", size), &size, |b, _| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let sealed: Vec<Vec<u8>> = packets.iter().map(|p| rig.peer.seal(p).unwrap()).collect();
-                    let start = Instant::now();
-                    for d in &sealed {
-                        rig.peer.send_to(rig.port, d).unwrap();
-                    }
-                    let got = stack_collect(&rig, BATCH).unwrap();
-                    total += start.elapsed();
-                    assert_eq!(got.len(), BATCH);
-                }
-                total
-            })
-        });
-        let key = [0x11u8; 32];
-        let raw = RustCryptoAead::new(Cipher::Aes256Gcm, &key).unwrap();
-        let (nonce, aad) = ([7u8; 12], [1u8; 8]);
-        let mut tagged: Vec<(Vec<u8>, [u8; 16])> = Vec::new();
-        for p in &packets {
-            let mut out = vec![0u8; p.len()];
-            let tag = raw.seal(&nonce, &aad, &[p], &[], &mut out).unwrap();
-            tagged.push((out, tag));
+        if harness::skip_size("tx", size) {
+            continue;
         }
-        g.bench_with_input(BenchmarkId::new("raw-aead", size), &size, |b, _| {
-            b.iter_batched_ref(
-                || tagged.clone(),
-                |bufs| {
+        let packets: Vec<Vec<u8>> = (0..BATCH as u16).map(|k| ipv4_packet(k, size)).collect();
+        let out = RefCell::new(vec![0u8; size + wire::MAX_OVERHEAD]);
+        let peer = RefCell::new(engine_peer(false));
+        let gather = RefCell::new(vec![0u8; 2048]);
+        let miniport = |calls: usize| {
+            let _ = bench::sink_take();
+            let before = netcx::counters(adapter).expect("adapter").tx_completed;
+            let mut t = Duration::ZERO;
+            for _ in 0..calls {
+                t += region(|| {
+                    assert_eq!(netcx::stack_send(adapter, &packets), BATCH);
+                    netcx::pump(adapter);
+                });
+            }
+            let (sent, _, last) = bench::sink_take();
+            assert_eq!(sent, (calls * BATCH) as u64, "datagrams on the wire");
+            assert!(last.len() > size, "a sealed datagram is longer than its packet");
+            let done = netcx::counters(adapter).expect("adapter").tx_completed - before;
+            assert_eq!(done, (calls * BATCH) as u64, "Tx packets retired");
+            t
+        };
+        let raw_aead = |calls: usize| {
+            let mut out = out.borrow_mut();
+            let mut t = Duration::ZERO;
+            for _ in 0..calls {
+                t += region(|| {
+                    for p in &packets {
+                        black_box(raw.seal(&nonce, &aad, &[black_box(p)], &[], &mut out).unwrap());
+                    }
+                });
+            }
+            t
+        };
+        let segments = |calls: usize| {
+            let (mut out, mut peer) = (out.borrow_mut(), peer.borrow_mut());
+            let mut t = Duration::ZERO;
+            for _ in 0..calls {
+                t += region(|| {
+                    for p in &packets {
+                        black_box(peer.seal(datapath::Instant::ZERO, &thirds(p), &mut out).unwrap());
+                    }
+                });
+            }
+            t
+        };
+        let gather_copy = |calls: usize| {
+            let (mut out, mut peer, mut gather) = (out.borrow_mut(), peer.borrow_mut(), gather.borrow_mut());
+            let mut t = Duration::ZERO;
+            for _ in 0..calls {
+                t += region(|| {
+                    for p in &packets {
+                        let mut at = 0;
+                        for f in thirds(p) {
+                            gather[at..at + f.len()].copy_from_slice(f);
+                            at += f.len();
+                        }
+                        black_box(peer.seal(datapath::Instant::ZERO, &[&gather[..at]], &mut out).unwrap());
+                    }
+                });
+            }
+            t
+        };
+        let mut rows = [
+            Row::new("raw-aead", BATCH, raw_aead),
+            Row::new("engine-segments", BATCH, segments),
+            Row::new("gather-copy", BATCH, gather_copy),
+            Row::new("miniport", BATCH, miniport),
+        ];
+        harness::run("tx", size, "raw-aead", &mut rows);
+    }
+    for size in SIZES {
+        if harness::skip_size("rx", size) {
+            continue;
+        }
+        let packets: Vec<Vec<u8>> = (0..BATCH as u16).map(|k| ipv4_packet(k, size)).collect();
+        let miniport = |calls: usize| {
+            let mut rig = rig.borrow_mut();
+            let before = netcx::counters(adapter).expect("adapter").rx_indicated;
+            let mut t = Duration::ZERO;
+            for _ in 0..calls {
+                // Untimed: the peer seals the batch (fresh packet ids, past the replay window).
+                let sealed: Vec<Vec<u8>> = packets.iter().map(|p| rig.peer.seal(p).unwrap()).collect();
+                let refs: Vec<&[u8]> = sealed.iter().map(Vec::as_slice).collect();
+                t += region(|| {
+                    assert_eq!(bench::inject(port, from, &refs), BATCH);
+                    netcx::pump(adapter);
+                });
+            }
+            let got = netcx::counters(adapter).expect("adapter").rx_indicated - before;
+            assert_eq!(got, (calls * BATCH) as u64, "packets the stack received");
+            t
+        };
+        let tagged: Vec<(Vec<u8>, [u8; 16])> = packets
+            .iter()
+            .map(|p| {
+                let mut out = vec![0u8; p.len()];
+                let tag = raw.seal(&nonce, &aad, &[p], &[], &mut out).unwrap();
+                (out, tag)
+            })
+            .collect();
+        let raw_aead = |calls: usize| {
+            let mut t = Duration::ZERO;
+            for _ in 0..calls {
+                let mut bufs = tagged.clone();
+                t += region(|| {
                     for (buf, tag) in bufs.iter_mut() {
                         raw.open_in_place(&nonce, &aad, buf, tag).unwrap();
                     }
-                },
-                BatchSize::SmallInput,
-            )
-        });
-        let mut sender = engine_peer(false);
-        let mut receiver = engine_peer(true);
-        let mut pool = vec![0u8; 2048];
-        for (name, copy) in [("engine-in-place", false), ("copy-into-pool", true)] {
-            g.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
-                b.iter_batched_ref(
-                    || {
-                        packets
-                            .iter()
-                            .map(|p| {
-                                let mut out = vec![0u8; p.len() + wire::MAX_OVERHEAD];
-                                let s = sender.seal(datapath::Instant::ZERO, &[p], &mut out).unwrap();
-                                out.truncate(s.len);
-                                out
-                            })
-                            .collect::<Vec<_>>()
-                    },
-                    |bufs| {
+                });
+                black_box(&bufs);
+            }
+            t
+        };
+        let sender = RefCell::new(engine_peer(false));
+        let receiver = RefCell::new(engine_peer(true));
+        let pool = RefCell::new(vec![0u8; 2048]);
+        let open = |copy: bool| {
+            let (sender, receiver, pool, packets) = (&sender, &receiver, &pool, &packets);
+            move |calls: usize| {
+                let (mut sender, mut receiver, mut pool) =
+                    (sender.borrow_mut(), receiver.borrow_mut(), pool.borrow_mut());
+                let mut t = Duration::ZERO;
+                for _ in 0..calls {
+                    let mut bufs: Vec<Vec<u8>> = packets
+                        .iter()
+                        .map(|p| {
+                            let mut out = vec![0u8; p.len() + wire::MAX_OVERHEAD];
+                            let s = sender.seal(datapath::Instant::ZERO, &[p], &mut out).unwrap();
+                            out.truncate(s.len);
+                            out
+                        })
+                        .collect();
+                    t += region(|| {
                         for d in bufs.iter_mut() {
                             let r = receiver.open(datapath::Instant::ZERO, None, d).unwrap();
                             if let datapath::peer::Received::Data(o) = r {
@@ -185,20 +221,21 @@ fn rx(c: &mut Criterion) {
                                 }
                             }
                         }
-                    },
-                    BatchSize::SmallInput,
-                )
-            });
-        }
+                    });
+                }
+                t
+            }
+        };
+        let mut rows = [
+            Row::new("raw-aead", BATCH, raw_aead),
+            Row::new("engine-in-place", BATCH, open(false)),
+            Row::new("copy-into-pool", BATCH, open(true)),
+            Row::new("miniport", BATCH, miniport),
+        ];
+        harness::run("rx", size, "raw-aead", &mut rows);
     }
-    g.finish();
+    drop(profile);
+    let rig = rig.into_inner();
     tear_down(&mut m, rig).expect("tear down");
     let _ = m.shutdown();
 }
-
-criterion_group! {
-    name = benches;
-    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
-    targets = tx, rx
-}
-criterion_main!(benches);

@@ -101,6 +101,19 @@ fn test(no_cross: bool) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
     step("clippy (host, all targets)");
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "clippy::all"]))?;
+    // The benches need the bench profile (tests/Cargo.toml `bench` feature); lint them with it.
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "ndistest",
+        "--benches",
+        "--features",
+        "bench",
+        "--locked",
+        "--",
+        "-D",
+        "clippy::all",
+    ]))?;
     step("host tests");
     let headers = toolchain::ensure_layout_headers(&root.join("target").join("layout-headers"))?;
     let mut tally = run_counting(

@@ -164,6 +164,8 @@ struct State {
     nics: BTreeMap<u32, Nic>,
     tracks: BTreeMap<usize, Track>,
     built: BTreeMap<usize, Built>,
+    /// NBLs of bench-profile batches ([`crate::bench::FilterSendBatch`]): kept, not freed, on completion.
+    kept: std::collections::BTreeSet<usize>,
 }
 
 // SAFETY: the raw memory in `Built` is owned by the simulation and only touched under the lock.
@@ -545,8 +547,14 @@ pub fn protocol_send(nic: u32, frames: &[Vec<u8>]) -> usize {
 /// it came through the filters): checksum offload requests, LSOv2 and USO super-packets (one NBL, headers
 /// in the first MDL); without them it computes checksums and segments itself. Returns the NBLs sent.
 pub fn protocol_send_ip(nic: u32, sends: &[IpSend]) -> usize {
+    let Some(marked) = protocol_frames(nic, sends) else { return 0 };
+    protocol_send_marked(nic, &marked)
+}
+
+/// The frames (with MDL split and NBL info) the protocol builds for `sends`.
+fn protocol_frames(nic: u32, sends: &[IpSend]) -> Option<Vec<(Vec<u8>, usize, NblInfo)>> {
     let view = protocol_offloads(nic);
-    let Some((mac, first)) = with(|s| {
+    let (mac, first) = with(|s| {
         s.nics.get_mut(&nic).map(|n| {
             let first = n.next_ip_id;
             n.next_ip_id = n.next_ip_id.wrapping_add(u16::try_from(sends.len()).unwrap_or(0));
@@ -556,9 +564,7 @@ pub fn protocol_send_ip(nic: u32, sends: &[IpSend]) -> usize {
             n.ledger.ip_sends += sends.len() as u64;
             (n.config.mac, first)
         })
-    }) else {
-        return 0;
-    };
+    })?;
     let mut marked = Vec::new();
     for (i, send) in sends.iter().enumerate() {
         let id = first.wrapping_add(u16::try_from(i).unwrap_or(0));
@@ -581,7 +587,7 @@ pub fn protocol_send_ip(nic: u32, sends: &[IpSend]) -> usize {
             marked.push((p.frame, split, info));
         }
     }
-    protocol_send_marked(nic, &marked)
+    Some(marked)
 }
 
 fn protocol_send_marked(nic: u32, frames: &[(Vec<u8>, usize, NblInfo)]) -> usize {
@@ -590,6 +596,47 @@ fn protocol_send_marked(nic: u32, frames: &[(Vec<u8>, usize, NblInfo)]) -> usize
     for (frame, split, info) in frames {
         nbls.extend(build_with_info(pool, frame, &[*split], 0, info));
     }
+    send_built(nic, nbls)
+}
+
+/// The bench profile's protocol NBLs for `sends`, built once and kept across sends.
+#[cfg(feature = "bench-profile")]
+pub(crate) fn bench_build(nic: u32, sends: &[IpSend]) -> Vec<usize> {
+    let Some(pool) = with(|s| s.nics.get(&nic).map(|n| n.pool)) else { return Vec::new() };
+    let mut nbls = Vec::new();
+    for (frame, split, info) in protocol_frames(nic, sends).unwrap_or_default() {
+        nbls.extend(build_with_info(pool, &frame, &[split], 0, &info));
+    }
+    with(|s| s.kept.extend(nbls.iter().copied()));
+    nbls
+}
+
+/// Sends a bench batch again; 0 when one of its NBLs is still in flight.
+#[cfg(feature = "bench-profile")]
+pub(crate) fn bench_send(nic: u32, nbls: &[usize]) -> usize {
+    if with(|s| nbls.iter().any(|n| s.tracks.contains_key(n))) {
+        return 0;
+    }
+    for &nbl in nbls {
+        // SAFETY: the protocol owns its kept NBL again (not tracked: completed back to it).
+        unsafe { (*(nbl as *mut NET_BUFFER_LIST)).Status = NDIS_STATUS_SUCCESS };
+    }
+    send_built(nic, nbls.to_vec())
+}
+
+/// Frees a bench batch (its NBLs must be back with the protocol).
+#[cfg(feature = "bench-profile")]
+pub(crate) fn bench_free(nbls: &[usize]) {
+    for nbl in nbls {
+        let idle = with(|s| s.kept.remove(nbl) && !s.tracks.contains_key(nbl));
+        if idle {
+            free_built(*nbl);
+        }
+    }
+}
+
+/// The protocol sends NBLs it built: tracked from here, handed to the layer below.
+fn send_built(nic: u32, nbls: Vec<usize>) -> usize {
     with(|s| {
         if let Some(n) = s.nics.get_mut(&nic) {
             n.ledger.sent += nbls.len() as u64;
@@ -800,7 +847,7 @@ fn protocol_complete(nbl: usize) {
     // SAFETY: the NBL is back with its originator, the protocol.
     let status = unsafe { (*(nbl as *mut NET_BUFFER_LIST)).Status };
     let (_, lso, _) = offload_info(nbl);
-    with(|s| {
+    let kept = with(|s| {
         if let Some(t) = s.tracks.remove(&nbl) {
             if let Some(n) = s.nics.get_mut(&t.nic) {
                 n.ledger.completed += 1;
@@ -812,8 +859,11 @@ fn protocol_complete(nbl: usize) {
                 }
             }
         }
+        s.kept.contains(&nbl)
     });
-    free_built(nbl);
+    if !kept {
+        free_built(nbl);
+    }
 }
 
 fn check_flag(flags: u32, dispatch_flag: u32, routine: &str) {

@@ -21,6 +21,17 @@
 //! | [`wsk`] | WSK over loopback UDP: `IoAllocateIrp`/`IofCompleteRequest`, registration, datagram sockets, receive events, send faults |
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
+#[cfg(feature = "bench-profile")]
+pub mod bench;
+/// Without the `bench-profile` feature the bench profile does not exist: always off.
+#[cfg(not(feature = "bench-profile"))]
+mod bench {
+    #[inline(always)]
+    pub(crate) const fn active() -> bool {
+        false
+    }
+    pub(crate) fn sink(_data: Vec<u8>) {}
+}
 pub mod clock;
 pub mod context;
 pub mod datapath;

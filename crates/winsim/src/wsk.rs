@@ -366,6 +366,7 @@ static POLLER: Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>> = Mutex::new(Non
 
 thread_local! {
     static IN_PUMP: Cell<bool> = const { Cell::new(false) };
+    static RECEIVE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 fn state() -> std::sync::MutexGuard<'static, State> {
@@ -419,6 +420,46 @@ pub fn configure(config: Config) {
     } else if !config.threaded && running {
         stop_poller();
     }
+}
+
+/// The simulation settings.
+pub fn config() -> Config {
+    state().config
+}
+
+/// The bench profile's receive path ([`crate::bench::inject`]): indicates `datagrams` to the socket bound
+/// to local port `port` straight from memory.
+#[cfg(feature = "bench-profile")]
+pub(crate) fn inject(port: u16, from: SocketAddr, datagrams: &[&[u8]]) -> usize {
+    let target = state()
+        .sockets
+        .iter()
+        .filter(|(_, s)| s.events)
+        .filter(|(_, s)| s.udp.as_ref().and_then(|u| u.local_addr().ok()).is_some_and(|a| a.port() == port))
+        .find_map(|(&k, s)| Some((k, s.owner?, s.context, s.receive_from?, s.pktinfo, s.udp.clone()?)));
+    let Some((socket, owner, context, receive_from, pktinfo, udp)) = target else { return 0 };
+    let local = udp.local_addr().ok().filter(|_| pktinfo);
+    let (limit, split) = {
+        let st = state();
+        (st.config.max_indication_chain.max(1), st.config.split_receive)
+    };
+    let _guard = PumpGuard::enter();
+    for chunk in datagrams.chunks(limit) {
+        let blocks: Vec<*mut Indication> = chunk
+            .iter()
+            .map(|d| {
+                let mut st = state();
+                let rng = if split { Some(&mut st.rng) } else { None };
+                build_indication(d, from, local, rng)
+            })
+            .collect();
+        for pair in blocks.windows(2) {
+            // SAFETY: both blocks were just built and are owned by the simulation.
+            unsafe { (*pair[0]).indication.Next = pair[1].cast() };
+        }
+        deliver(socket, owner, context, receive_from, blocks);
+    }
+    datagrams.len()
 }
 
 /// Sets the send faults and reseeds the fault generator with `faults.seed`.
@@ -1135,6 +1176,12 @@ fn transmit(st: &mut State, udp: &Arc<UdpSocket>, data: Vec<u8>, to: SocketAddr)
         st.stats.lost += 1;
         return;
     }
+    if crate::bench::active() {
+        // The bench profile: the datagram leaves through an in-memory sink, not a system call.
+        st.stats.transmitted += 1;
+        crate::bench::sink(data);
+        return;
+    }
     let copies = if st.rng.chance(faults.duplicate) { 2 } else { 1 };
     if copies == 2 {
         st.stats.duplicated += 1;
@@ -1220,7 +1267,10 @@ fn pump_receives() -> usize {
         .filter_map(|(&k, s)| Some((k, s.udp.clone()?, s.owner?, s.context, s.receive_from?, s.pktinfo)))
         .collect();
     let mut total = 0;
-    let mut buffer = vec![0u8; 65_536];
+    // One datagram-sized receive buffer per thread, reused across pumps (zeroing 64 KiB on every pump
+    // cost more than the driver's whole per-packet send path).
+    let mut buffer = RECEIVE_BUFFER.with(Cell::take);
+    buffer.resize(65_536, 0);
     for (socket, udp, owner, context, receive_from, pktinfo) in targets {
         let local = udp.local_addr().ok().filter(|_| pktinfo);
         for _round in 0..4 {
@@ -1250,6 +1300,7 @@ fn pump_receives() -> usize {
             deliver(socket, owner, context, receive_from, blocks);
         }
     }
+    RECEIVE_BUFFER.with(|b| b.set(buffer));
     total
 }
 
