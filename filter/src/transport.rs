@@ -110,22 +110,7 @@ impl CipherPool {
 
     /// Takes a free buffer. Any IRQL <= DISPATCH_LEVEL.
     pub(crate) fn take(&self) -> Option<u16> {
-        for (w, word) in self.free.iter().enumerate() {
-            let mut bits = word.load(Ordering::Acquire);
-            while bits != 0 {
-                let bit = bits.trailing_zeros() as usize;
-                match word.compare_exchange_weak(
-                    bits,
-                    bits & !(1 << bit),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => return u16::try_from(w * 64 + bit).ok(),
-                    Err(now) => bits = now,
-                }
-            }
-        }
-        None
+        kernel::sync::bitmap_take(&self.free).and_then(|i| u16::try_from(i).ok())
     }
 
     /// Gives a buffer back. Any IRQL <= DISPATCH_LEVEL.

@@ -182,25 +182,9 @@ impl TcpPool {
     }
 
     fn take(&self) -> Option<usize> {
-        for (w, word) in self.free.iter().enumerate() {
-            let mut bits = word.load(Ordering::Acquire);
-            while bits != 0 {
-                let bit = bits.trailing_zeros() as usize;
-                match word.compare_exchange_weak(
-                    bits,
-                    bits & !(1u64 << bit),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        self.taken.fetch_add(1, Ordering::AcqRel);
-                        return Some(w * 64 + bit);
-                    }
-                    Err(now) => bits = now,
-                }
-            }
-        }
-        None
+        let index = kernel::sync::bitmap_take(&self.free)?;
+        self.taken.fetch_add(1, Ordering::AcqRel);
+        Some(index)
     }
 
     fn give(&self, index: usize) {

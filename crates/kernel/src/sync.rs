@@ -124,3 +124,22 @@ impl<T> core::fmt::Debug for SpinLockGuard<'_, T> {
         f.debug_struct("SpinLockGuard").field("release", &self.release).finish_non_exhaustive()
     }
 }
+
+/// Atomically takes the lowest free entry of a free bitmap (bit set = free; entry `i` is bit `i % 64`
+/// of word `i / 64`) and returns its index, or `None` when every entry is taken. Lock-free, any IRQL:
+/// the pools of send IRPs and buffers hand out their slots with it.
+pub fn bitmap_take(words: &[core::sync::atomic::AtomicU64]) -> Option<usize> {
+    use core::sync::atomic::Ordering;
+    for (w, word) in words.iter().enumerate() {
+        let mut bits = word.load(Ordering::Acquire);
+        while bits != 0 {
+            let bit = bits.trailing_zeros() as usize;
+            match word.compare_exchange_weak(bits, bits & !(1u64 << bit), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(w * 64 + bit),
+                Err(now) => bits = now,
+            }
+        }
+    }
+    None
+}

@@ -171,29 +171,14 @@ impl<R: StreamReceiver, C: SendCompletion> TcpInner<R, C> {
     }
 
     fn acquire_slot(&self) -> Option<&TcpSlot<C::Context>> {
-        for (w, word) in self.free.iter().enumerate() {
-            let mut bits = word.load(Ordering::Acquire);
-            while bits != 0 {
-                let bit = bits.trailing_zeros() as usize;
-                match word.compare_exchange_weak(
-                    bits,
-                    bits & !(1u64 << bit),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        let Some(slot) = self.slots.as_slice().get(w * 64 + bit) else {
-                            self.free_slot(w * 64 + bit);
-                            return None;
-                        };
-                        self.in_flight.fetch_add(1, Ordering::AcqRel);
-                        return Some(slot);
-                    }
-                    Err(now) => bits = now,
-                }
-            }
-        }
-        None
+        let index = crate::sync::bitmap_take(&self.free)?;
+        let Some(slot) = self.slots.as_slice().get(index) else {
+            // Never: only bits of existing slots are ever set. Put it back.
+            self.free_slot(index);
+            return None;
+        };
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Some(slot)
     }
 
     fn free_slot(&self, index: usize) {
