@@ -80,6 +80,10 @@ impl NblChain {
         self.len += 1;
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
     fn take(&mut self) -> (*mut NET_BUFFER_LIST, usize) {
         let r = (self.head, self.len);
         *self = NblChain::new();
@@ -122,6 +126,12 @@ impl Queue {
         }
     }
 
+    /// Appends a whole queue behind this one (order kept).
+    pub(crate) fn append(&mut self, mut back: Queue) {
+        back.prepend(core::mem::replace(self, Queue::new()));
+        *self = back;
+    }
+
     /// Puts a whole queue in front of this one (order kept).
     pub(crate) fn prepend(&mut self, mut front: Queue) {
         if front.is_empty() {
@@ -134,6 +144,28 @@ impl Queue {
             front.chain.len += self.chain.len;
         }
         *self = front;
+    }
+
+    /// Takes up to `n` NBLs off the head, in order, as a queue of their own.
+    pub(crate) fn take_front(&mut self, n: usize) -> Queue {
+        if n == 0 || self.is_empty() {
+            return Queue::new();
+        }
+        if n >= self.chain.len {
+            return core::mem::replace(self, Queue::new());
+        }
+        let head = self.chain.head;
+        let mut last = head;
+        for _ in 1..n {
+            // SAFETY: fewer than `len` steps along the owned chain.
+            last = unsafe { (*last).Next };
+        }
+        // SAFETY: as above; `last` has a successor because n < len.
+        self.chain.head = unsafe { (*last).Next };
+        // SAFETY: as above.
+        unsafe { (*last).Next = null_mut() };
+        self.chain.len -= n;
+        Queue { chain: NblChain { head, tail: last, len: n } }
     }
 
     /// Puts an NBL back at the head.
@@ -466,18 +498,31 @@ pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDI
     let mut queued = 0usize;
     let mut rest = nbls;
     while !rest.is_null() {
+        // One batch's diverted NBLs (originals and hold copies, in order) go onto the module's queue
+        // under one hold of its lock, and its counters are added once: per-packet atomics and lock
+        // round trips were most of the handler's cost.
+        let mut tally = Tally::default();
+        let mut pending = Queue::new();
+        // One queue time for the batch (interrupt time, 100 ns): the batch arrived in one call.
+        let now = worker::ticks() as usize as *mut core::ffi::c_void;
+        let queued_before = path.worker.queued_originals.load(Ordering::Acquire);
         for (nbl, verdict) in classify_batch(&mut rest, own_port) {
             match verdict {
                 Verdict::Bypass => {
-                    count!(path.stats, bypassed, 1);
+                    tally.bypassed += 1;
                     run.push(nbl);
                 }
                 Verdict::Divert { ready } => {
-                    count!(path.stats, diverted, 1);
-                    send_run(path, &mut run, port, flags);
+                    tally.diverted += 1;
+                    if !run.is_empty() {
+                        // Bypass NBLs ahead of this one go down first (order kept); what this batch
+                        // diverted before them is queued first, too.
+                        queued += flush_pending(path, &mut pending, &mut tally);
+                        send_run(path, &mut run, port, flags);
+                    }
                     let trigger = if !ready {
                         Some(Trigger::NotReady)
-                    } else if path.worker.queued_originals.load(Ordering::Acquire) >= budget {
+                    } else if queued_before + tally.batch_originals >= budget {
                         Some(Trigger::Budget)
                     } else {
                         None
@@ -485,12 +530,10 @@ pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDI
                     match trigger {
                         None => {
                             // SAFETY: an owned NBL; Scratch is the current owner's.
-                            unsafe { (*nbl).Scratch = worker::ticks() as usize as *mut core::ffi::c_void };
-                            path.outstanding.fetch_add(1, Ordering::AcqRel);
-                            path.worker.queued_originals.fetch_add(1, Ordering::AcqRel);
-                            count!(path.stats, holds, 1);
-                            path.queue.lock().push(nbl);
-                            queued += 1;
+                            unsafe { (*nbl).Scratch = now };
+                            tally.originals += 1;
+                            tally.batch_originals += 1;
+                            pending.push(nbl);
                         }
                         Some(trigger) => {
                             // SAFETY: an owned NBL, unlinked from the chain below.
@@ -503,14 +546,12 @@ pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDI
                                     let mut c = head;
                                     while !c.is_null() {
                                         // SAFETY: our copy.
-                                        unsafe {
-                                            (*c).Scratch = worker::ticks() as usize as *mut core::ffi::c_void
-                                        };
+                                        unsafe { (*c).Scratch = now };
                                         // SAFETY: as above.
                                         c = unsafe { (*c).Next };
                                     }
-                                    path.queue.lock().push_chain(head);
-                                    queued += 1;
+                                    pending.push_chain(head);
+                                    tally.copies += 1;
                                     NDIS_STATUS_SUCCESS
                                 }
                                 Err(status) => status,
@@ -523,6 +564,9 @@ pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDI
                 }
             }
         }
+        queued += flush_pending(path, &mut pending, &mut tally);
+        count!(path.stats, bypassed, tally.bypassed);
+        count!(path.stats, diverted, tally.diverted);
     }
     send_run(path, &mut run, port, flags);
     let (head, _) = held.take();
@@ -533,6 +577,39 @@ pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDI
     if queued > 0 {
         path.kick();
     }
+}
+
+/// What one classify batch of [`filter_send`] counted, added to the counters once per batch.
+#[derive(Default)]
+struct Tally {
+    bypassed: u64,
+    diverted: u64,
+    /// Originals put on `pending` and not yet on the module's queue.
+    originals: i64,
+    /// NBLs deep-copied at once (a hold trigger) whose copies are on `pending`.
+    copies: usize,
+    /// Originals this batch queued in all (the budget check adds them to the count read before it).
+    batch_originals: i64,
+}
+
+/// Moves `pending` (in order) onto the module's queue under one hold of its lock and accounts the
+/// originals in it (owed to the protocol, queued, `holds`). Returns how many NBLs it queued (originals
+/// plus copied NBLs). IRQL <= DISPATCH_LEVEL.
+fn flush_pending(path: &SendPath, pending: &mut Queue, tally: &mut Tally) -> usize {
+    if pending.is_empty() {
+        return 0;
+    }
+    let originals = core::mem::take(&mut tally.originals);
+    let copies = core::mem::take(&mut tally.copies);
+    if originals > 0 {
+        // Before the NBLs become visible to the worker, which subtracts as it completes them.
+        path.outstanding.fetch_add(originals, Ordering::AcqRel);
+        path.worker.queued_originals.fetch_add(originals, Ordering::AcqRel);
+        count!(path.stats, holds, originals as u64);
+    }
+    let chain = core::mem::replace(pending, Queue::new());
+    path.queue.lock().append(chain);
+    originals as usize + copies
 }
 
 /// Sends a run of bypass NBLs down, in order.

@@ -277,31 +277,38 @@ fn round(path: &SendPath, done: &mut NblChain) -> (Round, bool) {
     let mut parked = crate::send::Queue::new();
     let mut parked_seen = 0usize;
     let mut sealed = 0usize;
+    // The round's NBLs come off the module's queue in one take (one lock round trip, not one per NBL);
+    // what the round does not get to goes back to the head, in order.
+    let mut taken = crate::send::Queue::new();
+    let mut tally = RoundTally::new(ticks());
     while sealed < ROUND_NBLS {
         if parked_seen >= PARK_SCAN {
             // Only parked NBLs so far: end the run (no requeue); the tick or a key/route change kicks.
             result = Round::Empty;
             break;
         }
-        let nbl = path.queue.lock().pop();
+        if taken.is_empty() {
+            taken = path.queue.lock().take_front(ROUND_NBLS - sealed);
+        }
+        let nbl = taken.pop();
         if nbl.is_null() {
             result = Round::Empty;
             break;
         }
         let copy = path.is_copy(nbl);
-        match seal_nbl(path, t, config, time, nbl, &mut out) {
+        match seal_nbl(path, t, config, time, nbl, &mut out, &mut tally) {
             Ok(()) => {
                 if copy {
                     // SAFETY: our copy, unlinked by pop, sealed and done with.
                     unsafe { hold::free_copy(nbl) };
                 } else {
                     offload::mark_lso_complete(nbl);
-                    finish_original(path, nbl, NDIS_STATUS_SUCCESS, done);
+                    tally.finish(nbl, done);
                 }
                 sealed += 1;
             }
             Err(Stop::NotReady) => {
-                path.queue.lock().push_front(nbl);
+                taken.push_front(nbl);
                 result = Round::Stopped;
                 break;
             }
@@ -333,11 +340,12 @@ fn round(path: &SendPath, done: &mut NblChain) -> (Round, bool) {
     }
     out.flush(t);
     xstate_leave(&mut save, saved);
+    tally.flush(path);
     let any_parked = !parked.is_empty();
+    // Parked NBLs first, then what the round took and did not get to, then the rest: the queue's order.
+    parked.append(taken);
     let mut q = path.queue.lock();
-    if any_parked {
-        q.prepend(parked);
-    }
+    q.prepend(parked);
     if result == Round::More && q.is_empty() {
         // Nothing left. (A full round sealed ROUND_NBLS: progress, so the run goes on even with parked
         // NBLs at the head; a round that sealed fewer found the queue empty or only parked NBLs.)
@@ -354,6 +362,53 @@ fn stamp(mut nbl: *mut NET_BUFFER_LIST) {
         unsafe { (*nbl).Scratch = ticks() as usize as *mut c_void };
         // SAFETY: as above.
         nbl = unsafe { (*nbl).Next };
+    }
+}
+
+/// What one round counts, added to the counters once when it ends (per-packet atomics were a large part
+/// of the worker's cost).
+struct RoundTally {
+    /// Interrupt time when the round began: the end of every sealed original's hold.
+    now: u64,
+    tx_packets: u64,
+    tx_bytes: u64,
+    plaintext_copies: u64,
+    hold_time_us: u64,
+    /// Sealed originals taken off the queued count.
+    finished: i64,
+}
+
+impl RoundTally {
+    fn new(now: u64) -> Self {
+        RoundTally { now, tx_packets: 0, tx_bytes: 0, plaintext_copies: 0, hold_time_us: 0, finished: 0 }
+    }
+
+    /// A sealed original: completes-to-be with success ([`finish_original`], counted here).
+    fn finish(&mut self, nbl: *mut NET_BUFFER_LIST, done: &mut NblChain) {
+        // SAFETY: an original the filter owns; Scratch holds the time it was queued.
+        let queued_at = unsafe { (*nbl).Scratch } as u64;
+        // SAFETY: as above.
+        unsafe { (*nbl).Scratch = null_mut() };
+        self.hold_time_us += self.now.saturating_sub(queued_at) / 10;
+        self.finished += 1;
+        // SAFETY: as above.
+        unsafe { (*nbl).Status = NDIS_STATUS_SUCCESS };
+        done.push(nbl);
+    }
+
+    fn flush(&mut self, path: &SendPath) {
+        if self.finished > 0 {
+            path.worker.queued_originals.fetch_sub(self.finished, Ordering::AcqRel);
+            count!(path.stats, hold_time_us, self.hold_time_us);
+        }
+        if self.tx_packets > 0 {
+            count!(path.stats, tx_packets, self.tx_packets);
+            count!(path.stats, tx_bytes, self.tx_bytes);
+        }
+        if self.plaintext_copies > 0 {
+            count!(path.stats, plaintext_copies, self.plaintext_copies);
+        }
+        *self = RoundTally::new(self.now);
     }
 }
 
@@ -380,6 +435,7 @@ fn seal_nbl(
     time: datapath::Instant,
     nbl: *mut NET_BUFFER_LIST,
     out: &mut Outbox,
+    tally: &mut RoundTally,
 ) -> Result<(), Stop> {
     // SAFETY: an NBL the filter owns (queued original or own copy).
     let first = unsafe { NET_BUFFER_LIST_FIRST_NB(nbl) };
@@ -433,10 +489,10 @@ fn seal_nbl(
                         path.rekey.store(peer_id | 0x8000_0000, Ordering::Relaxed);
                     }
                     if sealed.gathered {
-                        count!(path.stats, plaintext_copies, 1);
+                        tally.plaintext_copies += 1;
                     }
-                    count!(path.stats, tx_packets, 1);
-                    count!(path.stats, tx_bytes, sealed.len as u64);
+                    tally.tx_packets += 1;
+                    tally.tx_bytes += sealed.len as u64;
                     if out.items.is_full() {
                         out.flush(t);
                     }

@@ -72,7 +72,8 @@ pub(crate) fn sink(data: Vec<u8>) {
     let mut s = crate::lock(&SINK);
     s.count += 1;
     s.bytes += data.len() as u64;
-    s.last = data;
+    // The previous datagram's buffer goes back to the send path for reuse (no allocation per datagram).
+    crate::wsk::recycle(std::mem::replace(&mut s.last, data));
 }
 
 /// Datagrams and bytes sent since the profile was entered or the last call, and the last datagram.

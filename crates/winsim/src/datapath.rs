@@ -12,6 +12,9 @@
 //! Threading: the data path runs on the thread that drives the machine; NIC completions and protocol
 //! returns happen when [`pump`] runs. No simulation lock is held while a driver callback runs.
 use std::collections::{BTreeMap, VecDeque};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
 use std::sync::Mutex;
 
 use kernel::ffi::mdl::MDL;
@@ -61,7 +64,8 @@ struct Track {
     origin: Layer,
     holder: Layer,
     /// Layers that handed the NBL on, oldest first: a completion or return travels back through them.
-    path: Vec<Layer>,
+    /// Inline for a stack of protocol, a few filters and the NIC: tracking allocates nothing per NBL.
+    path: SmallVec<[Layer; 6]>,
     resources: bool,
     source_handle: usize,
     /// Machine time (100-ns units) when `holder` last changed.
@@ -162,10 +166,11 @@ const RECEIVED_KEPT: usize = 65_536;
 #[derive(Default)]
 struct State {
     nics: BTreeMap<u32, Nic>,
-    tracks: BTreeMap<usize, Track>,
-    built: BTreeMap<usize, Built>,
+    /// Every NBL in flight, by address. A hash map (not ordered): reports that list NBLs sort them.
+    tracks: FxHashMap<usize, Track>,
+    built: FxHashMap<usize, Built>,
     /// NBLs of bench-profile batches ([`crate::bench::FilterSendBatch`]): kept, not freed, on completion.
-    kept: std::collections::BTreeSet<usize>,
+    kept: FxHashSet<usize>,
 }
 
 // SAFETY: the raw memory in `Built` is owned by the simulation and only touched under the lock.
@@ -467,7 +472,11 @@ pub fn in_flight(if_index: u32) -> Vec<String> {
             .filter(|(_, t)| t.nic == if_index)
             // A driver's own NBL that it freed (a clone after its return) is no longer in flight.
             .filter(|(&a, _)| crate::nbl::is_live(a as *const NET_BUFFER_LIST))
-            .map(|(&a, t)| format!("{:?} NBL {a:#x} from {:?} held by {:?}", t.direction, t.origin, t.holder))
+            .map(|(&a, t)| {
+                (a, format!("{:?} NBL {a:#x} from {:?} held by {:?}", t.direction, t.origin, t.holder))
+            })
+            .collect::<BTreeMap<_, _>>()
+            .into_values()
             .collect()
     })
 }
@@ -649,7 +658,7 @@ fn send_built(nic: u32, nbls: Vec<usize>) -> usize {
                     direction: Direction::Send,
                     origin: Layer::Protocol,
                     holder: Layer::Protocol,
-                    path: Vec::new(),
+                    path: SmallVec::new(),
                     resources: false,
                     source_handle: 0,
                     since: crate::clock::now(),
@@ -934,7 +943,7 @@ pub unsafe extern "system" fn NdisFSendNetBufferLists(
                         direction: Direction::Send,
                         origin: Layer::Module(m),
                         holder: Layer::Module(m),
-                        path: Vec::new(),
+                        path: SmallVec::new(),
                         resources: false,
                         source_handle: source,
                         since: crate::clock::now(),
@@ -1123,7 +1132,7 @@ fn nic_indicate_flagged(nic: u32, frames: &[(Vec<u8>, NblInfo)], resources: bool
                     direction: Direction::Receive,
                     origin: Layer::Nic,
                     holder: Layer::Nic,
-                    path: Vec::new(),
+                    path: SmallVec::new(),
                     resources,
                     source_handle: 0,
                     since: crate::clock::now(),
@@ -1343,7 +1352,7 @@ pub unsafe extern "system" fn NdisFIndicateReceiveNetBufferLists(
                         direction: Direction::Receive,
                         origin: Layer::Module(m),
                         holder: Layer::Module(m),
-                        path: Vec::new(),
+                        path: SmallVec::new(),
                         resources: false,
                         source_handle: 0,
                         since: crate::clock::now(),
@@ -1421,8 +1430,10 @@ pub fn owed_by(module: usize) -> Vec<String> {
                 !(t.origin == Layer::Module(module) && t.holder == t.origin && t.path.is_empty())
             })
             .map(|(&a, t)| {
-                format!("{:?} NBL {a:#x} (from {:?}, held by {:?})", t.direction, t.origin, t.holder)
+                (a, format!("{:?} NBL {a:#x} (from {:?}, held by {:?})", t.direction, t.origin, t.holder))
             })
+            .collect::<BTreeMap<_, _>>()
+            .into_values()
             .collect()
     })
 }
@@ -1677,7 +1688,7 @@ pub const DATA_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30
 pub fn check_deadlines() {
     let now = crate::clock::now();
     let limit = crate::clock::ticks(DATA_DEADLINE);
-    let late: Vec<(Direction, usize, Layer, u64)> = with(|s| {
+    let mut late: Vec<(Direction, usize, Layer, u64)> = with(|s| {
         s.tracks
             .iter_mut()
             .filter(|(&a, t)| {
@@ -1692,6 +1703,8 @@ pub fn check_deadlines() {
             })
             .collect()
     });
+    // In address order, as the reports were before the map was hashed.
+    late.sort_unstable_by_key(|l| l.1);
     for (direction, nbl, holder, held) in late {
         let rule = match direction {
             Direction::Send => Rule::NdisTimedDataSend,
