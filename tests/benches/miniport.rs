@@ -2,10 +2,12 @@
 //! baselines the zero-copy paths replace; all rows of a direction and size interleaved in one run (see
 //! `harness`), ratios to `raw-aead` from the same run. Batches of 16 packets.
 //!
-//! * `tx/miniport`: 16 IPv4 packets posted on the Tx ring (`winsim::netcx::stack_send`), sealed from
+//! * `tx/miniport`: 16 IPv4 packets posted on the Tx ring (`winsim::bench::TxBatch`: the stack's buffers
+//!   and MDLs built once and posted again each time, as the TCP/IP stack recycles its own), sealed from
 //!   their fragments by the miniport's `EvtPacketQueueAdvance`, sent with `WskSendMessages`, completed
 //!   and retired from the ring.
-//! * `rx/miniport`: 16 datagrams sealed beforehand by the peer (untimed) indicated to the miniport's
+//! * `rx/miniport`: 16 datagrams sealed beforehand by the peer and built into the provider's
+//!   indications (untimed: `winsim::bench::RxBatch`) indicated to the miniport's
 //!   `WskReceiveFromEvent`, opened in place, attached to the Rx ring, received by the stack and returned
 //!   (`EvtAdapterReturnRxBuffer`, `WskRelease`).
 //!
@@ -82,13 +84,15 @@ fn main() {
         let out = RefCell::new(vec![0u8; size + wire::MAX_OVERHEAD]);
         let peer = RefCell::new(engine_peer(false));
         let gather = RefCell::new(vec![0u8; 2048]);
+        let batch =
+            bench::TxBatch::new(adapter, &packets.iter().map(|p| vec![p.clone()]).collect::<Vec<_>>());
         let miniport = |calls: usize| {
             let _ = bench::sink_take();
             let before = netcx::counters(adapter).expect("adapter").tx_completed;
             let mut t = Duration::ZERO;
             for _ in 0..calls {
                 t += region(|| {
-                    assert_eq!(netcx::stack_send(adapter, &packets), BATCH);
+                    assert_eq!(batch.send(), BATCH);
                     netcx::pump(adapter);
                 });
             }
@@ -161,8 +165,10 @@ fn main() {
                 // Untimed: the peer seals the batch (fresh packet ids, past the replay window).
                 let sealed: Vec<Vec<u8>> = packets.iter().map(|p| rig.peer.seal(p).unwrap()).collect();
                 let refs: Vec<&[u8]> = sealed.iter().map(Vec::as_slice).collect();
+                // Untimed too: the NIC and the UDP layer put them in indication buffers.
+                let mut batch = bench::RxBatch::new(port, from, &refs);
                 t += region(|| {
-                    assert_eq!(bench::inject(port, from, &refs), BATCH);
+                    assert_eq!(batch.indicate(), BATCH);
                     netcx::pump(adapter);
                 });
             }

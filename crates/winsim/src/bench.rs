@@ -5,14 +5,21 @@
 //!
 //! While a [`Profile`] is alive:
 //! * WSK sends put their datagrams into an in-memory sink ([`sink_take`]) instead of a loopback UDP
-//!   socket (no system call); sends complete inline (`wsk::SendCompletion::Inline`).
+//!   socket (no system call); sends complete inline (`wsk::SendCompletion::Inline`). A
+//!   `WskSendMessages` with no fault to apply is validated and measured where its buffers sit (every
+//!   MDL chain walked, every length checked) and only its last datagram is copied, as a NIC's DMA reads
+//!   the client's pages without a CPU copy; nothing is allocated per datagram. Sockets are not read
+//!   for received datagrams (the bench wire is memory both ways: [`inject`]).
 //! * [`inject`] indicates datagrams from memory to a socket's `WskReceiveFromEvent` (no system call), as
-//!   the provider's receive path does after the NIC and the UDP layer are done.
+//!   the provider's receive path does after the NIC and the UDP layer are done; [`RxBatch`] builds the
+//!   indications first (untimed: the NIC's DMA and the UDP layer) and indicates them later, and
+//!   released indications are freed outside the timed path.
 //! * NetAdapterCx's ring verifier is off: no snapshot of both rings around every advance, no poisoning of
 //!   the Rx fields the client must write, no per-element checks; the stack above the adapter counts
 //!   received packets instead of copying them out.
 //! * the NDIS protocol can resend NBLs it built once ([`FilterSendBatch`]) instead of building, tracking
-//!   and freeing new ones per send, as the TCP/IP stack recycles its NBLs.
+//!   and freeing new ones per send, as the TCP/IP stack recycles its NBLs; likewise the IP stack above a
+//!   NetAdapterCx adapter can post Tx packets whose buffers and MDLs it built once ([`TxBatch`]).
 //!
 //! Everything else (IRQL and spin-lock checks, NBL ownership tracking, IRP bookkeeping, pool accounting)
 //! stays on. The default (verifying) profile is what every test runs.
@@ -63,6 +70,7 @@ impl Profile {
 impl Drop for Profile {
     fn drop(&mut self) {
         ACTIVE.store(false, Ordering::SeqCst);
+        crate::wsk::free_released();
         crate::wsk::configure(self.wsk);
     }
 }
@@ -74,6 +82,15 @@ pub(crate) fn sink(data: Vec<u8>) {
     s.bytes += data.len() as u64;
     // The previous datagram's buffer goes back to the send path for reuse (no allocation per datagram).
     crate::wsk::recycle(std::mem::replace(&mut s.last, data));
+}
+
+/// Takes `count` datagrams of `bytes` in all from one `WskSendMessages`, of which only the last was
+/// copied (`last`); called under the WSK state lock.
+pub(crate) fn sink_batch(count: u64, bytes: u64, last: Vec<u8>) {
+    let mut s = crate::lock(&SINK);
+    s.count += count;
+    s.bytes += bytes;
+    crate::wsk::recycle(std::mem::replace(&mut s.last, last));
 }
 
 /// Datagrams and bytes sent since the profile was entered or the last call, and the last datagram.
@@ -127,5 +144,67 @@ impl FilterSendBatch {
 impl Drop for FilterSendBatch {
     fn drop(&mut self) {
         crate::datapath::bench_free(&self.nbls);
+    }
+}
+
+/// Packets the simulated IP stack above a NetAdapterCx adapter posts on its Tx ring again and again:
+/// buffers and MDLs built once ([`crate::netcx::stack_send_fragments`] builds new ones per send), as the
+/// TCP/IP stack recycles its NBLs. Drop it only when none of its packets is on a ring.
+pub struct TxBatch {
+    adapter: usize,
+    packets: Vec<crate::netcx::Prebuilt>,
+}
+
+impl TxBatch {
+    /// Builds `packets` (each a list of fragments) for `adapter`.
+    pub fn new(adapter: usize, packets: &[Vec<Vec<u8>>]) -> TxBatch {
+        TxBatch { adapter, packets: crate::netcx::build_prebuilt(packets) }
+    }
+
+    /// Posts every packet on the Tx ring and runs the queue (as `stack_send_fragments`); returns how
+    /// many were posted.
+    pub fn send(&self) -> usize {
+        crate::netcx::post_prebuilt(self.adapter, &self.packets)
+    }
+}
+
+impl std::fmt::Debug for TxBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxBatch")
+            .field("adapter", &self.adapter)
+            .field("packets", &self.packets.len())
+            .finish()
+    }
+}
+
+impl Drop for TxBatch {
+    fn drop(&mut self) {
+        crate::netcx::free_prebuilt(std::mem::take(&mut self.packets));
+    }
+}
+
+/// Datagrams built into the provider's indication chains for the socket bound to a local UDP port
+/// (the NIC's and the UDP layer's work, done untimed when the batch is built), indicated to its
+/// `WskReceiveFromEvent` by [`RxBatch::indicate`]. Building a batch also frees the indications released
+/// since the last one (the bench profile keeps heap frees out of the timed path).
+#[derive(Default)]
+pub struct RxBatch(Option<crate::wsk::Prepared>);
+
+impl RxBatch {
+    /// Builds `datagrams` from `from` for the socket bound to `port` (empty if none is).
+    pub fn new(port: u16, from: SocketAddr, datagrams: &[&[u8]]) -> RxBatch {
+        crate::wsk::free_released();
+        RxBatch(crate::wsk::prepare_inject(port, from, datagrams))
+    }
+
+    /// Indicates the batch; returns how many datagrams were indicated.
+    pub fn indicate(&mut self) -> usize {
+        self.0.take().map_or(0, crate::wsk::deliver_prepared)
+    }
+}
+
+impl std::fmt::Debug for RxBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RxBatch").finish_non_exhaustive()
     }
 }

@@ -31,6 +31,7 @@ mod bench {
         false
     }
     pub(crate) fn sink(_data: Vec<u8>) {}
+    pub(crate) fn sink_batch(_count: u64, _bytes: u64, _last: Vec<u8>) {}
 }
 pub mod clock;
 pub mod context;

