@@ -187,9 +187,9 @@ unsafe fn mdl_bytes<'a>(mdl: *mut MDL) -> Option<&'a [u8]> {
     Some(unsafe { core::slice::from_raw_parts(va.cast::<u8>(), len) })
 }
 
-/// The NET_BUFFER's data as MDL segments, starting `skip` bytes into the data: the zero-copy view the
-/// engine seals from. `None` if the chain is shorter than the data, cannot be mapped, or spans more than
-/// [`MAX_SEGMENTS`] MDLs.
+/// The NET_BUFFER's data as MDL segments, starting `skip` bytes into the data, into `out` (the caller's,
+/// reused per packet): the zero-copy view the engine seals from. `None` if the chain is shorter than the
+/// data, cannot be mapped, or spans more than [`MAX_SEGMENTS`] MDLs.
 ///
 /// # Safety
 /// `nb` must be a valid NET_BUFFER the caller owns (a send NBL handed to the filter, or its own copy);
@@ -197,7 +197,9 @@ unsafe fn mdl_bytes<'a>(mdl: *mut MDL) -> Option<&'a [u8]> {
 pub(crate) unsafe fn nb_segments<'a>(
     nb: *const NET_BUFFER,
     skip: usize,
-) -> Option<ArrayVec<&'a [u8], MAX_SEGMENTS>> {
+    out: &mut ArrayVec<&'a [u8], MAX_SEGMENTS>,
+) -> Option<()> {
+    out.clear();
     // SAFETY: the caller owns a valid NB (for this and the next two reads).
     let mut mdl = unsafe { NET_BUFFER_CURRENT_MDL(nb) };
     // SAFETY: as above.
@@ -206,7 +208,6 @@ pub(crate) unsafe fn nb_segments<'a>(
     let length = unsafe { NET_BUFFER_DATA_LENGTH(nb) } as usize;
     let mut offset = offset.checked_add(skip)?;
     let mut left = length.checked_sub(skip)?;
-    let mut out = ArrayVec::new();
     while left > 0 {
         if mdl.is_null() {
             return None;
@@ -224,7 +225,7 @@ pub(crate) unsafe fn nb_segments<'a>(
         // SAFETY: as above.
         mdl = unsafe { (*mdl).Next };
     }
-    Some(out)
+    Some(())
 }
 
 /// Copies up to `out.len()` bytes of the NET_BUFFER's data (from its start) into `out`; returns how many.
@@ -259,6 +260,31 @@ pub(crate) unsafe fn copy_head(nb: *const NET_BUFFER, out: &mut [u8]) -> usize {
         mdl = unsafe { (*mdl).Next };
     }
     n
+}
+
+/// The NET_BUFFER's first bytes (up to [`HEAD_BYTES`]) for classification: straight from the first MDL
+/// when it holds them all (the usual case: the stack puts the headers in one MDL), else copied into
+/// `scratch` across the chain ([`copy_head`]).
+///
+/// # Safety
+/// As for [`nb_segments`]; the slice must not outlive the caller's ownership of the NB.
+pub(crate) unsafe fn head(nb: *const NET_BUFFER, scratch: &mut [u8; HEAD_BYTES]) -> &[u8] {
+    // SAFETY: forwarded contract (valid, owned NB).
+    let mdl = unsafe { NET_BUFFER_CURRENT_MDL(nb) };
+    // SAFETY: as above.
+    let offset = unsafe { NET_BUFFER_CURRENT_MDL_OFFSET(nb) } as usize;
+    // SAFETY: as above.
+    let want = (unsafe { NET_BUFFER_DATA_LENGTH(nb) } as usize).min(HEAD_BYTES);
+    if !mdl.is_null() {
+        // SAFETY: forwarded contract: the MDL's bytes stay valid while the caller owns the NB.
+        if let Some(bytes) = unsafe { mdl_bytes(mdl) }.and_then(|b| b.get(offset..offset.checked_add(want)?))
+        {
+            return bytes;
+        }
+    }
+    // SAFETY: forwarded contract.
+    let n = unsafe { copy_head(nb, scratch) };
+    scratch.get(..n).unwrap_or_default()
 }
 
 /// Copies the whole data of a NET_BUFFER from byte `skip` into `out`; returns the length, or `None` if it

@@ -461,13 +461,12 @@ fn classify_batch(
         let this = *nbl;
         // SAFETY: the filter owns the chain it was handed.
         *nbl = unsafe { (*this).Next };
-        let mut head = [0u8; HEAD_BYTES];
+        let mut scratch = [0u8; HEAD_BYTES];
         // SAFETY: an owned NBL.
         let first = unsafe { NET_BUFFER_LIST_FIRST_NB(this) };
-        // SAFETY: the first NB of an owned NBL.
-        let n = unsafe { classify::copy_head(first, &mut head) };
-        let verdict =
-            head.get(..n).map_or(Verdict::Bypass, |h| classify::decide(h, guard.as_ref(), own_port));
+        // SAFETY: the first NB of an owned NBL, read while the filter owns it.
+        let head = unsafe { classify::head(first, &mut scratch) };
+        let verdict = classify::decide(head, guard.as_ref(), own_port);
         batch.push((this, verdict));
     }
     drop(guard);

@@ -439,10 +439,9 @@ fn seal_nbl(
 ) -> Result<(), Stop> {
     // SAFETY: an NBL the filter owns (queued original or own copy).
     let first = unsafe { NET_BUFFER_LIST_FIRST_NB(nbl) };
-    let mut head = [0u8; HEAD_BYTES];
-    // SAFETY: an NB of the owned NBL.
-    let n = unsafe { classify::copy_head(first, &mut head) };
-    let Some(h) = head.get(..n).and_then(classify::parse) else {
+    let mut scratch = [0u8; HEAD_BYTES];
+    // SAFETY: an NB of the owned NBL, read while the filter owns it.
+    let Some(h) = classify::parse(unsafe { classify::head(first, &mut scratch) }) else {
         count!(path.stats, drop_malformed, 1);
         return Ok(());
     };
@@ -506,9 +505,11 @@ fn seal_nbl(
                 }
             }
         };
+        // Filled in place (a returned list of 16 slices was a 264-byte copy per packet).
+        let mut segments = ArrayVec::<&[u8], { classify::MAX_SEGMENTS }>::new();
         // SAFETY: an NB of the owned NBL; the slices live while we own it.
-        match unsafe { classify::nb_segments(nb, h.l2_len) } {
-            Some(segments) if offloads.is_none() => {
+        match unsafe { classify::nb_segments(nb, h.l2_len, &mut segments) } {
+            Some(()) if offloads.is_none() => {
                 emit(&segments);
             }
             _ => {

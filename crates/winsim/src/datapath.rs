@@ -65,7 +65,7 @@ struct Track {
     holder: Layer,
     /// Layers that handed the NBL on, oldest first: a completion or return travels back through them.
     /// Inline for a stack of protocol, a few filters and the NIC: tracking allocates nothing per NBL.
-    path: SmallVec<[Layer; 6]>,
+    path: SmallVec<[Layer; 4]>,
     resources: bool,
     source_handle: usize,
     /// Machine time (100-ns units) when `holder` last changed.
@@ -831,24 +831,37 @@ fn complete_up(nbl: usize) {
     };
     match sender {
         (Layer::Protocol, _) => protocol_complete(nbl),
-        (Layer::Module(m), nic) => {
-            let Some(view) = ndis::module_view(m) else { return };
-            match view.handlers.0.SendNetBufferListsCompleteHandler {
-                Some(complete) => {
-                    let irql = next_irql(nic);
-                    let flags =
-                        if irql == DISPATCH_LEVEL { NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL } else { 0 };
-                    let head = link(&[nbl]);
-                    call_driver(view.owner, irql, "FilterSendNetBufferListsComplete", || {
-                        // SAFETY: the module's registered handler; it owns the NBL again.
-                        unsafe { complete(view.context, head, flags) }
-                    });
-                }
-                // No completion handler: NDIS passes the completion on up.
-                None => complete_up(nbl),
-            }
-        }
+        (Layer::Module(m), nic) => complete_to_module(nbl, m, nic),
         (Layer::Nic, _) => {}
+    }
+}
+
+/// Completes a send to module `m`, which sent it down (its `FilterSendNetBufferListsComplete`).
+fn complete_to_module(nbl: usize, m: usize, nic: u32) {
+    let Some(view) = ndis::module_view(m) else { return };
+    match view.handlers.0.SendNetBufferListsCompleteHandler {
+        Some(complete) => {
+            let irql = next_irql(nic);
+            let flags = if irql == DISPATCH_LEVEL { NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL } else { 0 };
+            let head = link(&[nbl]);
+            call_driver(view.owner, irql, "FilterSendNetBufferListsComplete", || {
+                // SAFETY: the module's registered handler; it owns the NBL again.
+                unsafe { complete(view.context, head, flags) }
+            });
+        }
+        // No completion handler: NDIS passes the completion on up.
+        None => complete_up(nbl),
+    }
+}
+
+/// The protocol's ledger entry for one completed send.
+fn record_completion(ledger: &mut Ledger, status: NDIS_STATUS, lso: u32) {
+    ledger.completed += 1;
+    if lso == crate::offload::LSO_V2_TRANSMIT_COMPLETE {
+        ledger.lso_completed += 1;
+    }
+    if status != NDIS_STATUS_SUCCESS {
+        *ledger.failed.entry(status).or_default() += 1;
     }
 }
 
@@ -859,13 +872,7 @@ fn protocol_complete(nbl: usize) {
     let kept = with(|s| {
         if let Some(t) = s.tracks.remove(&nbl) {
             if let Some(n) = s.nics.get_mut(&t.nic) {
-                n.ledger.completed += 1;
-                if lso == crate::offload::LSO_V2_TRANSMIT_COMPLETE {
-                    n.ledger.lso_completed += 1;
-                }
-                if status != NDIS_STATUS_SUCCESS {
-                    *n.ledger.failed.entry(status).or_default() += 1;
-                }
+                record_completion(&mut n.ledger, status, lso);
             }
         }
         s.kept.contains(&nbl)
@@ -986,22 +993,65 @@ pub unsafe extern "system" fn NdisFSendNetBufferListsComplete(
 ) {
     check_flag(flags, NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL, "NdisFSendNetBufferListsComplete");
     let Some((m, _, _)) = module_of(handle, "NdisFSendNetBufferListsComplete") else { return };
-    for nbl in chain_to_vec(nbls) {
-        let verdict = with(|s| match s.tracks.get(&nbl) {
-            None => Err((Rule::NdisSendOwnership, format!("completion of unknown NBL {nbl:#x}"))),
-            Some(t) if t.holder != Layer::Module(m) => {
-                Err((Rule::NdisSendOwnership, format!("completion of NBL {nbl:#x} held by {:?}", t.holder)))
+    let nbls = chain_to_vec(nbls);
+    // What the protocol's ledger needs, read while the NBLs are still the filter's to complete.
+    let infos: Vec<(NDIS_STATUS, u32)> = nbls
+        .iter()
+        .map(|&nbl| {
+            // SAFETY: a valid chain (caller's contract).
+            let status = unsafe { (*(nbl as *mut NET_BUFFER_LIST)).Status };
+            (status, offload_info(nbl).1)
+        })
+        .collect();
+    // One pass under one hold of the state lock (a chain completes at once): each NBL's ownership is
+    // checked, its sender popped (as `complete_up`), and a send back with the protocol accounted and
+    // untracked there and then (as `protocol_complete`).
+    let now = crate::clock::now();
+    let mut problems = Vec::new();
+    let mut to_modules = Vec::new();
+    let mut to_free = Vec::with_capacity(nbls.len());
+    with(|s| {
+        for (&nbl, &(status, lso)) in nbls.iter().zip(&infos) {
+            let Some(t) = s.tracks.get_mut(&nbl) else {
+                problems.push((Rule::NdisSendOwnership, format!("completion of unknown NBL {nbl:#x}")));
+                continue;
+            };
+            if t.holder != Layer::Module(m) {
+                let detail = format!("completion of NBL {nbl:#x} held by {:?}", t.holder);
+                problems.push((Rule::NdisSendOwnership, detail));
+                continue;
             }
-            Some(t) if t.origin == Layer::Module(m) => {
-                Err((Rule::NdisCompleteOwn, format!("filter completed its own NBL {nbl:#x} up the stack")))
+            if t.origin == Layer::Module(m) {
+                let detail = format!("filter completed its own NBL {nbl:#x} up the stack");
+                problems.push((Rule::NdisCompleteOwn, detail));
+                continue;
             }
-            Some(_) => Ok(()),
-        });
-        match verdict {
-            Ok(()) => complete_up(nbl),
-            Err((rule, detail)) => violation(rule, detail),
+            let Some(sender) = t.path.pop() else { continue };
+            t.holder = sender;
+            t.since = now;
+            match sender {
+                Layer::Protocol => {
+                    let nic = t.nic;
+                    s.tracks.remove(&nbl);
+                    if let Some(n) = s.nics.get_mut(&nic) {
+                        record_completion(&mut n.ledger, status, lso);
+                    }
+                    if !s.kept.contains(&nbl) {
+                        to_free.push(nbl);
+                    }
+                }
+                Layer::Module(below) => to_modules.push((nbl, below, t.nic)),
+                Layer::Nic => {}
+            }
         }
+    });
+    for (rule, detail) in problems {
+        violation(rule, detail);
     }
+    for (nbl, below, nic) in to_modules {
+        complete_to_module(nbl, below, nic);
+    }
+    to_free.into_iter().for_each(free_built);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -295,7 +295,7 @@ struct State {
     queue_inits: BTreeMap<usize, QueueInit>,
     queues: BTreeMap<usize, Queue>,
     /// Object contexts: (object, context type) -> zeroed storage.
-    contexts: BTreeMap<(usize, usize), Box<[u64]>>,
+    contexts: rustc_hash::FxHashMap<(usize, usize), Box<[u64]>>,
     received: Vec<Vec<u8>>,
     hold_returns: bool,
 }

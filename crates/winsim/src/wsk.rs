@@ -435,6 +435,7 @@ pub(crate) fn inject(port: u16, from: SocketAddr, datagrams: &[&[u8]]) -> usize 
     deliver_prepared(prepared)
 }
 
+#[cfg(feature = "bench-profile")]
 /// Datagrams built into indication chains for the socket bound to a port, not yet indicated
 /// ([`prepare_inject`], [`deliver_prepared`]).
 pub(crate) struct Prepared {
@@ -446,9 +447,11 @@ pub(crate) struct Prepared {
     count: usize,
 }
 
+#[cfg(feature = "bench-profile")]
 // SAFETY: the indications are the simulation's own memory, handed over whole.
 unsafe impl Send for Prepared {}
 
+#[cfg(feature = "bench-profile")]
 impl Drop for Prepared {
     fn drop(&mut self) {
         for chain in self.chains.drain(..) {
@@ -457,6 +460,7 @@ impl Drop for Prepared {
     }
 }
 
+#[cfg(feature = "bench-profile")]
 /// Builds `datagrams` into the indication chains the provider would indicate to the socket bound to
 /// `port` (chained up to `max_indication_chain`), without indicating them.
 pub(crate) fn prepare_inject(port: u16, from: SocketAddr, datagrams: &[&[u8]]) -> Option<Prepared> {
@@ -491,6 +495,7 @@ pub(crate) fn prepare_inject(port: u16, from: SocketAddr, datagrams: &[&[u8]]) -
     Some(Prepared { socket, owner, context, receive_from, chains, count: datagrams.len() })
 }
 
+#[cfg(feature = "bench-profile")]
 /// Indicates what [`prepare_inject`] built, chain by chain (see [`deliver`]). Returns how many
 /// datagrams it indicated.
 pub(crate) fn deliver_prepared(mut prepared: Prepared) -> usize {
