@@ -258,6 +258,7 @@ fn device_add(init: &mut PWDFDEVICE_INIT) -> Result<(), NTSTATUS> {
     crate::ioctl::init_device(*init)?;
     let context = PoolBox::new(DeviceContext::new()?, DATA_POOL_TAG)?;
     context.rx.setup()?;
+    context.rx.bind_returns(&context);
     let mut attributes = pointer_attributes();
     attributes.EvtCleanupCallback = Some(evt_device_cleanup);
     // SAFETY: the framework's init, before WdfDeviceCreate.

@@ -23,7 +23,7 @@ extern crate alloc;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr as NetAddr};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use arrayvec::ArrayVec;
 use datapath::peer::{Endpoint, Received};
@@ -119,12 +119,22 @@ struct RxRing {
 // SAFETY: the framework's ring storage, used only from the queue's serialized callbacks.
 unsafe impl Send for RxRing {}
 
+/// The return context the driver attaches to every fragment of a packet lent from Rx slot `i`: the
+/// address of the device's `tags[i]`, which holds the device context. `EvtAdapterReturnRxBuffer` gets it
+/// back ("the return context the client driver attached", NET_FRAGMENT_RETURN_CONTEXT) and finds its
+/// device and slot from it with no framework call (`WdfObjectGetTypedContext` per returned fragment was
+/// the most expensive step of the return path). The tags live in the device context, so they outlive
+/// every return.
+#[repr(transparent)]
+pub(crate) struct ReturnTag(AtomicPtr<DeviceContext>);
+
 /// The device's Rx state.
 pub(crate) struct RxState {
     queue: AtomicUsize,
     notify: AtomicBool,
     cancelled: AtomicBool,
     inner: SpinLock<Option<RxInner>>,
+    tags: [ReturnTag; MAX_LENT],
 }
 
 impl RxState {
@@ -134,7 +144,22 @@ impl RxState {
             notify: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             inner: SpinLock::new(None),
+            tags: [const { ReturnTag(AtomicPtr::new(core::ptr::null_mut())) }; MAX_LENT],
         }
+    }
+
+    /// Points every return tag at `ctx`, the device context this state lives in, at its final address.
+    /// PASSIVE_LEVEL (device creation, before the adapter starts).
+    pub(crate) fn bind_returns(&self, ctx: &DeviceContext) {
+        let p = core::ptr::from_ref(ctx).cast_mut();
+        for t in &self.tags {
+            t.0.store(p, Ordering::Release);
+        }
+    }
+
+    /// The return context of slot `slot`.
+    fn tag(&self, slot: u16) -> usize {
+        self.tags.get(usize::from(slot)).map_or(0, |t| core::ptr::from_ref(t) as usize)
     }
 
     /// Allocates the tables. PASSIVE_LEVEL (device creation).
@@ -522,9 +547,9 @@ struct Piece {
 }
 
 /// The MDLs that `start .. start + len` of `d` touches.
-fn pieces(d: &RxBuf, start: usize, len: usize) -> Option<ArrayVec<Piece, MAX_RX_FRAGMENTS>> {
+fn pieces(d: &RxBuf, start: usize, len: usize, out: &mut ArrayVec<Piece, MAX_RX_FRAGMENTS>) -> Option<()> {
     let parts = d.parts();
-    let mut out = ArrayVec::new();
+    out.clear();
     let mut mdl = parts.mdl;
     let mut skip = parts.offset as usize + start;
     let mut remaining = len;
@@ -549,7 +574,7 @@ fn pieces(d: &RxBuf, start: usize, len: usize) -> Option<ArrayVec<Piece, MAX_RX_
         skip = 0;
         mdl = next;
     }
-    (remaining == 0).then_some(out)
+    (remaining == 0).then_some(())
 }
 
 fn layout(first: u8) -> NET_PACKET_LAYOUT {
@@ -602,8 +627,10 @@ unsafe extern "system" fn evt_advance(queue: NETPACKETQUEUE) {
 
 fn fill(ctx: &DeviceContext, inner: &mut RxInner, r: &RxRing) {
     let (pr, fr) = (hdr(r.packets), hdr(r.fragments));
+    // Filled in place per packet (a returned list was a 320-byte copy each).
+    let mut pieces = ArrayVec::<Piece, MAX_RX_FRAGMENTS>::new();
     while let Some(front) = inner.ready.front() {
-        let Some(pieces) = pieces(&front.datagram, front.start, front.len) else {
+        let Some(()) = self::pieces(&front.datagram, front.start, front.len, &mut pieces) else {
             if let Some(x) = inner.ready.pop_front() {
                 ctx.counters.rx_dropped.fetch_add(1, Ordering::Relaxed);
                 release(ctx, inner, x.datagram);
@@ -628,7 +655,7 @@ fn fill(ctx: &DeviceContext, inner: &mut RxInner, r: &RxRing) {
             // SAFETY: the extensions hold one pointer-sized element per fragment index.
             unsafe { r.va.data(fi).cast::<usize>().write(piece.base as usize) };
             // SAFETY: as above.
-            unsafe { r.rc.data(fi).cast::<usize>().write(usize::from(slot) + 1) };
+            unsafe { r.rc.data(fi).cast::<usize>().write(ctx.rx.tag(slot)) };
             if let Some(m) = r.mdl {
                 // SAFETY: as above.
                 unsafe { m.data(fi).cast::<usize>().write(piece.mdl as usize) };
@@ -658,12 +685,28 @@ pub(crate) unsafe extern "system" fn evt_return_rx_buffer(
     adapter: NETADAPTER,
     context: NET_FRAGMENT_RETURN_CONTEXT_HANDLE,
 ) {
-    let Some(ctx) = device::context_of(adapter.cast()) else { return };
+    let _ = adapter;
+    let tag = context.cast::<ReturnTag>().cast_const();
+    if tag.is_null() || !tag.is_aligned() {
+        return;
+    }
+    // SAFETY: the framework hands back the return context this driver attached (`fill`): the address of
+    // one of a device's return tags, which live in its device context until the device's cleanup, after
+    // every return.
+    let device = unsafe { (*tag).0.load(Ordering::Acquire) };
+    // SAFETY: null, or the device context the tag was bound to (`bind_returns`), live as above.
+    let Some(ctx) = (unsafe { device.as_ref() }) else { return };
     ctx.counters.rx_returns.fetch_add(1, Ordering::Relaxed);
+    let base = ctx.rx.tags.as_ptr() as usize;
+    let offset = (tag as usize).wrapping_sub(base);
+    let slot = offset / core::mem::size_of::<ReturnTag>();
+    if !offset.is_multiple_of(core::mem::size_of::<ReturnTag>()) || slot >= MAX_LENT {
+        ctx.counters.rx_bad_returns.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let flush = {
         let mut g = ctx.rx.inner.lock();
         let Some(inner) = g.as_mut() else { return };
-        let slot = (context as usize).wrapping_sub(1);
         let Some(entry) = inner.lent.get_mut(slot) else {
             ctx.counters.rx_bad_returns.fetch_add(1, Ordering::Relaxed);
             return;

@@ -1892,7 +1892,8 @@ fn consume_rx(queue: usize, b: &Before, p_new: u32, caps: Option<NET_ADAPTER_RX_
         let hold = s.hold_returns;
         let Some(q) = s.queues.get_mut(&queue) else { return (0, DriverId(0), Vec::new()) };
         let mut received = Vec::new();
-        let mut contexts = Vec::new();
+        // One return context per fragment: sized for one each up front (no growth per packet).
+        let mut contexts = Vec::with_capacity(q.pr.range(b.p_begin, p_new) as usize);
         let (mut ignored, mut malformed, mut frags) = (0u64, 0u64, 0u64);
         let mut bench_received = 0u64;
         let mut i = b.p_begin;
@@ -1970,14 +1971,16 @@ fn return_buffers(adapter: usize, driver: DriverId, contexts: Vec<usize>) {
     else {
         return;
     };
+    let mut returned = 0u64;
     for (n, ctx) in contexts.into_iter().enumerate() {
         let level: KIRQL = if n % 2 == 0 { DISPATCH_LEVEL } else { PASSIVE_LEVEL };
         // SAFETY: the driver's registered return callback with its adapter and the context it attached.
         call_driver(driver, level, "EvtAdapterReturnRxBuffer", || unsafe {
             cb(adapter as NETADAPTER, ctx as _)
         });
-        with(|s| s.adapters.get_mut(&adapter).map(|a| a.counters.returns += 1));
+        returned += 1;
     }
+    with(|s| s.adapters.get_mut(&adapter).map(|a| a.counters.returns += returned));
 }
 
 fn set_notification(queue: usize, enabled: bool) {

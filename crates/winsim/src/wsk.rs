@@ -1219,7 +1219,7 @@ fn free_indication(p: *mut Indication) {
     if crate::bench::active() {
         // The bench profile frees released indications outside the timed region
         // ([`free_released`]): a real provider's buffers go back to the NIC's ring, no heap free.
-        crate::lock(&RELEASED).push(p as usize);
+        RELEASED.with(|r| r.borrow_mut().push(p as usize));
         return;
     }
     // SAFETY: every indication pointer the simulation frees came from Box::into_raw in
@@ -1227,13 +1227,16 @@ fn free_indication(p: *mut Indication) {
     drop(unsafe { Box::from_raw(p) });
 }
 
-/// Indications released while the bench profile was on, freed by [`free_released`].
-static RELEASED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+thread_local! {
+    /// Indications this thread released while the bench profile was on, freed by [`free_released`]
+    /// (the bench profile runs its data path on one thread).
+    static RELEASED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
-/// Frees the indications released under the bench profile.
+/// Frees the indications this thread released under the bench profile.
 #[cfg_attr(not(feature = "bench-profile"), allow(dead_code))]
 pub(crate) fn free_released() {
-    let released = std::mem::take(&mut *crate::lock(&RELEASED));
+    let released = RELEASED.with(|r| std::mem::take(&mut *r.borrow_mut()));
     for p in released {
         // SAFETY: as in `free_indication`: built by build_indication, released once, parked here.
         drop(unsafe { Box::from_raw(p as *mut Indication) });
@@ -2246,13 +2249,13 @@ unsafe extern "system" fn sim_release(
     }
     let mut p = indication;
     let mut released = 0u64;
+    // One hold of the state lock for the whole chain (released again only to report a violation).
+    let mut st = state();
     while !p.is_null() {
-        let mut st = state();
         match st.retained.get(&(p as usize)) {
             Some(r) if r.socket == socket as usize || !st.sockets.contains_key(&(socket as usize)) => {
                 st.retained.remove(&(p as usize));
                 st.stats.released += 1;
-                drop(st);
                 // SAFETY: a retained indication the simulation built; reading Next before freeing.
                 let next = unsafe { (*p).Next };
                 free_indication(p.cast());
