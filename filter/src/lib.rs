@@ -118,6 +118,13 @@ pub mod test_hooks {
         });
     }
 
+    /// TEST HOOK (benches): with `on`, the send worker copies each packet out of its MDLs into a
+    /// scratch buffer and seals the copy (the copy-then-seal design the zero-copy path replaces; the copy
+    /// is counted in `offload_copies`), instead of sealing straight from the MDLs.
+    pub fn set_copy_then_seal(on: bool) {
+        crate::worker::COPY_THEN_SEAL.store(on, core::sync::atomic::Ordering::Relaxed);
+    }
+
     /// TEST HOOK: the hold policy in force (budget NBLs, budget ms, ceiling bytes, copy max age ms),
     /// read from the atomics the data path uses.
     pub fn hold_policy() -> (u32, u32, u32, u32) {

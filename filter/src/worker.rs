@@ -63,6 +63,21 @@ pub(crate) const MAX_MODULES: usize = uapi::rdco_filter::MAX_MODULES;
 /// time at DISPATCH_LEVEL when many copies wait.
 const PARK_SCAN: usize = 256;
 
+/// Host builds only: the worker gathers every packet into a scratch buffer and seals that copy (the
+/// double-copy design the zero-copy path replaces), for the send bench's baseline row
+/// (`test_hooks::set_copy_then_seal`). Never in a kernel image.
+#[cfg(not(target_os = "windows"))]
+pub(crate) static COPY_THEN_SEAL: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether the bench's copy-then-seal baseline is on (always false in a kernel image).
+#[inline]
+fn copy_then_seal() -> bool {
+    #[cfg(not(target_os = "windows"))]
+    return COPY_THEN_SEAL.load(Ordering::Relaxed);
+    #[cfg(target_os = "windows")]
+    return false;
+}
+
 /// Interrupt time in 100-ns units. Any IRQL.
 pub(crate) fn ticks() -> u64 {
     // SAFETY: callable at any IRQL; a null QPC out-pointer is allowed.
@@ -509,7 +524,7 @@ fn seal_nbl(
         let mut segments = ArrayVec::<&[u8], { classify::MAX_SEGMENTS }>::new();
         // SAFETY: an NB of the owned NBL; the slices live while we own it.
         match unsafe { classify::nb_segments(nb, h.l2_len, &mut segments) } {
-            Some(()) if offloads.is_none() => {
+            Some(()) if offloads.is_none() && !copy_then_seal() => {
                 emit(&segments);
             }
             _ => {

@@ -7,6 +7,10 @@
 //!   winsim's bench profile (`winsim::bench`): the protocol resends NBLs it built once, WSK sends
 //!   complete inline into an in-memory sink (no system call); NBL ownership tracking, IRQL and lock
 //!   checks, IRP bookkeeping stay on.
+//! * `divert-copy-then-seal`: the same path with the worker's copy-then-seal baseline on
+//!   (`filter::test_hooks::set_copy_then_seal`): each packet is first copied out of its MDLs into a
+//!   scratch buffer, then sealed from the copy — the double-copy design the zero-copy path replaces, as a
+//!   whole path.
 //! * `divert-deep-copy`: the same with the hold budget at 0, so every diverted NBL is deep-copied (NBL +
 //!   NB + MDL + payload) and completed before it is sealed: the forced slow path.
 //! * `seal-segments` (what the worker does per packet: the engine seals from a 3-segment scatter list,
@@ -158,10 +162,11 @@ fn main() {
         };
         let batch = winsim::bench::FilterSendBatch::new(NIC, &vec![send; BATCH]);
         assert_eq!(batch.len(), BATCH);
-        let divert = |budget: u32| {
+        let divert = |budget: u32, copy_then_seal: bool| {
             let batch = &batch;
             move |calls: usize| {
                 filter::test_hooks::set_hold_policy(budget, 60_000, 64 << 20, 5_000);
+                filter::test_hooks::set_copy_then_seal(copy_then_seal);
                 let _ = winsim::bench::sink_take();
                 let mut t = Duration::ZERO;
                 for _ in 0..calls {
@@ -170,6 +175,7 @@ fn main() {
                 let (sent, _, last) = winsim::bench::sink_take();
                 assert_eq!(sent, (calls * BATCH) as u64, "datagrams on the wire");
                 assert!(last.len() > size, "a sealed datagram is longer than its packet");
+                filter::test_hooks::set_copy_then_seal(false);
                 t
             }
         };
@@ -204,8 +210,9 @@ fn main() {
             Row::new("engine-seal-linear", BATCH, each(&peer, &out, &linear, seal_linear)),
             Row::new("seal-segments", BATCH, each(&peer, &out, &linear, seal_segments)),
             Row::new("copy-then-seal", BATCH, each(&peer, &out, &linear, copy_then_seal)),
-            Row::new("divert-zero-copy", BATCH, divert(1 << 20)),
-            Row::new("divert-deep-copy", BATCH, divert(0)),
+            Row::new("divert-zero-copy", BATCH, divert(1 << 20, false)),
+            Row::new("divert-copy-then-seal", BATCH, divert(1 << 20, true)),
+            Row::new("divert-deep-copy", BATCH, divert(0, false)),
         ];
         harness::run("filter_send", size, "raw-aead", &mut rows);
         drop(rows);

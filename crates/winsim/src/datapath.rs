@@ -646,6 +646,8 @@ pub(crate) fn bench_free(nbls: &[usize]) {
 
 /// The protocol sends NBLs it built: tracked from here, handed to the layer below.
 fn send_built(nic: u32, nbls: Vec<usize>) -> usize {
+    // One reading of the clock for the chain (in real-time mode each is a system clock read).
+    let now = crate::clock::now();
     with(|s| {
         if let Some(n) = s.nics.get_mut(&nic) {
             n.ledger.sent += nbls.len() as u64;
@@ -661,7 +663,7 @@ fn send_built(nic: u32, nbls: Vec<usize>) -> usize {
                     path: SmallVec::new(),
                     resources: false,
                     source_handle: 0,
-                    since: crate::clock::now(),
+                    since: now,
                     late: false,
                 },
             );
@@ -929,6 +931,7 @@ pub unsafe extern "system" fn NdisFSendNetBufferLists(
         return;
     }
     let mut accepted = Vec::new();
+    let now = crate::clock::now();
     for nbl in chain_to_vec(nbls) {
         // SAFETY: a valid chain (caller's contract).
         let source = unsafe { (*(nbl as *mut NET_BUFFER_LIST)).SourceHandle } as usize;
@@ -953,7 +956,7 @@ pub unsafe extern "system" fn NdisFSendNetBufferLists(
                         path: SmallVec::new(),
                         resources: false,
                         source_handle: source,
-                        since: crate::clock::now(),
+                        since: now,
                         late: false,
                     },
                 );
@@ -1011,11 +1014,27 @@ pub unsafe extern "system" fn NdisFSendNetBufferListsComplete(
     let mut to_modules = Vec::new();
     let mut to_free = Vec::with_capacity(nbls.len());
     with(|s| {
+        // The protocol's ledger changes, added to its NIC once per run of one NIC's NBLs.
+        let mut ledger: Option<(u32, Ledger)> = None;
+        let flush = |s: &mut State, ledger: &mut Option<(u32, Ledger)>| {
+            if let Some((nic, d)) = ledger.take() {
+                if let Some(n) = s.nics.get_mut(&nic) {
+                    n.ledger.completed += d.completed;
+                    n.ledger.lso_completed += d.lso_completed;
+                    for (status, count) in d.failed {
+                        *n.ledger.failed.entry(status).or_default() += count;
+                    }
+                }
+            }
+        };
         for (&nbl, &(status, lso)) in nbls.iter().zip(&infos) {
-            let Some(t) = s.tracks.get_mut(&nbl) else {
+            // One probe of the table per NBL (checked, updated and, back with the protocol, removed
+            // through the same entry).
+            let std::collections::hash_map::Entry::Occupied(mut entry) = s.tracks.entry(nbl) else {
                 problems.push((Rule::NdisSendOwnership, format!("completion of unknown NBL {nbl:#x}")));
                 continue;
             };
+            let t = entry.get_mut();
             if t.holder != Layer::Module(m) {
                 let detail = format!("completion of NBL {nbl:#x} held by {:?}", t.holder);
                 problems.push((Rule::NdisSendOwnership, detail));
@@ -1032,10 +1051,12 @@ pub unsafe extern "system" fn NdisFSendNetBufferListsComplete(
             match sender {
                 Layer::Protocol => {
                     let nic = t.nic;
-                    s.tracks.remove(&nbl);
-                    if let Some(n) = s.nics.get_mut(&nic) {
-                        record_completion(&mut n.ledger, status, lso);
+                    entry.remove();
+                    if ledger.as_ref().is_some_and(|(n, _)| *n != nic) {
+                        flush(s, &mut ledger);
                     }
+                    let (_, d) = ledger.get_or_insert_with(|| (nic, Ledger::default()));
+                    record_completion(d, status, lso);
                     if !s.kept.contains(&nbl) {
                         to_free.push(nbl);
                     }
@@ -1044,6 +1065,7 @@ pub unsafe extern "system" fn NdisFSendNetBufferListsComplete(
                 Layer::Nic => {}
             }
         }
+        flush(s, &mut ledger);
     });
     for (rule, detail) in problems {
         violation(rule, detail);
