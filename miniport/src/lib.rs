@@ -90,6 +90,12 @@ pub mod test_hooks {
     use crate::control::{Reply, Snapshot};
     use crate::device::{context_of, DeviceContext};
 
+    /// TEST HOOK (benches): with `on`, the Tx path gathers each packet's fragments into a scratch buffer
+    /// and seals the copy (the gather-copy design the zero-copy path replaces) instead of sealing straight
+    /// from the fragments.
+    pub fn set_tx_gather_copy(on: bool) {
+        crate::txq::GATHER_COPY.store(on, core::sync::atomic::Ordering::Relaxed);
+    }
     /// The data path's counters, as plain numbers.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct DataCounters {

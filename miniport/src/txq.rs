@@ -68,6 +68,16 @@ pub(crate) enum SendCtx {
     Ping(usize),
 }
 
+/// Host builds only: the Tx path gathers every packet's fragments into one scratch buffer and seals the
+/// copy (the gather-copy design the zero-copy path replaces), for the bench's whole-path baseline row.
+/// Never in a kernel image.
+#[cfg(not(target_os = "windows"))]
+pub(crate) static GATHER_COPY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Scratch buffers behind the ciphertext buffers: one on host builds (the bench baseline), none in a
+/// kernel image.
+const GATHER_BUFFERS: usize = if cfg!(target_os = "windows") { 0 } else { 1 };
+
 /// The ciphertext pool: `count` buffers of [`TX_BUFFER_SIZE`] in one non-paged block, one MDL each.
 struct TxPool {
     base: *mut u8,
@@ -83,8 +93,10 @@ impl TxPool {
     /// Allocates `count` buffers with their MDLs. PASSIVE_LEVEL (queue creation).
     fn new(count: usize) -> Result<TxPool, NTSTATUS> {
         // SAFETY: a plain non-paged allocation; freed in `free`.
-        let base = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, count * TX_BUFFER_SIZE, DATA_POOL_TAG) }
-            .cast::<u8>();
+        let base = unsafe {
+            ExAllocatePool2(POOL_FLAG_NON_PAGED, (count + GATHER_BUFFERS) * TX_BUFFER_SIZE, DATA_POOL_TAG)
+        }
+        .cast::<u8>();
         if base.is_null() {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         }
@@ -105,6 +117,14 @@ impl TxPool {
             pool.count = i + 1;
         }
         Ok(pool)
+    }
+
+    /// Host builds: the scratch buffer behind the `count` ciphertext buffers that the bench's gather-copy
+    /// baseline copies each packet into (`test_hooks::set_tx_gather_copy`). A raw pointer: the caller
+    /// holds the pool lock and uses it while it writes only ciphertext buffers (distinct memory).
+    #[cfg(not(target_os = "windows"))]
+    fn gather(&mut self) -> *mut u8 {
+        self.base.wrapping_add(self.count * TX_BUFFER_SIZE)
     }
 
     fn buffer(&mut self, i: usize) -> &mut [u8] {
@@ -393,8 +413,13 @@ fn submit(ctx: &DeviceContext, r: &TxRing) {
             break;
         }
         let p = *packet(r.packets, i);
-        let sealed = seal(ctx, r, &p, pool.buffer(i as usize).get_mut(headroom..).unwrap_or_default(), now)
-            .and_then(|(len, to)| Some((crate::tcp::frame(pool.buffer(i as usize), headroom, len)?, to)));
+        #[cfg(not(target_os = "windows"))]
+        let gather = GATHER_COPY.load(Ordering::Relaxed).then(|| pool.gather());
+        #[cfg(target_os = "windows")]
+        let gather: Option<*mut u8> = None;
+        let sealed =
+            seal(ctx, r, &p, pool.buffer(i as usize).get_mut(headroom..).unwrap_or_default(), now, gather)
+                .and_then(|(len, to)| Some((crate::tcp::frame(pool.buffer(i as usize), headroom, len)?, to)));
         let Some((len, to)) = sealed else {
             // Dropped: nothing to send; it retires in order.
             ctx.counters.tx_dropped.fetch_add(1, Ordering::Relaxed);
@@ -478,6 +503,7 @@ fn seal(
     p: &NET_PACKET,
     out: &mut [u8],
     now: datapath::Instant,
+    gather: Option<*mut u8>,
 ) -> Option<(usize, SocketAddr)> {
     if !ctx.transport.is_open() {
         return None;
@@ -498,6 +524,22 @@ fn seal(
     }
     if plain > ctx.mtu.load(Ordering::Acquire) {
         return None;
+    }
+    let mut linear: Option<&[u8]> = None;
+    if let Some(g) = gather.filter(|_| plain <= TX_BUFFER_SIZE) {
+        // SAFETY: the pool's scratch buffer (`TxPool::gather`): TX_BUFFER_SIZE bytes, written only here,
+        // under the pool lock the caller holds, and distinct from `out`.
+        let buf = unsafe { core::slice::from_raw_parts_mut(g, plain) };
+        let mut at = 0;
+        for s in &segments {
+            buf.get_mut(at..at + s.len())?.copy_from_slice(s);
+            at += s.len();
+        }
+        linear = Some(buf);
+    }
+    if let Some(l) = linear {
+        segments.clear();
+        segments.push(l);
     }
     let mut t = ctx.tunnel.lock();
     if !t.started() {

@@ -6,6 +6,9 @@
 //!   and MDLs built once and posted again each time, as the TCP/IP stack recycles its own), sealed from
 //!   their fragments by the miniport's `EvtPacketQueueAdvance`, sent with `WskSendMessages`, completed
 //!   and retired from the ring.
+//! * `tx/miniport-gather-copy`: the same whole path with the miniport's gather-copy baseline on
+//!   (`miniport::test_hooks::set_tx_gather_copy`): each packet's fragments are copied into a scratch
+//!   buffer and the copy is sealed — the design the zero-copy Tx path replaces, as a whole path.
 //! * `rx/miniport`: 16 datagrams sealed beforehand by the peer and built into the provider's
 //!   indications (untimed: `winsim::bench::RxBatch`) indicated to the miniport's
 //!   `WskReceiveFromEvent`, opened in place, attached to the Rx ring, received by the stack and returned
@@ -86,22 +89,27 @@ fn main() {
         let gather = RefCell::new(vec![0u8; 2048]);
         let batch =
             bench::TxBatch::new(adapter, &packets.iter().map(|p| vec![p.clone()]).collect::<Vec<_>>());
-        let miniport = |calls: usize| {
-            let _ = bench::sink_take();
-            let before = netcx::counters(adapter).expect("adapter").tx_completed;
-            let mut t = Duration::ZERO;
-            for _ in 0..calls {
-                t += region(|| {
-                    assert_eq!(batch.send(), BATCH);
-                    netcx::pump(adapter);
-                });
+        let miniport = |gather_copy: bool| {
+            let batch = &batch;
+            move |calls: usize| {
+                miniport::test_hooks::set_tx_gather_copy(gather_copy);
+                let _ = bench::sink_take();
+                let before = netcx::counters(adapter).expect("adapter").tx_completed;
+                let mut t = Duration::ZERO;
+                for _ in 0..calls {
+                    t += region(|| {
+                        assert_eq!(batch.send(), BATCH);
+                        netcx::pump(adapter);
+                    });
+                }
+                let (sent, _, last) = bench::sink_take();
+                assert_eq!(sent, (calls * BATCH) as u64, "datagrams on the wire");
+                assert!(last.len() > size, "a sealed datagram is longer than its packet");
+                let done = netcx::counters(adapter).expect("adapter").tx_completed - before;
+                assert_eq!(done, (calls * BATCH) as u64, "Tx packets retired");
+                miniport::test_hooks::set_tx_gather_copy(false);
+                t
             }
-            let (sent, _, last) = bench::sink_take();
-            assert_eq!(sent, (calls * BATCH) as u64, "datagrams on the wire");
-            assert!(last.len() > size, "a sealed datagram is longer than its packet");
-            let done = netcx::counters(adapter).expect("adapter").tx_completed - before;
-            assert_eq!(done, (calls * BATCH) as u64, "Tx packets retired");
-            t
         };
         let raw_aead = |calls: usize| {
             let mut out = out.borrow_mut();
@@ -148,7 +156,8 @@ fn main() {
             Row::new("raw-aead", BATCH, raw_aead),
             Row::new("engine-segments", BATCH, segments),
             Row::new("gather-copy", BATCH, gather_copy),
-            Row::new("miniport", BATCH, miniport),
+            Row::new("miniport", BATCH, miniport(false)),
+            Row::new("miniport-gather-copy", BATCH, miniport(true)),
         ];
         harness::run("tx", size, "raw-aead", &mut rows);
     }
