@@ -89,8 +89,17 @@ pub(crate) fn parse(head: &[u8]) -> Option<Headers> {
         ethertype = be16(head, at)?;
     }
     let l2_len = at + 2;
-    let ip = head.get(l2_len..)?;
-    let (dst, proto, l4) = match ethertype {
+    let (dst, proto, l4) = ip_header(ethertype, head.get(l2_len..)?)?;
+    let udp_ports =
+        if proto == IPPROTO_UDP { l4.and_then(|l4| Some((be16(l4, 0)?, be16(l4, 2)?))) } else { None };
+    Some(Headers { l2_len, dst, proto, udp_ports })
+}
+
+/// The IP header at the start of `ip` (after an L2 header of type `ethertype`): destination, protocol
+/// and the bytes after it (`None` for a non-first IPv4 fragment). `None` when it is not IPv4/IPv6 or is
+/// malformed or cut short before the destination.
+fn ip_header(ethertype: u16, ip: &[u8]) -> Option<(IpDst, u8, Option<&[u8]>)> {
+    match ethertype {
         ETHERTYPE_IPV4 => {
             if ip.first()? >> 4 != 4 {
                 return None;
@@ -102,20 +111,57 @@ pub(crate) fn parse(head: &[u8]) -> Option<Headers> {
             let frag = be16(ip, 6)? & 0x1FFF;
             let dst = IpDst::V4(ip.get(16..20)?.try_into().ok()?);
             // Only the first fragment carries the UDP header.
-            (dst, *ip.get(9)?, if frag == 0 { ip.get(ihl..) } else { None })
+            Some((dst, *ip.get(9)?, if frag == 0 { ip.get(ihl..) } else { None }))
         }
         ETHERTYPE_IPV6 => {
             if ip.first()? >> 4 != 6 {
                 return None;
             }
             let dst = IpDst::V6(ip.get(24..40)?.try_into().ok()?);
-            (dst, *ip.get(6)?, ip.get(40..))
+            Some((dst, *ip.get(6)?, ip.get(40..)))
         }
-        _ => return None,
+        _ => None,
+    }
+}
+
+/// What the send worker needs of a diverted frame, its L2 header length and inner destination, read in
+/// place when the frame has no VLAN tag and its IP header (through the destination) sits in one MDL:
+/// the first, or the second when the first holds the Ethernet header alone. `None`: take
+/// [`head`] and [`parse`] (which then decide the same way, or find the frame malformed).
+///
+/// # Safety
+/// As for [`nb_segments`].
+pub(crate) unsafe fn route_key(nb: *const NET_BUFFER) -> Option<(usize, IpDst)> {
+    // SAFETY: forwarded contract (valid, owned NB).
+    let mdl = unsafe { NET_BUFFER_CURRENT_MDL(nb) };
+    // SAFETY: as above.
+    let offset = unsafe { NET_BUFFER_CURRENT_MDL_OFFSET(nb) } as usize;
+    // SAFETY: as above.
+    let length = unsafe { NET_BUFFER_DATA_LENGTH(nb) } as usize;
+    if mdl.is_null() {
+        return None;
+    }
+    // SAFETY: forwarded contract: the MDL's bytes stay valid while the caller owns the NB.
+    let first = unsafe { mdl_bytes(mdl) }?.get(offset..)?;
+    let first = first.get(..length.min(first.len()))?;
+    let ethertype = be16(first, 12)?;
+    if ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
+        return None;
+    }
+    let ip = if first.len() > ETH_HEADER {
+        first.get(ETH_HEADER..)?
+    } else {
+        // SAFETY: as above (the next MDL of the same owned NB).
+        let next = unsafe { (*mdl).Next };
+        if next.is_null() || first.len() != ETH_HEADER {
+            return None;
+        }
+        // SAFETY: as above.
+        let second = unsafe { mdl_bytes(next) }?;
+        second.get(..(length - ETH_HEADER).min(second.len()))?
     };
-    let udp_ports =
-        if proto == IPPROTO_UDP { l4.and_then(|l4| Some((be16(l4, 0)?, be16(l4, 2)?))) } else { None };
-    Some(Headers { l2_len, dst, proto, udp_ports })
+    let (dst, _, _) = ip_header(ethertype, ip)?;
+    Some((ETH_HEADER, dst))
 }
 
 fn prefix_contains(prefix: &IpPrefix, dst: &IpDst) -> bool {

@@ -454,14 +454,21 @@ fn seal_nbl(
 ) -> Result<(), Stop> {
     // SAFETY: an NBL the filter owns (queued original or own copy).
     let first = unsafe { NET_BUFFER_LIST_FIRST_NB(nbl) };
-    let mut scratch = [0u8; HEAD_BYTES];
     // SAFETY: an NB of the owned NBL, read while the filter owns it.
-    let Some(h) = classify::parse(unsafe { classify::head(first, &mut scratch) }) else {
+    let key = match unsafe { classify::route_key(first) } {
+        Some(key) => Some(key),
+        None => {
+            let mut scratch = [0u8; HEAD_BYTES];
+            // SAFETY: as above.
+            classify::parse(unsafe { classify::head(first, &mut scratch) }).map(|h| (h.l2_len, h.dst))
+        }
+    };
+    let Some((l2_len, dst)) = key else {
         count!(path.stats, drop_malformed, 1);
         return Ok(());
     };
     // No peer for it (several peers, no route yet, or the route went): wait for one, like a missing key.
-    let Some(peer_id) = config.route(classify::inner_dest(&h.dst)) else { return Err(Stop::PeerNotReady) };
+    let Some(peer_id) = config.route(classify::inner_dest(&dst)) else { return Err(Stop::PeerNotReady) };
     let Some(peer) = config.peers.peer_mut(peer_id) else { return Err(Stop::PeerNotReady) };
     let Some(remote) = peer.remote() else {
         count!(path.stats, drop_other, 1);
@@ -480,7 +487,7 @@ fn seal_nbl(
     let mut needed = 0;
     while !nb.is_null() {
         // SAFETY: NBs of the owned NBL.
-        needed += unsafe { offload::packets_needed(nb, h.l2_len, &offloads) };
+        needed += unsafe { offload::packets_needed(nb, l2_len, &offloads) };
         // SAFETY: as above.
         nb = unsafe { NET_BUFFER_NEXT_NB(nb) };
     }
@@ -523,7 +530,7 @@ fn seal_nbl(
         // Filled in place (a returned list of 16 slices was a 264-byte copy per packet).
         let mut segments = ArrayVec::<&[u8], { classify::MAX_SEGMENTS }>::new();
         // SAFETY: an NB of the owned NBL; the slices live while we own it.
-        match unsafe { classify::nb_segments(nb, h.l2_len, &mut segments) } {
+        match unsafe { classify::nb_segments(nb, l2_len, &mut segments) } {
             Some(()) if offloads.is_none() && !copy_then_seal() => {
                 emit(&segments);
             }
@@ -534,7 +541,7 @@ fn seal_nbl(
                 // SAFETY: we hold `scratch`.
                 let sbuf = unsafe { t.pool().buffer(scratch) };
                 // SAFETY: an NB of the owned NBL.
-                unsafe { offload::for_each_packet(nb, h.l2_len, &offloads, sbuf, &mut emit) };
+                unsafe { offload::for_each_packet(nb, l2_len, &offloads, sbuf, &mut emit) };
                 t.pool().put(scratch);
             }
         }
