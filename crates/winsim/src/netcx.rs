@@ -2132,6 +2132,36 @@ fn layout_of(packet: &[u8]) -> NET_PACKET_LAYOUT {
 /// multi-fragment NET_PACKET with virtual-address and MDL extensions), then runs the data path. Returns
 /// how many packets fit in the Tx rings.
 pub fn stack_send_fragments(adapter: usize, packets: &[Vec<Vec<u8>>]) -> usize {
+    post_tx(adapter, packets, Vec::len, |q, frags| {
+        let whole: Vec<u8> = frags.concat();
+        for data in frags {
+            let fi = q.fr.hdr().EndIndex;
+            let mut data = data.clone();
+            let mdl = as_system(|| {
+                crate::mdl::allocate_sim(data.as_mut_ptr().cast(), u32::try_from(data.len()).unwrap_or(0))
+            });
+            let mut f = NET_FRAGMENT::default();
+            f.set_capacity(data.len() as u64);
+            f.set_valid_length(data.len() as u64);
+            q.fr.set_fragment(fi, f);
+            q.ext_va[fi as usize] = data.as_mut_ptr() as usize;
+            q.ext_mdl[fi as usize] = mdl as usize;
+            q.tx_buffers[fi as usize] = Some(TxBuffer { data, mdl, kept: false });
+            q.fr.hdr().EndIndex = (fi + 1) & q.fr.mask();
+        }
+        layout_of(&whole)
+    })
+}
+
+/// The stack posts `packets` on the adapter's Tx ring while both rings have room (`frags` fragments
+/// each; `write` puts one packet's fragments on the fragment ring and returns its layout), counts them,
+/// arms the queue as the framework does for new Tx work, and runs it. Returns how many were posted.
+fn post_tx<P>(
+    adapter: usize,
+    packets: &[P],
+    frags: impl Fn(&P) -> usize,
+    mut write: impl FnMut(&mut Queue, &P) -> NET_PACKET_LAYOUT,
+) -> usize {
     let posted = with(|s| {
         let Some(qk) = s.adapters.get(&adapter).and_then(|a| a.tx) else { return 0 };
         let Some(q) = s.queues.get_mut(&qk) else { return 0 };
@@ -2139,41 +2169,22 @@ pub fn stack_send_fragments(adapter: usize, packets: &[Vec<Vec<u8>>]) -> usize {
             return 0;
         }
         let mut posted = 0;
-        for frags in packets {
+        for p in packets {
+            let n = frags(p);
             let (ph, fh) = (q.pr.hdr(), q.fr.hdr());
             let p_free = q.pr.range(ph.EndIndex, ph.BeginIndex.wrapping_sub(1) & q.pr.mask());
             let f_free = q.fr.range(fh.EndIndex, fh.BeginIndex.wrapping_sub(1) & q.fr.mask());
-            if frags.is_empty() || p_free == 0 || (f_free as usize) < frags.len() {
+            if n == 0 || p_free == 0 || (f_free as usize) < n {
                 break;
             }
-            let first = fh.EndIndex;
-            let whole: Vec<u8> = frags.concat();
-            for data in frags {
-                let fi = q.fr.hdr().EndIndex;
-                let mut data = data.clone();
-                let mdl = as_system(|| {
-                    crate::mdl::allocate_sim(data.as_mut_ptr().cast(), u32::try_from(data.len()).unwrap_or(0))
-                });
-                let mut f = NET_FRAGMENT::default();
-                f.set_capacity(data.len() as u64);
-                f.set_valid_length(data.len() as u64);
-                q.fr.set_fragment(fi, f);
-                q.ext_va[fi as usize] = data.as_mut_ptr() as usize;
-                q.ext_mdl[fi as usize] = mdl as usize;
-                q.tx_buffers[fi as usize] = Some(TxBuffer { data, mdl, kept: false });
-                q.fr.hdr().EndIndex = (fi + 1) & q.fr.mask();
-            }
-            let count = u16::try_from(frags.len()).unwrap_or(u16::MAX);
+            let (first, p_end) = (fh.EndIndex, ph.EndIndex);
+            let layout = write(q, p);
+            let count = u16::try_from(n).unwrap_or(u16::MAX);
             q.pr.set_packet(
-                ph.EndIndex,
-                NET_PACKET {
-                    FragmentIndex: first,
-                    FragmentCount: count,
-                    Layout: layout_of(&whole),
-                    Flags: 0,
-                },
+                p_end,
+                NET_PACKET { FragmentIndex: first, FragmentCount: count, Layout: layout, Flags: 0 },
             );
-            q.pr.hdr().EndIndex = (ph.EndIndex + 1) & q.pr.mask();
+            q.pr.hdr().EndIndex = (p_end + 1) & q.pr.mask();
             posted += 1;
         }
         if let Some(a) = s.adapters.get_mut(&adapter) {
@@ -2234,21 +2245,11 @@ pub(crate) fn free_prebuilt(packets: Vec<Prebuilt>) {
 /// recycles its NBLs. Returns how many were posted.
 #[cfg(feature = "bench-profile")]
 pub(crate) fn post_prebuilt(adapter: usize, packets: &[Prebuilt]) -> usize {
-    let posted = with(|s| {
-        let Some(qk) = s.adapters.get(&adapter).and_then(|a| a.tx) else { return 0 };
-        let Some(q) = s.queues.get_mut(&qk) else { return 0 };
-        if q.cancelled {
-            return 0;
-        }
-        let mut posted = 0;
-        for p in packets {
-            let (ph, fh) = (q.pr.hdr(), q.fr.hdr());
-            let p_free = q.pr.range(ph.EndIndex, ph.BeginIndex.wrapping_sub(1) & q.pr.mask());
-            let f_free = q.fr.range(fh.EndIndex, fh.BeginIndex.wrapping_sub(1) & q.fr.mask());
-            if p.frags.is_empty() || p_free == 0 || (f_free as usize) < p.frags.len() {
-                break;
-            }
-            let first = fh.EndIndex;
+    post_tx(
+        adapter,
+        packets,
+        |p| p.frags.len(),
+        |q, p| {
             for (data, mdl) in &p.frags {
                 let fi = q.fr.hdr().EndIndex;
                 let mut f = NET_FRAGMENT::default();
@@ -2260,26 +2261,9 @@ pub(crate) fn post_prebuilt(adapter: usize, packets: &[Prebuilt]) -> usize {
                 q.tx_buffers[fi as usize] = Some(TxBuffer { data: Vec::new(), mdl: *mdl, kept: true });
                 q.fr.hdr().EndIndex = (fi + 1) & q.fr.mask();
             }
-            let count = u16::try_from(p.frags.len()).unwrap_or(u16::MAX);
-            q.pr.set_packet(
-                ph.EndIndex,
-                NET_PACKET { FragmentIndex: first, FragmentCount: count, Layout: p.layout, Flags: 0 },
-            );
-            q.pr.hdr().EndIndex = (ph.EndIndex + 1) & q.pr.mask();
-            posted += 1;
-        }
-        if let Some(a) = s.adapters.get_mut(&adapter) {
-            a.counters.tx_posted += posted as u64;
-        }
-        if let Some(q) = s.queues.get_mut(&qk) {
-            if q.notification_enabled && posted > 0 {
-                q.disable_pending = true;
-            }
-        }
-        posted
-    });
-    pump(adapter);
-    posted
+            p.layout
+        },
+    )
 }
 
 /// The stack sends one-fragment packets (see [`stack_send_fragments`]).
