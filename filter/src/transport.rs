@@ -115,10 +115,7 @@ impl CipherPool {
 
     /// Gives a buffer back. Any IRQL <= DISPATCH_LEVEL.
     pub(crate) fn put(&self, index: u16) {
-        let i = usize::from(index);
-        if let Some(word) = self.free.get(i / 64) {
-            word.fetch_or(1 << (i % 64), Ordering::AcqRel);
-        }
+        kernel::sync::bitmap_put(&self.free, usize::from(index));
     }
 
     /// Buffers in use (taken and not yet given back).

@@ -188,11 +188,8 @@ impl TcpPool {
     }
 
     fn give(&self, index: usize) {
-        if let Some(word) = self.free.get(index / 64) {
-            let bit = 1u64 << (index % 64);
-            if word.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
-                self.taken.fetch_sub(1, Ordering::AcqRel);
-            }
+        if kernel::sync::bitmap_put(&self.free, index) {
+            self.taken.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }

@@ -143,3 +143,11 @@ pub fn bitmap_take(words: &[core::sync::atomic::AtomicU64]) -> Option<usize> {
     }
     None
 }
+
+/// Gives entry `index` back to a free bitmap taken from with [`bitmap_take`] (sets its bit). Returns
+/// whether it was taken (false: already free, or past the bitmap). Lock-free, any IRQL.
+pub fn bitmap_put(words: &[core::sync::atomic::AtomicU64], index: usize) -> bool {
+    use core::sync::atomic::Ordering;
+    let bit = 1u64 << (index % 64);
+    words.get(index / 64).is_some_and(|word| word.fetch_or(bit, Ordering::AcqRel) & bit == 0)
+}

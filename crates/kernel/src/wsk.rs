@@ -1024,9 +1024,7 @@ impl<R: Receiver, C: SendCompletion> Inner<R, C> {
     }
 
     fn free_slot(&self, index: usize) {
-        if let Some(word) = self.free.get(index / 64) {
-            word.fetch_or(1u64 << (index % 64), Ordering::AcqRel);
-        }
+        crate::sync::bitmap_put(&self.free, index);
     }
 
     /// Gives an unused slot back (a send refused before reaching the provider).

@@ -182,9 +182,7 @@ impl<R: StreamReceiver, C: SendCompletion> TcpInner<R, C> {
     }
 
     fn free_slot(&self, index: usize) {
-        if let Some(word) = self.free.get(index / 64) {
-            word.fetch_or(1u64 << (index % 64), Ordering::AcqRel);
-        }
+        crate::sync::bitmap_put(&self.free, index);
     }
 
     fn event(&self) -> *mut KEVENT {
