@@ -56,6 +56,56 @@ fn encode<T: Wire>(value: &T) -> Vec<u8> {
     out
 }
 
+/// Adds peer `peer_id` (`local` → `remote`) to the filter through the control device and gives it
+/// AES-256-GCM keys (the filter seals with `TX_KEY`/`TX_TAIL` and opens with `rx`); returns the test's
+/// engine for the other end (sealing with `rx`, opening what the filter sealed).
+fn add_keyed_peer(
+    h: Handle,
+    peer_id: u32,
+    local: SocketAddr,
+    remote: SocketAddr,
+    rx: ([u8; 32], [u8; 8]),
+) -> Result<Peer, String> {
+    let add = encode(&RdcoAddPeer { peer_id, local, remote });
+    check(
+        &format!("ADD_PEER {peer_id}"),
+        device::device_io_control(h, RdcoFilterIoctl::AddPeer.code(), &add, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let dir = |key: [u8; 32], tail: [u8; 8]| OvpnKeyDirection { key, key_len: 32, nonce_tail: tail };
+    let key = encode(&RdcoNewKey {
+        key: OvpnCryptoDataV2 {
+            v1: OvpnCryptoData {
+                encrypt: dir(TX_KEY, TX_TAIL),
+                decrypt: dir(rx.0, rx.1),
+                key_slot: OvpnKeySlot::Primary,
+                cipher_alg: OvpnCipherAlg::AesGcm,
+                key_id: 0,
+                peer_id: peer_id as i32,
+            },
+            crypto_options: 0,
+        },
+    });
+    check(
+        &format!("NEW_KEY {peer_id}"),
+        device::device_io_control(h, RdcoFilterIoctl::NewKey.code(), &key, 0).0,
+        STATUS_SUCCESS,
+    )?;
+    let mut peer = Peer::new(&PeerConfig::new(peer_id), Instant::from_millis(0));
+    peer.install_key(
+        KeySlotId::Primary,
+        &KeyConfig {
+            cipher: Cipher::Aes256Gcm,
+            format: KeyFormat::from_crypto_options(0),
+            key_id: 0,
+            encrypt: KeyDirection { key: rx.0, nonce_tail: rx.1 },
+            decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
+        },
+    )
+    .map_err(|e| format!("peer {peer_id} test engine key: {e:?}"))?;
+    Ok(peer)
+}
+
 /// The machine with the filter installed from its INF, the control device open, peer 1 configured with
 /// AES-256-GCM keys, and the peer's side of the tunnel (the test's engine).
 struct Tunnel {
@@ -77,43 +127,7 @@ impl Tunnel {
         } else {
             (SocketAddr::from(LOCAL), SocketAddr::from(REMOTE))
         };
-        let add = encode(&RdcoAddPeer { peer_id: PEER_ID, local, remote });
-        check(
-            "ADD_PEER",
-            device::device_io_control(h, RdcoFilterIoctl::AddPeer.code(), &add, 0).0,
-            STATUS_SUCCESS,
-        )?;
-        let dir = |key: [u8; 32], tail: [u8; 8]| OvpnKeyDirection { key, key_len: 32, nonce_tail: tail };
-        let key = encode(&RdcoNewKey {
-            key: OvpnCryptoDataV2 {
-                v1: OvpnCryptoData {
-                    encrypt: dir(TX_KEY, TX_TAIL),
-                    decrypt: dir(RX_KEY, RX_TAIL),
-                    key_slot: OvpnKeySlot::Primary,
-                    cipher_alg: OvpnCipherAlg::AesGcm,
-                    key_id: 0,
-                    peer_id: PEER_ID as i32,
-                },
-                crypto_options: 0,
-            },
-        });
-        check(
-            "NEW_KEY",
-            device::device_io_control(h, RdcoFilterIoctl::NewKey.code(), &key, 0).0,
-            STATUS_SUCCESS,
-        )?;
-        let mut peer = Peer::new(&PeerConfig::new(PEER_ID), Instant::from_millis(0));
-        peer.install_key(
-            KeySlotId::Primary,
-            &KeyConfig {
-                cipher: Cipher::Aes256Gcm,
-                format: KeyFormat::from_crypto_options(0),
-                key_id: 0,
-                encrypt: KeyDirection { key: RX_KEY, nonce_tail: RX_TAIL },
-                decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
-            },
-        )
-        .map_err(|e| format!("test engine key: {e:?}"))?;
+        let peer = add_keyed_peer(h, PEER_ID, local, remote, (RX_KEY, RX_TAIL))?;
         let mac = sim::nic_info(NIC).ok_or("no NIC")?.mac;
         Ok(Tunnel { installed, h, mac, peer, now: 0 })
     }
@@ -1020,49 +1034,9 @@ fn parallel_peers(machine: &mut Machine) -> Outcome {
     let mut t = Tunnel::up(machine, NicConfig::ethernet(NIC), false)?;
     // Peer 2 from another remote address, with its own keys.
     const REMOTE2: ([u8; 4], u16) = ([203, 0, 113, 6], 1194);
-    let add = encode(&RdcoAddPeer {
-        peer_id: 2,
-        local: SocketAddr::from(LOCAL),
-        remote: SocketAddr::from(REMOTE2),
-    });
-    check(
-        "ADD_PEER 2",
-        device::device_io_control(t.h, RdcoFilterIoctl::AddPeer.code(), &add, 0).0,
-        STATUS_SUCCESS,
-    )?;
     let (key2, tail2) = ([0x77u8; 32], [9u8; 8]);
-    let dir = |key: [u8; 32], tail: [u8; 8]| OvpnKeyDirection { key, key_len: 32, nonce_tail: tail };
-    let key = encode(&RdcoNewKey {
-        key: OvpnCryptoDataV2 {
-            v1: OvpnCryptoData {
-                encrypt: dir(TX_KEY, TX_TAIL),
-                decrypt: dir(key2, tail2),
-                key_slot: OvpnKeySlot::Primary,
-                cipher_alg: OvpnCipherAlg::AesGcm,
-                key_id: 0,
-                peer_id: 2,
-            },
-            crypto_options: 0,
-        },
-    });
-    check(
-        "NEW_KEY 2",
-        device::device_io_control(t.h, RdcoFilterIoctl::NewKey.code(), &key, 0).0,
-        STATUS_SUCCESS,
-    )?;
-    let mut peer2: Peer = Peer::new(&PeerConfig::new(2), Instant::from_millis(0));
-    peer2
-        .install_key(
-            KeySlotId::Primary,
-            &KeyConfig {
-                cipher: Cipher::Aes256Gcm,
-                format: KeyFormat::from_crypto_options(0),
-                key_id: 0,
-                encrypt: KeyDirection { key: key2, nonce_tail: tail2 },
-                decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
-            },
-        )
-        .map_err(|e| format!("peer 2 key: {e:?}"))?;
+    let mut peer2 =
+        add_keyed_peer(t.h, 2, SocketAddr::from(LOCAL), SocketAddr::from(REMOTE2), (key2, tail2))?;
     let (frame1, ip1) = inner(t.mac, 1500, false, Proto::Tcp, 1300);
     let wire1 = from_peer(t.mac, &t.seal(&ip1)?);
     let (frame2, ip2) = inner(t.mac, 1501, true, Proto::Udp, 900);
@@ -1218,31 +1192,8 @@ fn mss_clamp_both_ways(machine: &mut Machine) -> Outcome {
         STATUS_SUCCESS,
     )?;
     let remote = socket.local_addr().map_err(|e| e.to_string())?;
-    let add = encode(&RdcoAddPeer { peer_id: PEER_ID, local: SocketAddr::from(([127, 0, 0, 1], 0)), remote });
-    check(
-        "ADD_PEER",
-        device::device_io_control(h, RdcoFilterIoctl::AddPeer.code(), &add, 0).0,
-        STATUS_SUCCESS,
-    )?;
-    let dir = |key: [u8; 32], tail: [u8; 8]| OvpnKeyDirection { key, key_len: 32, nonce_tail: tail };
-    let key = encode(&RdcoNewKey {
-        key: OvpnCryptoDataV2 {
-            v1: OvpnCryptoData {
-                encrypt: dir(TX_KEY, TX_TAIL),
-                decrypt: dir(RX_KEY, RX_TAIL),
-                key_slot: OvpnKeySlot::Primary,
-                cipher_alg: OvpnCipherAlg::AesGcm,
-                key_id: 0,
-                peer_id: PEER_ID as i32,
-            },
-            crypto_options: 0,
-        },
-    });
-    check(
-        "NEW_KEY",
-        device::device_io_control(h, RdcoFilterIoctl::NewKey.code(), &key, 0).0,
-        STATUS_SUCCESS,
-    )?;
+    let mut peer =
+        add_keyed_peer(h, PEER_ID, SocketAddr::from(([127, 0, 0, 1], 0)), remote, (RX_KEY, RX_TAIL))?;
     let keepalive = encode(&uapi::rdco_filter::RdcoKeepalive {
         peer_id: PEER_ID,
         keepalive_interval: 0,
@@ -1254,18 +1205,6 @@ fn mss_clamp_both_ways(machine: &mut Machine) -> Outcome {
         device::device_io_control(h, RdcoFilterIoctl::SetKeepalive.code(), &keepalive, 0).0,
         STATUS_SUCCESS,
     )?;
-    let mut peer: Peer = Peer::new(&PeerConfig::new(PEER_ID), Instant::from_millis(0));
-    peer.install_key(
-        KeySlotId::Primary,
-        &KeyConfig {
-            cipher: Cipher::Aes256Gcm,
-            format: KeyFormat::Classic,
-            key_id: 0,
-            encrypt: KeyDirection { key: RX_KEY, nonce_tail: RX_TAIL },
-            decrypt: KeyDirection { key: TX_KEY, nonce_tail: TX_TAIL },
-        },
-    )
-    .map_err(|e| format!("peer key: {e:?}"))?;
     let mac = sim::nic_info(NIC).ok_or("no NIC")?.mac;
     let local4 = [192u8, 0, 2, 1];
     let local6 = LOCAL6;
