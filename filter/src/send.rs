@@ -504,7 +504,6 @@ pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDI
         let mut pending = Queue::new();
         // One queue time for the batch (interrupt time, 100 ns): the batch arrived in one call.
         let now = worker::ticks() as usize as *mut core::ffi::c_void;
-        let queued_before = path.worker.queued_originals.load(Ordering::Acquire);
         for (nbl, verdict) in classify_batch(&mut rest, own_port) {
             match verdict {
                 Verdict::Bypass => {
@@ -521,7 +520,8 @@ pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDI
                     }
                     let trigger = if !ready {
                         Some(Trigger::NotReady)
-                    } else if queued_before + tally.batch_originals >= budget {
+                    } else if path.worker.queued_originals.load(Ordering::Acquire) + tally.originals >= budget
+                    {
                         Some(Trigger::Budget)
                     } else {
                         None
@@ -531,7 +531,6 @@ pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDI
                             // SAFETY: an owned NBL; Scratch is the current owner's.
                             unsafe { (*nbl).Scratch = now };
                             tally.originals += 1;
-                            tally.batch_originals += 1;
                             pending.push(nbl);
                         }
                         Some(trigger) => {
@@ -583,12 +582,11 @@ pub(crate) fn filter_send(path: &SendPath, nbls: *mut NET_BUFFER_LIST, port: NDI
 struct Tally {
     bypassed: u64,
     diverted: u64,
-    /// Originals put on `pending` and not yet on the module's queue.
+    /// Originals put on `pending` and not yet on the module's queue (nor in its queued count: the
+    /// budget check adds them).
     originals: i64,
     /// NBLs deep-copied at once (a hold trigger) whose copies are on `pending`.
     copies: usize,
-    /// Originals this batch queued in all (the budget check adds them to the count read before it).
-    batch_originals: i64,
 }
 
 /// Moves `pending` (in order) onto the module's queue under one hold of its lock and accounts the

@@ -318,7 +318,7 @@ fn round(path: &SendPath, done: &mut NblChain) -> (Round, bool) {
                     unsafe { hold::free_copy(nbl) };
                 } else {
                     offload::mark_lso_complete(nbl);
-                    tally.finish(nbl, done);
+                    tally.finish(nbl, NDIS_STATUS_SUCCESS, done);
                 }
                 sealed += 1;
             }
@@ -398,8 +398,9 @@ impl RoundTally {
         RoundTally { now, tx_packets: 0, tx_bytes: 0, plaintext_copies: 0, hold_time_us: 0, finished: 0 }
     }
 
-    /// A sealed original: completes-to-be with success ([`finish_original`], counted here).
-    fn finish(&mut self, nbl: *mut NET_BUFFER_LIST, done: &mut NblChain) {
+    /// Completes-to-be: takes the original `nbl` off the held count (counted here, added at
+    /// [`Self::flush`]) and adds it to `done` with `status`.
+    fn finish(&mut self, nbl: *mut NET_BUFFER_LIST, status: i32, done: &mut NblChain) {
         // SAFETY: an original the filter owns; Scratch holds the time it was queued.
         let queued_at = unsafe { (*nbl).Scratch } as u64;
         // SAFETY: as above.
@@ -407,7 +408,7 @@ impl RoundTally {
         self.hold_time_us += self.now.saturating_sub(queued_at) / 10;
         self.finished += 1;
         // SAFETY: as above.
-        unsafe { (*nbl).Status = NDIS_STATUS_SUCCESS };
+        unsafe { (*nbl).Status = status };
         done.push(nbl);
     }
 
@@ -427,18 +428,12 @@ impl RoundTally {
     }
 }
 
-/// Completes-to-be: takes `nbl` off the held count and adds it to `done` with `status`.
+/// Completes-to-be, outside a round: takes `nbl` off the held count and adds it to `done` with
+/// `status` ([`RoundTally::finish`], counted at once).
 fn finish_original(path: &SendPath, nbl: *mut NET_BUFFER_LIST, status: i32, done: &mut NblChain) {
-    // SAFETY: an original the filter owns; Scratch holds the time it was queued.
-    let queued_at = unsafe { (*nbl).Scratch } as u64;
-    // SAFETY: as above.
-    unsafe { (*nbl).Scratch = null_mut() };
-    let held_us = ticks().saturating_sub(queued_at) / 10;
-    count!(path.stats, hold_time_us, held_us);
-    path.worker.queued_originals.fetch_sub(1, Ordering::AcqRel);
-    // SAFETY: as above.
-    unsafe { (*nbl).Status = status };
-    done.push(nbl);
+    let mut tally = RoundTally::new(ticks());
+    tally.finish(nbl, status, done);
+    tally.flush(path);
 }
 
 /// Seals every NET_BUFFER of `nbl` for the peer its destination routes to, into `out`. Caller holds
