@@ -1011,16 +1011,22 @@ struct Inner<R: Receiver, C: SendCompletion> {
     control_event: UnsafeCell<MaybeUninit<KEVENT>>,
 }
 
+/// Takes a free send slot of a socket's IRP pool: an entry of `free` (see
+/// [`crate::sync::bitmap_take`]) and its slot in `slots`, counted in `in_flight`. Lock-free, any IRQL.
+fn take_slot<'a, T>(free: &[AtomicU64], slots: &'a [T], in_flight: &AtomicUsize) -> Option<&'a T> {
+    let index = crate::sync::bitmap_take(free)?;
+    let Some(slot) = slots.get(index) else {
+        // Never: only bits of existing slots are ever set. Put it back.
+        crate::sync::bitmap_put(free, index);
+        return None;
+    };
+    in_flight.fetch_add(1, Ordering::AcqRel);
+    Some(slot)
+}
+
 impl<R: Receiver, C: SendCompletion> Inner<R, C> {
     fn acquire_slot(&self) -> Option<&Slot<C::Context>> {
-        let index = crate::sync::bitmap_take(&self.free)?;
-        let Some(slot) = self.slots.as_slice().get(index) else {
-            // Never: only bits of existing slots are ever set. Put it back.
-            self.free_slot(index);
-            return None;
-        };
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        Some(slot)
+        take_slot(&self.free, self.slots.as_slice(), &self.in_flight)
     }
 
     fn free_slot(&self, index: usize) {

@@ -171,14 +171,7 @@ impl<R: StreamReceiver, C: SendCompletion> TcpInner<R, C> {
     }
 
     fn acquire_slot(&self) -> Option<&TcpSlot<C::Context>> {
-        let index = crate::sync::bitmap_take(&self.free)?;
-        let Some(slot) = self.slots.as_slice().get(index) else {
-            // Never: only bits of existing slots are ever set. Put it back.
-            self.free_slot(index);
-            return None;
-        };
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        Some(slot)
+        super::take_slot(&self.free, self.slots.as_slice(), &self.in_flight)
     }
 
     fn free_slot(&self, index: usize) {
